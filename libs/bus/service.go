@@ -1,0 +1,209 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/telemetry"
+)
+
+const tracerName = "github.com/gnome-platform/gnome/libs/bus"
+
+// QueueGroup is the queue group every instance of a service joins, so that
+// each request reaches exactly one instance.
+const QueueGroup = "gnome"
+
+// Subject is the request subject of a service's endpoint: gnome.<service>.<endpoint>.
+func Subject(service, endpoint string) string { return "gnome." + service + "." + endpoint }
+
+// Server is one instance of a named service on the bus. Its handlers run
+// concurrently (up to a bound), unlike plain micro handlers which a
+// subscription serialises.
+type Server struct {
+	svc  micro.Service
+	name string
+	log  *slog.Logger
+	sem  chan struct{}
+	wg   sync.WaitGroup
+}
+
+// ServerOptions describe the instance.
+type ServerOptions struct {
+	Name        string
+	Version     string
+	Description string
+	InstanceID  string
+	// Concurrency bounds handlers running at once; 64 when zero.
+	Concurrency int
+	Log         *slog.Logger
+}
+
+// NewServer registers a micro service (visible to $SRV.PING/INFO/STATS
+// discovery) in the platform's queue group.
+func NewServer(nc *nats.Conn, o ServerOptions) (*Server, error) {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        o.Name,
+		Version:     o.Version,
+		Description: o.Description,
+		QueueGroup:  QueueGroup,
+		Metadata:    map[string]string{"instance": o.InstanceID, "started_at": time.Now().UTC().Format(time.RFC3339)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register %s service on nats: %w", o.Name, err)
+	}
+	return &Server{svc: svc, name: o.Name, log: o.Log, sem: make(chan struct{}, o.Concurrency)}, nil
+}
+
+// ID is this instance's micro service ID.
+func (s *Server) ID() string { return s.svc.Info().ID }
+
+// Handle serves endpoint at gnome.<service>.<endpoint> with h.
+func (s *Server) Handle(endpoint string, h RawHandler) error {
+	subject := Subject(s.name, endpoint)
+	tracer := otel.Tracer(tracerName)
+	return s.svc.AddEndpoint(endpoint, micro.HandlerFunc(func(req micro.Request) {
+		s.sem <- struct{}{}
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; s.wg.Done() }()
+			ctx, rid := Extract(context.Background(), nats.Header(req.Headers()))
+			ctx = telemetry.WithRequestID(ctx, rid)
+			ctx, span := tracer.Start(ctx, subject, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
+			defer span.End()
+			out, err := safeCall(ctx, h, req.Data())
+			if err != nil {
+				ae := apierr.From(err)
+				span.SetStatus(codes.Error, string(ae.Code))
+				if ae.Code == apierr.CodeInternal {
+					span.RecordError(err)
+					s.log.ErrorContext(ctx, "handler failed", "subject", subject, "err", err)
+				}
+				body, _ := json.Marshal(ae.ToBody(rid).Error)
+				_ = req.Error(string(ae.Code), ae.Message, body)
+				return
+			}
+			_ = req.Respond(out)
+		}()
+	}), micro.WithEndpointSubject(subject))
+}
+
+func safeCall(ctx context.Context, h RawHandler, data []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return h(ctx, data)
+}
+
+// Stop leaves the queue group (new requests go to other instances) and waits
+// for the handlers still running, up to ctx's deadline.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.svc.Stop()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: handlers still running: %w", s.name, ctx.Err())
+	}
+	return err
+}
+
+// RawHandler answers a request body with a reply body.
+type RawHandler func(ctx context.Context, data []byte) ([]byte, error)
+
+// JSON adapts a typed handler: the request is decoded (an undecodable one is
+// invalid_json) and the reply encoded.
+func JSON[Req, Resp any](fn func(ctx context.Context, req Req) (Resp, error)) RawHandler {
+	return func(ctx context.Context, data []byte) ([]byte, error) {
+		var req Req
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &req); err != nil {
+				return nil, apierr.Wrap(apierr.CodeInvalidJson, err, "request is not valid JSON")
+			}
+		}
+		resp, err := fn(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(resp)
+	}
+}
+
+// Call sends req to subject and decodes the reply into a Resp. A service
+// error comes back as the same *apierr.Error; no instance listening is
+// unavailable, and no answer in time is timeout.
+func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
+	var resp Resp
+	data, err := json.Marshal(req)
+	if err != nil {
+		return resp, fmt.Errorf("encode request for %s: %w", subject, err)
+	}
+	raw, err := CallRaw(ctx, nc, subject, data)
+	if err != nil {
+		return resp, err
+	}
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return resp, apierr.Wrap(apierr.CodeBadGateway, err, "service reply could not be read")
+	}
+	return resp, nil
+}
+
+// DefaultTimeout bounds a Call whose context has no deadline.
+const DefaultTimeout = 5 * time.Second
+
+// CallRaw is Call without the JSON.
+func CallRaw(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
+		defer cancel()
+	}
+	ctx, span := otel.Tracer(tracerName).Start(ctx, subject, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
+	defer span.End()
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	Inject(ctx, msg.Header, telemetry.RequestID(ctx))
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return nil, apierr.Wrap(apierr.CodeUnavailable, ErrNoResponders, "service "+subject+" is not available")
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			return nil, apierr.Wrap(apierr.CodeTimeout, err, "service "+subject+" did not answer in time")
+		}
+		return nil, apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" could not be reached")
+	}
+	if code := reply.Header.Get(HeaderErrorCode); code != "" {
+		var be apierr.BodyError
+		if json.Unmarshal(reply.Data, &be) != nil || be.Code == "" {
+			be = apierr.BodyError{Code: apierr.Code(code), Message: reply.Header.Get(HeaderError)}
+		}
+		span.SetStatus(codes.Error, string(be.Code))
+		return nil, apierr.FromBody(be)
+	}
+	return reply.Data, nil
+}

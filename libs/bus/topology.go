@@ -1,0 +1,187 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The JetStream resources of the platform. schemas/asyncapi.yaml documents
+// each; the service named beside it owns and provisions it at start, and any
+// service that uses it ensures it too, so start order never matters.
+const (
+	// StreamEvents carries domain events (events.experiment.updated, ...);
+	// limits retention, so every interested service reads it through its own
+	// durable consumer. Owner: upload.
+	StreamEvents = "EVENTS"
+	// StreamExportJobs is the export job work queue. Owner: export.
+	StreamExportJobs = "JOBS_EXPORT"
+	// StreamActorJobs is the actor start job work queue. Owner: actorworker.
+	StreamActorJobs = "JOBS_ACTOR"
+
+	SubjectEvents     = "events.>"
+	SubjectExportJobs = "jobs.export.>"
+	SubjectActorJobs  = "jobs.actor.>"
+
+	// Buckets.
+	BucketRateLimit     = "ratelimit"      // owner: edge
+	BucketRevokedTokens = "revoked_tokens" // owner: auth
+	BucketActorLeases   = "actor_leases"   // owner: actorworker
+	BucketActorState    = "actor_state"    // owner: actorworker
+	BucketActorKV       = "actor_kv"       // owner: actorworker
+
+	// Object stores.
+	ObjectUploads = "uploads" // owner: upload (staging of incoming ZIPs)
+	ObjectBundles = "bundles" // owner: upload (normalised experiment versions)
+	ObjectExports = "exports" // owner: export
+)
+
+// Topology provisions the platform's JetStream resources with one set of
+// durability settings.
+type Topology struct {
+	JS jetstream.JetStream
+	// Replicas of every stream, bucket and object store: 1 on a single
+	// server, 3 on a production cluster.
+	Replicas int
+}
+
+// Durability: every resource is file-backed. The embedded server fsyncs every
+// write (SyncAlways, see embedded.NATS); on a cluster, replicas give the
+// durability and the operator's server config decides fsync.
+
+func (t Topology) replicas() int {
+	if t.Replicas < 1 {
+		return 1
+	}
+	return t.Replicas
+}
+
+// Stream returns the configuration of one of the platform's streams.
+func (t Topology) Stream(name string) (jetstream.StreamConfig, error) {
+	base := jetstream.StreamConfig{
+		Name:       name,
+		Storage:    jetstream.FileStorage,
+		Replicas:   t.replicas(),
+		Duplicates: 10 * time.Minute,
+		Discard:    jetstream.DiscardOld,
+	}
+	switch name {
+	case StreamEvents:
+		base.Subjects = []string{SubjectEvents}
+		base.Retention = jetstream.LimitsPolicy
+		base.MaxAge = 7 * 24 * time.Hour
+		base.Description = "domain events (experiment.updated, experiment.deleted, ...)"
+	case StreamExportJobs:
+		base.Subjects = []string{SubjectExportJobs}
+		base.Retention = jetstream.WorkQueuePolicy
+		base.MaxAge = 24 * time.Hour
+		base.Discard = jetstream.DiscardNew
+		base.MaxMsgs = 100_000
+		base.Description = "export generation jobs"
+	case StreamActorJobs:
+		base.Subjects = []string{SubjectActorJobs}
+		base.Retention = jetstream.WorkQueuePolicy
+		base.MaxAge = 24 * time.Hour
+		base.Discard = jetstream.DiscardNew
+		base.MaxMsgs = 100_000
+		base.Description = "actor start jobs"
+	default:
+		return base, fmt.Errorf("unknown stream %q", name)
+	}
+	return base, nil
+}
+
+// EnsureStreams creates or updates the named streams.
+func (t Topology) EnsureStreams(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		cfg, err := t.Stream(n)
+		if err != nil {
+			return err
+		}
+		if _, err := t.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("provision stream %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// KeyValue returns the configuration of one of the platform's buckets.
+func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
+	cfg := jetstream.KeyValueConfig{Bucket: name, Storage: jetstream.FileStorage, Replicas: t.replicas(), History: 1}
+	switch name {
+	case BucketRateLimit:
+		cfg.Description = "rate-limit windows, updated by compare-and-set"
+		cfg.TTL = time.Hour
+		cfg.LimitMarkerTTL = time.Minute
+	case BucketRevokedTokens:
+		cfg.Description = "deny-list of signed-out token IDs; entries expire with the token"
+		cfg.TTL = 25 * time.Hour
+		cfg.LimitMarkerTTL = time.Minute
+	case BucketActorLeases:
+		cfg.Description = "actor placement leases, one key per experiment"
+		cfg.TTL = 10 * time.Second
+	case BucketActorState:
+		cfg.Description = "actor state per experiment, readable from any edge"
+	case BucketActorKV:
+		cfg.Description = "per-experiment key-value store of actors"
+		cfg.MaxValueSize = 1 << 20
+	default:
+		return cfg, fmt.Errorf("unknown bucket %q", name)
+	}
+	return cfg, nil
+}
+
+// EnsureBuckets creates or updates the named key-value buckets.
+func (t Topology) EnsureBuckets(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		cfg, err := t.KeyValue(n)
+		if err != nil {
+			return err
+		}
+		if _, err := t.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// ObjectStore returns the configuration of one of the platform's object stores.
+func (t Topology) ObjectStore(name string) (jetstream.ObjectStoreConfig, error) {
+	cfg := jetstream.ObjectStoreConfig{Bucket: name, Storage: jetstream.FileStorage, Replicas: t.replicas(), Compression: false}
+	switch name {
+	case ObjectUploads:
+		cfg.Description = "incoming experiment ZIPs, kept until checked"
+		cfg.TTL = 24 * time.Hour
+	case ObjectBundles:
+		cfg.Description = "experiment bundles by version, content-addressed"
+	case ObjectExports:
+		cfg.Description = "export packages"
+	default:
+		return cfg, fmt.Errorf("unknown object store %q", name)
+	}
+	return cfg, nil
+}
+
+// EnsureObjectStores creates or updates the named object stores.
+func (t Topology) EnsureObjectStores(ctx context.Context, names ...string) error {
+	for _, n := range names {
+		cfg, err := t.ObjectStore(n)
+		if err != nil {
+			return err
+		}
+		if _, err := t.JS.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
+			return fmt.Errorf("provision object store %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a stream, consumer, key or object is absent.
+func IsNotFound(err error) bool {
+	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrObjectNotFound) ||
+		errors.Is(err, jetstream.ErrBucketNotFound)
+}

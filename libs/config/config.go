@@ -1,0 +1,311 @@
+// Package config reads the platform's settings from the environment into one
+// typed value and validates it once, at start.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Environments the platform knows.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// MinSecretKeyLen is the shortest SECRET_KEY accepted in production.
+const MinSecretKeyLen = 32
+
+// Config is every setting of the platform. Zero values are never used: Load
+// fills defaults.
+type Config struct {
+	Env      string
+	HTTPAddr string
+	DataDir  string
+
+	NATSURL string
+	// EmbeddedNATSAddr is where `gnome serve` listens with its embedded NATS
+	// server when NATSURL is empty.
+	EmbeddedNATSAddr string
+	// NATSReplicas is the replica count of every stream, bucket and object
+	// store the services provision (1 on a single server, 3 on a cluster).
+	NATSReplicas int
+
+	MongoURI          string
+	MongoDB           string
+	MongoMinPool      uint64
+	MongoMaxPool      uint64
+	EmbeddedStoreAddr string
+
+	SecretKey string
+
+	EnableRegistration bool
+	AdminEmail         string
+	AdminPassword      string
+
+	LogLevel  string
+	LogFormat string
+
+	MaxUploadSizeMB int64
+
+	TrustedProxies []netip.Prefix
+	// MetricsAllowed are the networks that may read /metrics; loopback always may.
+	MetricsAllowed []netip.Prefix
+
+	B2 B2Config
+
+	// ShutdownGrace bounds how long in-flight requests and jobs get on SIGTERM
+	// before jobs are handed back to the queue.
+	ShutdownGrace time.Duration
+}
+
+// B2Config is the optional S3-compatible export storage.
+type B2Config struct {
+	KeyID, Key, Bucket, Endpoint string
+}
+
+// Enabled reports whether S3-compatible storage is configured.
+func (b B2Config) Enabled() bool { return b.KeyID != "" && b.Key != "" && b.Bucket != "" }
+
+// IsProduction reports whether production rules apply.
+func (c *Config) IsProduction() bool { return c.Env == Production }
+
+// Embedded reports whether this process must start the embedded NATS server
+// and store (true only when both URLs are empty).
+func (c *Config) EmbeddedNATS() bool  { return c.NATSURL == "" }
+func (c *Config) EmbeddedStore() bool { return c.MongoURI == "" }
+
+// Error is a setting that failed validation; it names the variable.
+type Error struct {
+	Var string
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Msg }
+
+// Getenv is how Load reads the environment; tests pass a map's lookup.
+type Getenv func(string) (string, bool)
+
+// Load reads the settings from the process environment.
+func Load() (*Config, error) { return LoadFrom(os.LookupEnv) }
+
+// LoadFrom reads the settings through get and validates them. It does not
+// touch the disk; see EnsureSecretKey for the development key.
+func LoadFrom(get Getenv) (*Config, error) {
+	var errs []error
+	str := func(name, def string) string {
+		if v, ok := get(name); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	integer := func(name string, def int64, min int64) int64 {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < min {
+			errs = append(errs, &Error{name, fmt.Sprintf("must be a whole number of at least %d, got %q", min, v)})
+			return def
+		}
+		return n
+	}
+	boolean := func(name string, def bool) bool {
+		v := str(name, "")
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(strings.ToLower(v))
+		if err != nil {
+			errs = append(errs, &Error{name, fmt.Sprintf("must be true or false, got %q", v)})
+			return def
+		}
+		return b
+	}
+	cidrs := func(name string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, f := range strings.Split(str(name, ""), ",") {
+			f = strings.TrimSpace(f)
+			if f == "" {
+				continue
+			}
+			p, err := parsePrefix(f)
+			if err != nil {
+				errs = append(errs, &Error{name, fmt.Sprintf("%q is not an IP address or CIDR", f)})
+				continue
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+
+	c := &Config{
+		Env:                strings.ToLower(str("G_NOME_ENV", Development)),
+		HTTPAddr:           str("HTTP_ADDR", "127.0.0.1:8080"),
+		DataDir:            str("DATA_DIR", "./data"),
+		NATSURL:            str("NATS_URL", ""),
+		EmbeddedNATSAddr:   str("EMBEDDED_NATS_ADDR", "127.0.0.1:4222"),
+		NATSReplicas:       int(integer("NATS_REPLICAS", 1, 1)),
+		MongoURI:           str("MONGO_URI", ""),
+		MongoDB:            str("MONGO_DB", "gnome"),
+		MongoMinPool:       uint64(integer("MONGO_MAIN_MIN_POOL_SIZE", 10, 0)),
+		MongoMaxPool:       uint64(integer("MONGO_MAIN_MAX_POOL_SIZE", 50, 1)),
+		EmbeddedStoreAddr:  str("EMBEDDED_STORE_ADDR", "127.0.0.1:27017"),
+		SecretKey:          str("SECRET_KEY", str("FLASK_SECRET_KEY", "")),
+		EnableRegistration: boolean("ENABLE_REGISTRATION", false),
+		AdminEmail:         strings.ToLower(str("ADMIN_EMAIL", "admin@example.com")),
+		AdminPassword:      str("ADMIN_PASSWORD", ""),
+		LogLevel:           strings.ToUpper(str("LOG_LEVEL", "INFO")),
+		LogFormat:          strings.ToLower(str("LOG_FORMAT", "text")),
+		MaxUploadSizeMB:    integer("MAX_UPLOAD_SIZE_MB", 100, 1),
+		TrustedProxies:     cidrs("TRUSTED_PROXIES"),
+		MetricsAllowed:     cidrs("METRICS_ALLOWED_CIDRS"),
+		B2: B2Config{
+			KeyID:    str("B2_APPLICATION_KEY_ID", str("B2_ACCESS_KEY_ID", "")),
+			Key:      str("B2_APPLICATION_KEY", str("B2_SECRET_ACCESS_KEY", "")),
+			Bucket:   str("B2_BUCKET_NAME", ""),
+			Endpoint: str("B2_ENDPOINT_URL", ""),
+		},
+		ShutdownGrace: time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
+	}
+
+	if c.Env != Development && c.Env != Production {
+		errs = append(errs, &Error{"G_NOME_ENV", fmt.Sprintf("must be %q or %q, got %q", Development, Production, c.Env)})
+	}
+	for name, addr := range map[string]string{"HTTP_ADDR": c.HTTPAddr, "EMBEDDED_NATS_ADDR": c.EmbeddedNATSAddr, "EMBEDDED_STORE_ADDR": c.EmbeddedStoreAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, &Error{name, fmt.Sprintf("must be host:port, got %q", addr)})
+		}
+	}
+	if c.MongoMinPool > c.MongoMaxPool {
+		errs = append(errs, &Error{"MONGO_MAIN_MIN_POOL_SIZE", fmt.Sprintf("%d is above MONGO_MAIN_MAX_POOL_SIZE %d", c.MongoMinPool, c.MongoMaxPool)})
+	}
+	switch c.LogLevel {
+	case "DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL":
+	default:
+		errs = append(errs, &Error{"LOG_LEVEL", fmt.Sprintf("must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got %q", c.LogLevel)})
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, &Error{"LOG_FORMAT", fmt.Sprintf("must be text or json, got %q", c.LogFormat)})
+	}
+	if !strings.Contains(c.AdminEmail, "@") {
+		errs = append(errs, &Error{"ADMIN_EMAIL", fmt.Sprintf("%q is not an email address", c.AdminEmail)})
+	}
+	if c.IsProduction() {
+		switch {
+		case c.SecretKey == "":
+			errs = append(errs, &Error{"SECRET_KEY", "is required in production"})
+		case len(c.SecretKey) < MinSecretKeyLen:
+			errs = append(errs, &Error{"SECRET_KEY", fmt.Sprintf("must be at least %d characters in production", MinSecretKeyLen)})
+		case IsKnownDefault(c.SecretKey):
+			errs = append(errs, &Error{"SECRET_KEY", "is a known default value"})
+		}
+		if msg := WeakPassword(c.AdminPassword); msg != "" {
+			errs = append(errs, &Error{"ADMIN_PASSWORD", msg + " (required in production)"})
+		}
+	} else if c.AdminPassword != "" {
+		if msg := WeakPassword(c.AdminPassword); msg != "" {
+			errs = append(errs, &Error{"ADMIN_PASSWORD", msg})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// knownDefaults are values shipped as defaults by the original platform or
+// common templates; none may guard a production deployment.
+var knownDefaults = []string{
+	"password123", "password", "admin", "admin123", "changeme", "change-me", "secret",
+	"your-secret-key", "your-secret-key-here", "change-this-secret-key", "dev-secret-key",
+	"flask-secret-key", "supersecret", "123456", "12345678", "letmein", "qwerty",
+}
+
+// IsKnownDefault reports whether v is a known default credential.
+func IsKnownDefault(v string) bool {
+	l := strings.ToLower(strings.TrimSpace(v))
+	for _, d := range knownDefaults {
+		if l == d {
+			return true
+		}
+	}
+	return false
+}
+
+// WeakPassword returns why an admin password is unacceptable, or "".
+func WeakPassword(p string) string {
+	switch {
+	case p == "":
+		return "is missing"
+	case IsKnownDefault(p):
+		return "is a known default password"
+	case len(p) < 12:
+		return "must be at least 12 characters"
+	}
+	return ""
+}
+
+// EnsureSecretKey fills SecretKey in development from DATA_DIR/secret_key,
+// generating it once. In production the key must come from the environment.
+func (c *Config) EnsureSecretKey() error {
+	if c.SecretKey != "" {
+		return nil
+	}
+	if c.IsProduction() {
+		return &Error{"SECRET_KEY", "is required in production"}
+	}
+	path := filepath.Join(c.DataDir, "secret_key")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= MinSecretKeyLen {
+		c.SecretKey = strings.TrimSpace(string(b))
+		return nil
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return fmt.Errorf("generate secret key: %w", err)
+	}
+	key := hex.EncodeToString(buf)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write secret key: %w", err)
+	}
+	c.SecretKey = key
+	return nil
+}
+
+// RequireExternal is the check a separately deployed service binary makes: it
+// embeds nothing, so both URLs must be given.
+func (c *Config) RequireExternal(binary string) error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, &Error{"NATS_URL", binary + " embeds no NATS server; set NATS_URL (or run `gnome serve`)"})
+	}
+	if c.MongoURI == "" {
+		errs = append(errs, &Error{"MONGO_URI", binary + " embeds no store; set MONGO_URI (or run `gnome serve`)"})
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,179 @@
+// Package embedded starts the infrastructure `gnome serve` brings along when no
+// cluster is given: a NATS server with JetStream on disk, and FerretDB on
+// SQLite as the MongoDB-compatible store. Both listen on loopback only.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// NATS is an embedded NATS server.
+type NATS struct {
+	srv *server.Server
+}
+
+// StartNATS starts a JetStream-enabled server storing under dir and listening
+// on addr (host:port; port 0 picks a free one). The host must be a loopback
+// address. Every write to a stream is fsynced before it is acknowledged
+// (SyncAlways): acknowledged jobs and events survive a power cut.
+func StartNATS(dir, addr string) (*NATS, error) {
+	host, port, err := loopback(addr)
+	if err != nil {
+		return nil, fmt.Errorf("EMBEDDED_NATS_ADDR: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create nats data dir: %w", err)
+	}
+	if port != 0 {
+		if err := portFree(host, port); err != nil {
+			return nil, fmt.Errorf("EMBEDDED_NATS_ADDR: cannot listen on %s (%v); set EMBEDDED_NATS_ADDR to a free address or NATS_URL to an existing server", addr, err)
+		}
+	} else {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName:         "gnome-embedded",
+		Host:               host,
+		Port:               port,
+		JetStream:          true,
+		StoreDir:           dir,
+		SyncAlways:         true,
+		NoSigs:             true,
+		NoLog:              true,
+		MaxPayload:         8 << 20,
+		JetStreamMaxMemory: 256 << 20,
+		HTTPPort:           0,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create embedded nats server: %w", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(15 * time.Second) {
+		srv.Shutdown()
+		return nil, errors.New("embedded nats server did not become ready in 15s")
+	}
+	return &NATS{srv: srv}, nil
+}
+
+// URL is the client URL of the server.
+func (n *NATS) URL() string { return n.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it, flushing JetStream to disk.
+func (n *NATS) Shutdown() {
+	n.srv.Shutdown()
+	n.srv.WaitForShutdown()
+}
+
+// Store is an embedded FerretDB with the SQLite backend.
+type Store struct {
+	db     *ferretdb.FerretDB
+	cancel context.CancelFunc
+	done   chan struct{}
+	uri    string
+}
+
+// StartStore starts FerretDB storing its SQLite files under dir and
+// listening on addr (loopback; port 0 picks a free one).
+func StartStore(dir, addr string, log *slog.Logger) (*Store, error) {
+	host, port, err := loopback(addr)
+	if err != nil {
+		return nil, fmt.Errorf("EMBEDDED_STORE_ADDR: %w", err)
+	}
+	if port != 0 {
+		if err := portFree(host, port); err != nil {
+			return nil, fmt.Errorf("EMBEDDED_STORE_ADDR: cannot listen on %s (%v); set EMBEDDED_STORE_ADDR to a free address or MONGO_URI to an existing MongoDB", addr, err)
+		}
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve store dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("create store dir: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	db, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: net.JoinHostPort(host, strconv.Itoa(port))},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		// FerretDB logs every connection at info and unsupported commands (such as the driver's endSessions) as warnings; keep only its errors.
+		Logger: slog.New(levelFloor{log.Handler(), slog.LevelError}).With("component", "store"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create embedded store: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Store{db: db, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(s.done); _ = db.Run(ctx) }()
+	// MongoDBURI blocks until the listener is bound.
+	s.uri = db.MongoDBURI()
+	return s, nil
+}
+
+// URI is the MongoDB connection string of the store.
+func (s *Store) URI() string { return s.uri }
+
+// Shutdown stops the listener and closes the SQLite files.
+func (s *Store) Shutdown() {
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+func loopback(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is not host:port", addr)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", 0, fmt.Errorf("%q is not a loopback address: the embedded infrastructure never listens beyond this machine", host)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q is not a port", p)
+	}
+	return host, port, nil
+}
+
+func portFree(host string, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h levelFloor) WithAttrs(as []slog.Attr) slog.Handler {
+	return levelFloor{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h levelFloor) WithGroup(n string) slog.Handler { return levelFloor{h.Handler.WithGroup(n), h.min} }

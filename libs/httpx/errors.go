@@ -1,0 +1,93 @@
+package httpx
+
+import (
+	"errors"
+	"fmt"
+	"html/template"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+)
+
+// NotFound is a not_found error with a message.
+func NotFound(format string, args ...any) error { return apierr.New(apierr.CodeNotFound, format, args...) }
+
+// ErrorHandler renders every error of the edge: apierr errors with their
+// catalogue status, Fiber's own (unknown route, wrong method, body too large)
+// mapped to catalogue codes, anything else as internal without details. API
+// clients get the contract's JSON shape; browsers asking for HTML get a
+// readable page with the same code and request ID.
+func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
+	return func(c *fiber.Ctx, err error) error {
+		ae := toAPIError(err)
+		if ae.Code == apierr.CodeInternal && log != nil {
+			log(c, err)
+		}
+		status := ae.Code.Status()
+		if ae.RetryAfter > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
+		}
+		c.Status(status)
+		c.Response().Header.Del(fiber.HeaderContentEncoding)
+		if wantsHTML(c) {
+			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			return errorPage.Execute(c.Response().BodyWriter(), map[string]any{
+				"Status": status, "Code": ae.Code, "Message": ae.Message, "RequestID": GetRequestID(c),
+			})
+		}
+		return c.JSON(ae.ToBody(GetRequestID(c)))
+	}
+}
+
+func toAPIError(err error) *apierr.Error {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch fe.Code {
+		case fiber.StatusNotFound:
+			return apierr.New(apierr.CodeNotFound, "the requested resource does not exist")
+		case fiber.StatusMethodNotAllowed:
+			return apierr.New(apierr.CodeMethodNotAllowed, "this route does not take that method")
+		case fiber.StatusRequestEntityTooLarge:
+			return apierr.New(apierr.CodePayloadTooLarge, "the request body is too large")
+		case fiber.StatusUnsupportedMediaType:
+			return apierr.New(apierr.CodeUnsupportedMediaType, "unsupported content type")
+		case fiber.StatusTooManyRequests:
+			return apierr.New(apierr.CodeRateLimited, "too many requests")
+		case fiber.StatusRequestTimeout:
+			return apierr.New(apierr.CodeTimeout, "the request took too long")
+		case fiber.StatusServiceUnavailable:
+			return apierr.New(apierr.CodeUnavailable, "service unavailable")
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return apierr.New(apierr.CodeBadRequest, "%s", fe.Message)
+		}
+		return apierr.Wrap(apierr.CodeInternal, err, "internal error")
+	}
+	return apierr.From(err)
+}
+
+func wantsHTML(c *fiber.Ctx) bool {
+	if strings.HasPrefix(c.Path(), "/api/") || strings.HasPrefix(c.Path(), "/admin/api/") || strings.Contains(c.Path(), "/api/") {
+		return false
+	}
+	accept := c.Get(fiber.HeaderAccept)
+	return strings.Contains(accept, "text/html") && !strings.Contains(accept, "application/json")
+}
+
+var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Status}} · g.nome</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head>
+<body><h1>{{.Status}}</h1><p>{{.Message}}</p>
+<p><small>Error <code>{{.Code}}</code>{{if .RequestID}} · request <code>{{.RequestID}}</code>{{end}}</small></p>
+<p><a href="/">Back to the experiments</a></p></body></html>
+`))
+
+// Errorf is a shorthand for handlers: an apierr with code.
+func Errorf(code apierr.Code, format string, args ...any) error {
+	return apierr.New(code, "%s", fmt.Sprintf(format, args...))
+}

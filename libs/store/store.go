@@ -1,0 +1,167 @@
+// Package store is the platform's MongoDB access: one pooled client with its
+// pool and slow commands observed, and the core indexes.
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/gnome-platform/gnome/libs/telemetry"
+)
+
+// Core collections.
+const (
+	Users             = "users"
+	ExperimentsConfig = "experiments_config"
+	ExportLogs        = "export_logs"
+	AuditLog          = "audit_log"
+)
+
+// SlowCommand is the duration past which a command is logged.
+const SlowCommand = 100 * time.Millisecond
+
+// Options configure Open.
+type Options struct {
+	URI      string
+	Database string
+	MinPool  uint64
+	MaxPool  uint64
+	AppName  string
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+}
+
+// Store is a connected client and the platform database.
+type Store struct {
+	Client *mongo.Client
+	DB     *mongo.Database
+}
+
+type poolMetrics struct {
+	checkedOut prometheus.Gauge
+	open       prometheus.Gauge
+	waits      prometheus.Counter
+	waitTime   prometheus.Histogram
+	slow       prometheus.Counter
+}
+
+func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
+	return &poolMetrics{
+		checkedOut: telemetry.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "gnome_db_pool_checked_out", Help: "Connections in use."})),
+		open:       telemetry.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "gnome_db_pool_open", Help: "Connections open (in use and idle)."})),
+		waits:      telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "gnome_db_pool_checkout_waits_total", Help: "Connection check-outs started."})),
+		waitTime: telemetry.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{Name: "gnome_db_pool_checkout_seconds", Help: "Time to check a connection out of the pool.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5}})),
+		slow: telemetry.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "gnome_db_slow_commands_total", Help: "Commands slower than 100 ms."})),
+	}
+}
+
+// Open connects and pings. Pool use is exported as gnome_db_pool_* metrics
+// and commands slower than SlowCommand are logged.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	m := newPoolMetrics(o.Registry)
+	pool := &event.PoolMonitor{Event: func(e *event.PoolEvent) {
+		switch e.Type {
+		case event.ConnectionCreated:
+			m.open.Inc()
+		case event.ConnectionClosed:
+			m.open.Dec()
+		case event.ConnectionCheckOutStarted:
+			m.waits.Inc()
+		case event.ConnectionCheckedOut:
+			m.checkedOut.Inc()
+			m.waitTime.Observe(e.Duration.Seconds())
+		case event.ConnectionCheckedIn:
+			m.checkedOut.Dec()
+		}
+	}}
+	cmd := &event.CommandMonitor{
+		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			if e.Duration >= SlowCommand {
+				m.slow.Inc()
+				o.Log.WarnContext(ctx, "slow database command", "command", e.CommandName, "database", e.DatabaseName, "duration_ms", e.Duration.Milliseconds())
+			}
+		},
+		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			if e.Duration >= SlowCommand {
+				m.slow.Inc()
+				o.Log.WarnContext(ctx, "slow database command failed", "command", e.CommandName, "duration_ms", e.Duration.Milliseconds(), "err", e.Failure)
+			}
+		},
+	}
+	opts := options.Client().ApplyURI(o.URI).
+		SetMinPoolSize(o.MinPool).SetMaxPoolSize(o.MaxPool).
+		SetPoolMonitor(pool).SetMonitor(cmd).
+		SetAppName(o.AppName).
+		SetServerSelectionTimeout(10 * time.Second)
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := client.Ping(pctx, readpref.Primary()); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return &Store{Client: client, DB: client.Database(o.Database)}, nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.Client.Ping(ctx, readpref.Primary()) }
+
+// Close disconnects, waiting for operations in flight up to ctx's deadline.
+func (s *Store) Close(ctx context.Context) error { return s.Client.Disconnect(ctx) }
+
+// Collection is a collection of the platform database.
+func (s *Store) Collection(name string) *mongo.Collection { return s.DB.Collection(name) }
+
+// CoreIndexes are the indexes every deployment has, created at start.
+var CoreIndexes = map[string][]mongo.IndexModel{
+	Users: {
+		{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetName("email_unique").SetUnique(true)},
+	},
+	ExperimentsConfig: {
+		{Keys: bson.D{{Key: "slug", Value: 1}}, Options: options.Index().SetName("slug_unique").SetUnique(true)},
+	},
+	ExportLogs: {
+		{Keys: bson.D{{Key: "slug_id", Value: 1}}, Options: options.Index().SetName("slug_id")},
+		{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")},
+		{Keys: bson.D{{Key: "checksum", Value: 1}, {Key: "invalidated", Value: 1}}, Options: options.Index().SetName("checksum_invalidated")},
+	},
+}
+
+// EnsureIndexes creates the core indexes of the named collections (all when
+// none are named); existing ones are kept.
+func (s *Store) EnsureIndexes(ctx context.Context, collections ...string) error {
+	if len(collections) == 0 {
+		for c := range CoreIndexes {
+			collections = append(collections, c)
+		}
+	}
+	for _, coll := range collections {
+		models, ok := CoreIndexes[coll]
+		if !ok {
+			return fmt.Errorf("no core indexes are defined for %s", coll)
+		}
+		if _, err := s.DB.Collection(coll).Indexes().CreateMany(ctx, models); err != nil {
+			return fmt.Errorf("create indexes on %s: %w", coll, err)
+		}
+	}
+	return nil
+}

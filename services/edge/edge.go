@@ -1,0 +1,122 @@
+// Package edge is the platform's HTTP API and pages. It holds no state of its
+// own: everything it answers comes from the other services over NATS, from
+// JetStream buckets, or from the database.
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/httpx"
+	"github.com/gnome-platform/gnome/libs/svc"
+)
+
+// Name is the service's name on the bus.
+const Name = "edge"
+
+// Service is one edge instance: an HTTP server and its presence on the bus.
+type Service struct {
+	d       *svc.Deps
+	app     *fiber.App
+	ln      net.Listener
+	srv     *bus.Server
+	health  *prober
+	served  chan error
+	metrics *httpx.Metrics
+	// Addr is the address the server listens on, known once started.
+	Addr string
+}
+
+// New builds the edge on d; it listens on d.Config.HTTPAddr when started.
+func New(d *svc.Deps) *Service { return &Service{d: d} }
+
+// Name is the service's name on the bus.
+func (s *Service) Name() string { return Name }
+
+// App is the Fiber application, for in-process tests.
+func (s *Service) App() *fiber.App { return s.app }
+
+// Start provisions the edge's bucket, joins the bus, and listens.
+func (s *Service) Start(ctx context.Context) error {
+	d := s.d
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit); err != nil {
+		return err
+	}
+	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
+	registerJetStreamCollector(d)
+	s.health = newProber(d)
+	s.health.start()
+	s.app = s.newApp()
+
+	ln, err := net.Listen("tcp", d.Config.HTTPAddr)
+	if err != nil {
+		s.health.stop()
+		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", d.Config.HTTPAddr, err)
+	}
+	s.ln = ln
+	s.Addr = ln.Addr().String()
+	s.served = make(chan error, 1)
+	go func() { s.served <- s.app.Listener(ln) }()
+
+	srv, err := d.Serve(Name, "HTTP API and pages at "+s.Addr)
+	if err != nil {
+		_ = s.app.Shutdown()
+		s.health.stop()
+		return err
+	}
+	s.srv = srv
+	return nil
+}
+
+// Stop stops accepting connections, lets requests in flight finish within
+// ctx, then leaves the bus.
+func (s *Service) Stop(ctx context.Context) error {
+	var errs []error
+	if s.app != nil {
+		errs = append(errs, s.app.ShutdownWithContext(ctx))
+		select {
+		case <-s.served:
+		case <-ctx.Done():
+		}
+	}
+	if s.srv != nil {
+		errs = append(errs, s.srv.Stop(ctx))
+	}
+	if s.health != nil {
+		s.health.stop()
+	}
+	return errors.Join(errs...)
+}
+
+// newApp builds the Fiber app: the middleware chain, then the routes.
+func (s *Service) newApp() *fiber.App {
+	d := s.d
+	errHandler := httpx.ErrorHandler(func(c *fiber.Ctx, err error) {
+		d.Log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
+	})
+	app := fiber.New(fiber.Config{
+		AppName:               "g.nome",
+		DisableStartupMessage: true,
+		ErrorHandler:          errHandler,
+		// Bodies above this are refused with 413 before a handler runs;
+		// uploads stream past it on their own routes.
+		BodyLimit:    4 << 20,
+		ReadTimeout:  60 * time.Second,
+		WriteTimeout: 120 * time.Second,
+		IdleTimeout:  120 * time.Second,
+	})
+	httpx.Use(app, httpx.Chain(httpx.ChainOptions{
+		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
+		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
+	}))
+	app.Get("/health", s.health.handleHealth)
+	app.Get("/health/detailed", s.health.handleDetailed)
+	app.Get("/metrics", httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed))
+	return app
+}
