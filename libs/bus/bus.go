@@ -56,7 +56,9 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 // carrier adapts NATS headers to OpenTelemetry's propagation. nats.Header
 // shares http.Header's shape, and both ends go through http.Header's
 // canonical keys, so injected and extracted names agree.
-func carrier(h nats.Header) propagation.HeaderCarrier { return propagation.HeaderCarrier(http.Header(h)) }
+func carrier(h nats.Header) propagation.HeaderCarrier {
+	return propagation.HeaderCarrier(http.Header(h))
+}
 
 // Inject writes ctx's trace context and request ID into h.
 func Inject(ctx context.Context, h nats.Header, requestID string) {

@@ -13,7 +13,9 @@ import (
 )
 
 // NotFound is a not_found error with a message.
-func NotFound(format string, args ...any) error { return apierr.New(apierr.CodeNotFound, format, args...) }
+func NotFound(format string, args ...any) error {
+	return apierr.New(apierr.CodeNotFound, format, args...)
+}
 
 // ErrorHandler renders every error of the edge: apierr errors with their
 // catalogue status, Fiber's own (unknown route, wrong method, body too large)
