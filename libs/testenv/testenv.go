@@ -7,6 +7,8 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,7 +69,7 @@ func (e *Env) Deps(t testing.TB, cfg *config.Config) *svc.Deps {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-test", Version: svc.Version, LogLevel: cfg.LogLevel, LogWriter: testWriter{t}})
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-test", Version: svc.Version, LogLevel: cfg.LogLevel, LogWriter: newTestWriter(t)})
 	if err != nil {
 		t.Fatalf("telemetry: %v", err)
 	}
@@ -101,12 +103,22 @@ func Run(t testing.TB, d *svc.Deps, services ...svc.Service) {
 	})
 }
 
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
+// testWriter sends log lines to the test log until the test's cleanups are
+// over; goroutines that log later are ignored instead of panicking.
+type testWriter struct {
+	t    testing.TB
+	done *atomic.Bool
 }
 
-var _ io.Writer = testWriter{}
+func newTestWriter(t testing.TB) io.Writer {
+	w := testWriter{t: t, done: new(atomic.Bool)}
+	t.Cleanup(func() { w.done.Store(true) })
+	return w
+}
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
