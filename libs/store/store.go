@@ -159,8 +159,12 @@ func (s *Store) EnsureIndexes(ctx context.Context, collections ...string) error 
 		if !ok {
 			return fmt.Errorf("no core indexes are defined for %s", coll)
 		}
-		if _, err := s.DB.Collection(coll).Indexes().CreateMany(ctx, models); err != nil {
-			return fmt.Errorf("create indexes on %s: %w", coll, err)
+		// One index per command: FerretDB 1.24 fails a createIndexes that
+		// names several indexes when some already exist.
+		for _, m := range models {
+			if _, err := s.DB.Collection(coll).Indexes().CreateOne(ctx, m); err != nil {
+				return fmt.Errorf("create indexes on %s: %w", coll, err)
+			}
 		}
 	}
 	return nil
