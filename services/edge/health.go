@@ -84,10 +84,13 @@ type Component struct {
 	Details   map[string]any `json:"details,omitempty"`
 }
 
-// ServiceHealth lists a service's live instances.
+// ServiceHealth lists a service's live instances, and whether a request
+// through its queue group is answered.
 type ServiceHealth struct {
-	Status    string         `json:"status"` // ok when at least one instance answers
+	Status    string         `json:"status"` // ok when a request through the queue group is answered
 	Instances []bus.Instance `json:"instances"`
+	LatencyMS float64        `json:"latency_ms,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // Detailed is the body of /health/detailed.
@@ -165,21 +168,36 @@ func (p *prober) detailed(ctx context.Context) Detailed {
 		set("disk", c)
 	})
 	run(func() {
-		// A failed discovery finds no instances: every service shows down.
+		// A failed discovery finds no instances.
 		found, _ := bus.Discover(ctx, d.NC, 75*time.Millisecond, time.Second)
 		mu.Lock()
 		defer mu.Unlock()
 		for _, name := range Services {
-			sh := ServiceHealth{Status: "down", Instances: found[name]}
+			sh := det.Services[name]
+			sh.Instances = found[name]
 			if sh.Instances == nil {
 				sh.Instances = []bus.Instance{}
-			}
-			if len(sh.Instances) > 0 {
-				sh.Status = "ok"
 			}
 			det.Services[name] = sh
 		}
 	})
+	for _, name := range Services {
+		run(func() {
+			// The request carries this request's trace, so the answering
+			// instance's span joins it.
+			t := time.Now()
+			_, err := bus.Call[svc.Status](ctx, d.NC, bus.Subject(name, "status"), struct{}{})
+			sh := ServiceHealth{Status: "ok", LatencyMS: float64(time.Since(t).Microseconds()) / 1000}
+			if err != nil {
+				sh = ServiceHealth{Status: "down", Error: err.Error()}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			cur := det.Services[name]
+			sh.Instances = cur.Instances
+			det.Services[name] = sh
+		})
+	}
 	wg.Wait()
 	for _, c := range det.Components {
 		if c.Status != "ok" {
