@@ -15,8 +15,8 @@ import (
 type Instance struct {
 	Service   string `json:"service"`
 	ID        string `json:"id"`
-	Instance  string `json:"instance"`
-	Version   string `json:"version"`
+	Instance  string `json:"instance,omitempty"`
+	Version   string `json:"version,omitempty"`
 	StartedAt string `json:"started_at,omitempty"`
 }
 

@@ -29,6 +29,8 @@ const (
 	// Buckets.
 	BucketRateLimit     = "ratelimit"      // owner: edge
 	BucketRevokedTokens = "revoked_tokens" // owner: auth
+	BucketAuthKeys      = "auth_keys"      // owner: auth
+	BucketUserVersions  = "user_versions"  // owner: auth
 	BucketActorLeases   = "actor_leases"   // owner: actorworker
 	BucketActorState    = "actor_state"    // owner: actorworker
 	BucketActorKV       = "actor_kv"       // owner: actorworker
@@ -120,6 +122,10 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 		cfg.Description = "deny-list of signed-out token IDs; entries expire with the token"
 		cfg.TTL = 25 * time.Hour
 		cfg.LimitMarkerTTL = time.Minute
+	case BucketAuthKeys:
+		cfg.Description = "token verification keys, by key ID"
+	case BucketUserVersions:
+		cfg.Description = "each user's current token version; older tokens are refused"
 	case BucketActorLeases:
 		cfg.Description = "actor placement leases, one key per experiment"
 		cfg.TTL = 10 * time.Second

@@ -185,10 +185,14 @@ func Slug(c *fiber.Ctx) string { s, _ := c.Locals(LocalSlug).(string); return s 
 // HSTSMaxAge is one year.
 const HSTSMaxAge = 365 * 24 * time.Hour
 
+// plainHTTPAllowed are the operators' endpoints that load balancers' probes
+// and metrics scrapers reach over plain HTTP inside the deployment.
+var plainHTTPAllowed = map[string]bool{"/health": true, "/health/detailed": true, "/metrics": true}
+
 // HTTPS, in production, redirects plain-HTTP requests to HTTPS (308, so the
 // method and body are kept) and sets HSTS and upgrade-insecure-requests on
-// HTTPS responses. /health stays reachable over plain HTTP for load
-// balancers' probes. Outside production it does nothing.
+// HTTPS responses. The probe and scrape endpoints stay reachable over plain
+// HTTP. Outside production it does nothing.
 func HTTPS(production bool) fiber.Handler {
 	hsts := "max-age=31536000; includeSubDomains"
 	return func(c *fiber.Ctx) error {
@@ -196,7 +200,7 @@ func HTTPS(production bool) fiber.Handler {
 			return c.Next()
 		}
 		if Scheme(c) != "https" {
-			if c.Path() == "/health" {
+			if plainHTTPAllowed[c.Path()] {
 				return c.Next()
 			}
 			target := "https://" + Host(c) + string(c.Request().RequestURI())

@@ -178,6 +178,9 @@ func run(name string, build func(*Deps) []Service) error {
 	}
 	ctx, stop := SignalContext()
 	defer stop()
+	// After the first signal starts a graceful stop, a second one ends the
+	// process at once.
+	go func() { <-ctx.Done(); stop() }()
 	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-" + name, Version: Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
 	if err != nil {
 		return err

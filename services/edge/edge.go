@@ -12,8 +12,11 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/httpx"
+	"github.com/gnome-platform/gnome/libs/ratelimit"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
@@ -29,6 +32,13 @@ type Service struct {
 	health  *prober
 	served  chan error
 	metrics *httpx.Metrics
+
+	verifier *authn.Verifier
+	enforcer *authz.Enforcer
+	limiter  *ratelimit.Limiter
+	// watching keeps the verifier current until Stop.
+	stopWatch context.CancelFunc
+
 	// Addr is the address the server listens on, known once started.
 	Addr string
 }
@@ -45,12 +55,32 @@ func (s *Service) App() *fiber.App { return s.app }
 // Start provisions the edge's bucket, joins the bus, and listens.
 func (s *Service) Start(ctx context.Context) error {
 	d := s.d
-	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit); err != nil {
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit, bus.BucketRevokedTokens, bus.BucketAuthKeys, bus.BucketUserVersions); err != nil {
+		return err
+	}
+	rl, err := d.JS.KeyValue(ctx, bus.BucketRateLimit)
+	if err != nil {
+		return fmt.Errorf("open rate-limit bucket: %w", err)
+	}
+	s.limiter = ratelimit.New(rl)
+	s.verifier = authn.NewVerifier()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	if err := s.verifier.Watch(watchCtx, d.JS); err != nil {
+		stopWatch()
+		return err
+	}
+	s.stopWatch = stopWatch
+	if s.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {
+		stopWatch()
 		return err
 	}
 	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
 	registerJetStreamCollector(d)
 	s.health = newProber(d)
+	s.health.isAdmin = func(c *fiber.Ctx) bool {
+		cl := claimsOf(c)
+		return cl != nil && s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
+	}
 	s.health.start()
 	s.app = s.newApp()
 
@@ -91,6 +121,12 @@ func (s *Service) Stop(ctx context.Context) error {
 	if s.health != nil {
 		s.health.stop()
 	}
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	if s.enforcer != nil {
+		s.enforcer.Close()
+	}
 	return errors.Join(errs...)
 }
 
@@ -115,8 +151,10 @@ func (s *Service) newApp() *fiber.App {
 		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
 		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
 	}))
+	app.Use(s.identify, s.csrf)
 	app.Get("/health", s.health.handleHealth)
 	app.Get("/health/detailed", s.health.handleDetailed)
 	app.Get("/metrics", httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed))
+	s.accountRoutes(app)
 	return app
 }

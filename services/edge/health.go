@@ -25,10 +25,12 @@ var Services = []string{"edge", "auth", "upload", "export", "actorworker"}
 const probeEvery = 500 * time.Millisecond
 
 type prober struct {
-	d      *svc.Deps
-	ok     atomic.Bool
-	cancel context.CancelFunc
-	done   chan struct{}
+	d *svc.Deps
+	// isAdmin decides who sees the details of /health/detailed.
+	isAdmin func(c *fiber.Ctx) bool
+	ok      atomic.Bool
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 func newProber(d *svc.Deps) *prober { return &prober{d: d, done: make(chan struct{})} }
@@ -96,7 +98,7 @@ type ServiceHealth struct {
 // Detailed is the body of /health/detailed.
 type Detailed struct {
 	Status     string                   `json:"status"`
-	Version    string                   `json:"version"`
+	Version    string                   `json:"version,omitempty"`
 	Components map[string]Component     `json:"components"`
 	Services   map[string]ServiceHealth `json:"services"`
 	CheckedAt  time.Time                `json:"checked_at"`
@@ -106,6 +108,9 @@ func (p *prober) handleDetailed(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), 3*time.Second)
 	defer cancel()
 	det := p.detailed(ctx)
+	if p.isAdmin == nil || !p.isAdmin(c) {
+		det.redact()
+	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	status := fiber.StatusOK
 	if det.Components["database"].Status == "down" || det.Components["nats"].Status == "down" {
@@ -210,6 +215,23 @@ func (p *prober) detailed(ctx context.Context) Detailed {
 		}
 	}
 	return det
+}
+
+// redact keeps what anyone may know: each part's status and each service's
+// live instances by their random IDs. Admins also see versions, host names,
+// sizes, latencies and error texts.
+func (det *Detailed) redact() {
+	det.Version = ""
+	for name, c := range det.Components {
+		det.Components[name] = Component{Status: c.Status}
+	}
+	for name, sh := range det.Services {
+		inst := make([]bus.Instance, len(sh.Instances))
+		for i, in := range sh.Instances {
+			inst[i] = bus.Instance{Service: in.Service, ID: in.ID}
+		}
+		det.Services[name] = ServiceHealth{Status: sh.Status, Instances: inst}
+	}
 }
 
 func check(err error, took time.Duration, details map[string]any) Component {

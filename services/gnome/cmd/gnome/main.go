@@ -45,6 +45,9 @@ func serveCmd() *cobra.Command {
 			}
 			ctx, stop := svc.SignalContext()
 			defer stop()
+			// After the first signal starts a graceful stop, a second one
+			// ends the process at once.
+			go func() { <-ctx.Done(); stop() }()
 			return platform.Serve(ctx, cfg, platform.Options{InfraOnly: infraOnly, Out: cmd.OutOrStdout()})
 		},
 	}

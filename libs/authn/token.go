@@ -1,0 +1,153 @@
+// Package authn is the platform's tokens: minted by the auth service alone
+// with an Ed25519 key derived from SECRET_KEY, verified by every edge
+// instance locally with the public key it reads from the bus, and ended
+// early through a deny-list (sign-out) or a per-user token version (role
+// change, disabled account).
+package authn
+
+import (
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Token facts every deployment shares.
+const (
+	Issuer     = "gnome"
+	Audience   = "gnome"
+	TokenTTL   = 24 * time.Hour
+	CookieName = "token"
+	// Algorithm is the only signing algorithm minted or accepted.
+	Algorithm = "EdDSA"
+	// MaxTokenLen bounds what is parsed at all.
+	MaxTokenLen = 4096
+)
+
+// Claims are a token's claims: the registered ones (sub, iat, exp, jti, iss,
+// aud) plus the user's email, roles and token version.
+type Claims struct {
+	Email        string   `json:"email"`
+	Roles        []string `json:"roles"`
+	TokenVersion int64    `json:"tv"`
+	jwt.RegisteredClaims
+}
+
+// HasRole reports whether the claims carry role.
+func (c *Claims) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// Errors of verification. All mean 401 to the caller.
+var (
+	ErrMalformed = errors.New("token is malformed")
+	ErrInvalid   = errors.New("token is not valid")
+	ErrExpired   = errors.New("token has expired")
+	ErrRevoked   = errors.New("token was revoked")
+	ErrNoKey     = errors.New("token signing key is unknown")
+)
+
+// hkdfInfo names what the derived key is for; a new purpose needs a new info.
+const hkdfInfo = "gnome/token-signing/ed25519/v1"
+
+// DeriveKey derives the Ed25519 signing key from SECRET_KEY with HKDF-SHA256.
+// Every auth instance with the same secret derives the same key, so they
+// need no coordination; the secret itself never leaves the auth service.
+func DeriveKey(secret string) (ed25519.PrivateKey, error) {
+	if len(secret) < 16 {
+		return nil, errors.New("SECRET_KEY is too short to derive a signing key")
+	}
+	seed, err := hkdf.Key(sha256.New, []byte(secret), []byte("gnome"), hkdfInfo, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("derive signing key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// KeyID names a public key: the first 12 bytes of its SHA-256, base64url.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// Signer mints tokens. Only the auth service has one.
+type Signer struct {
+	key ed25519.PrivateKey
+	kid string
+}
+
+// NewSigner signs with key.
+func NewSigner(key ed25519.PrivateKey) *Signer {
+	return &Signer{key: key, kid: KeyID(key.Public().(ed25519.PublicKey))}
+}
+
+// Public is the verification key and its ID.
+func (s *Signer) Public() (string, ed25519.PublicKey) {
+	return s.kid, s.key.Public().(ed25519.PublicKey)
+}
+
+// Subject is who a token is minted for.
+type Subject struct {
+	ID           string
+	Email        string
+	Roles        []string
+	TokenVersion int64
+}
+
+// Mint signs a token for sub valid for TokenTTL from now.
+func (s *Signer) Mint(sub Subject, now time.Time) (string, *Claims, error) {
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", nil, fmt.Errorf("token id: %w", err)
+	}
+	c := &Claims{
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   sub.ID,
+			Issuer:    Issuer,
+			Audience:  jwt.ClaimStrings{Audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(TokenTTL)),
+			ID:        hex.EncodeToString(jti),
+		},
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	t.Header["kid"] = s.kid
+	signed, err := t.SignedString(s.key)
+	if err != nil {
+		return "", nil, fmt.Errorf("sign token: %w", err)
+	}
+	return signed, c, nil
+}
+
+// TokenFromRequest picks the token of a request: a Bearer Authorization
+// header wins over the cookie. byCookie tells which one it was; a request
+// riding on the cookie needs CSRF checks.
+func TokenFromRequest(cookie, authorization string) (token string, byCookie bool) {
+	if authorization != "" {
+		scheme, rest, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+		if ok && strings.EqualFold(scheme, "bearer") {
+			if t := strings.TrimSpace(rest); t != "" && len(t) <= MaxTokenLen {
+				return t, false
+			}
+		}
+		return "", false
+	}
+	if cookie != "" && len(cookie) <= MaxTokenLen {
+		return cookie, true
+	}
+	return "", false
+}

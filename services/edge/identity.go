@@ -1,0 +1,180 @@
+package edge
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/authz"
+	"github.com/gnome-platform/gnome/libs/httpx"
+)
+
+const (
+	localClaims  = "gnome.claims"
+	localAuthErr = "gnome.auth_err"
+	localByCook  = "gnome.by_cookie"
+
+	csrfCookie = "csrf_token"
+	csrfField  = "csrf_token"
+	csrfHeader = "X-CSRF-Token"
+)
+
+// identify verifies the request's token, if any, and records who is asking.
+// It never refuses: routes that need a user say so with requireUser.
+func (s *Service) identify(c *fiber.Ctx) error {
+	token, byCookie := authn.TokenFromRequest(c.Cookies(authn.CookieName), c.Get(fiber.HeaderAuthorization))
+	if token == "" {
+		return c.Next()
+	}
+	claims, err := s.verifier.Verify(token, time.Now())
+	if err != nil {
+		c.Locals(localAuthErr, err)
+		if byCookie {
+			// The browser keeps sending a dead cookie otherwise.
+			s.clearCookie(c)
+		}
+		return c.Next()
+	}
+	c.Locals(localClaims, claims)
+	c.Locals(localByCook, byCookie)
+	return c.Next()
+}
+
+// claimsOf is the verified caller, or nil for an anonymous request.
+func claimsOf(c *fiber.Ctx) *authn.Claims {
+	cl, _ := c.Locals(localClaims).(*authn.Claims)
+	return cl
+}
+
+// authError explains why a request is not signed in.
+func authError(c *fiber.Ctx) error {
+	err, _ := c.Locals(localAuthErr).(error)
+	switch {
+	case errors.Is(err, authn.ErrRevoked):
+		return apierr.New(apierr.CodeTokenRevoked, "this session has ended; sign in again")
+	case errors.Is(err, authn.ErrExpired):
+		return apierr.New(apierr.CodeUnauthenticated, "the session has expired; sign in again")
+	case err != nil:
+		return apierr.New(apierr.CodeUnauthenticated, "the token is not valid; sign in again")
+	}
+	return apierr.New(apierr.CodeUnauthenticated, "sign-in required")
+}
+
+// requireUser refuses anonymous requests: API callers get 401, browsers
+// asking for a page are sent to the login page and back.
+func (s *Service) requireUser(c *fiber.Ctx) error {
+	if claimsOf(c) != nil {
+		return c.Next()
+	}
+	if wantsPage(c) {
+		return c.Redirect("/auth/login?next="+url.QueryEscape(string(c.Request().RequestURI())), fiber.StatusSeeOther)
+	}
+	return authError(c)
+}
+
+// requireAdmin allows only users the shared policy lets into the admin panel.
+func (s *Service) requireAdmin(c *fiber.Ctx) error {
+	cl := claimsOf(c)
+	if cl == nil {
+		return s.requireUser(c)
+	}
+	if !s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess) {
+		return apierr.New(apierr.CodeForbidden, "administrators only")
+	}
+	return c.Next()
+}
+
+func wantsPage(c *fiber.Ctx) bool {
+	if c.Method() != fiber.MethodGet || strings.Contains(c.Path(), "/api/") {
+		return false
+	}
+	return strings.Contains(c.Get(fiber.HeaderAccept), "text/html")
+}
+
+// setSessionCookie stores the token as the contract's cookie.
+func (s *Service) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
+	c.Cookie(&fiber.Cookie{
+		Name: authn.CookieName, Value: token, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Secure: s.d.Config.IsProduction(), Expires: expires, MaxAge: int(authn.TokenTTL.Seconds()),
+	})
+}
+
+func (s *Service) clearCookie(c *fiber.Ctx) {
+	c.Cookie(&fiber.Cookie{
+		Name: authn.CookieName, Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Secure: s.d.Config.IsProduction(), Expires: time.Unix(0, 0), MaxAge: -1,
+	})
+}
+
+// csrfToken returns the request's CSRF token, setting a new one as a
+// cookie when there is none (double-submit: forms echo it in a field).
+func (s *Service) csrfToken(c *fiber.Ctx) string {
+	if t := c.Cookies(csrfCookie); len(t) == 32 {
+		return t
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	t := hex.EncodeToString(b)
+	c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: t, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
+		Secure: s.d.Config.IsProduction()})
+	return t
+}
+
+// csrf refuses state-changing requests from other origins when they ride on
+// the session cookie, and every form post without the form's token. Bearer
+// tokens are never sent by a browser on its own, so they need no check.
+func (s *Service) csrf(c *fiber.Ctx) error {
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return c.Next()
+	}
+	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
+	form := strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) || strings.HasPrefix(ct, fiber.MIMETextPlain)
+	byCookie := c.Cookies(authn.CookieName) != "" && c.Get(fiber.HeaderAuthorization) == ""
+	if !byCookie && !form {
+		return c.Next()
+	}
+	refuse := func(why string) error { return apierr.New(apierr.CodeCsrfRejected, "request refused: %s", why) }
+	if site := strings.ToLower(c.Get("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+		return refuse("it came from another site")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && origin != httpx.Scheme(c)+"://"+httpx.Host(c) {
+		return refuse("it came from another origin")
+	}
+	if form {
+		want := c.Cookies(csrfCookie)
+		got := c.Get(csrfHeader)
+		if got == "" {
+			got = c.Query(csrfField)
+		}
+		if got == "" && strings.HasPrefix(ct, fiber.MIMEApplicationForm) {
+			got = c.FormValue(csrfField)
+		}
+		if want == "" || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+			return refuse("the form's security token is missing or stale; reload the page and try again")
+		}
+	}
+	return c.Next()
+}
+
+// safeNext keeps a post-login redirect on this site: a path starting with
+// one slash, without scheme, host, backslashes or control characters.
+func safeNext(next string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsAny(next, "\\\r\n\t") {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return next
+}
