@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,10 +35,16 @@ func Subject(service, endpoint string) string { return "gnome." + service + "." 
 // subscription serialises.
 type Server struct {
 	svc  micro.Service
+	nc   *nats.Conn
 	name string
 	log  *slog.Logger
 	sem  chan struct{}
 	wg   sync.WaitGroup
+
+	// mu orders admissions (wg.Add) before Stop's wait: requests still
+	// buffered when Stop drains the subscriptions arrive after it.
+	mu       sync.Mutex
+	stopping bool
 }
 
 // ServerOptions describe the instance.
@@ -70,19 +77,28 @@ func NewServer(nc *nats.Conn, o ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register %s service on nats: %w", o.Name, err)
 	}
-	return &Server{svc: svc, name: o.Name, log: o.Log, sem: make(chan struct{}, o.Concurrency)}, nil
+	return &Server{svc: svc, nc: nc, name: o.Name, log: o.Log, sem: make(chan struct{}, o.Concurrency)}, nil
 }
 
 // ID is this instance's micro service ID.
 func (s *Server) ID() string { return s.svc.Info().ID }
 
-// Handle serves endpoint at gnome.<service>.<endpoint> with h.
+// Handle serves endpoint at gnome.<service>.<endpoint> with h. When it
+// returns, the server knows the subscription: requests from any connection
+// reach it.
 func (s *Server) Handle(endpoint string, h RawHandler) error {
 	subject := Subject(s.name, endpoint)
 	tracer := otel.Tracer(tracerName)
-	return s.svc.AddEndpoint(endpoint, micro.HandlerFunc(func(req micro.Request) {
+	// micro endpoint names allow no dots; the subject keeps them.
+	name := strings.ReplaceAll(endpoint, ".", "_")
+	err := s.svc.AddEndpoint(name, micro.HandlerFunc(func(req micro.Request) {
+		if !s.admit() {
+			// Stop is waiting for the handlers it knows of: refuse at once
+			// rather than run after it returned.
+			_ = req.Error(string(apierr.CodeUnavailable), "service "+s.name+" is stopping", nil)
+			return
+		}
 		s.sem <- struct{}{}
-		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
 			ctx, rid := Extract(context.Background(), nats.Header(req.Headers()))
@@ -98,13 +114,46 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 					span.RecordError(err)
 					s.log.ErrorContext(ctx, "handler failed", "subject", subject, "err", err)
 				}
-				body, _ := json.Marshal(ae.ToBody(rid).Error)
-				_ = req.Error(string(ae.Code), ae.Message, body)
+				be := ae.ToBody(rid).Error
+				if be.Code == "" {
+					be.Code = apierr.CodeInternal
+				}
+				if be.Message == "" {
+					// micro sends no reply at all without a description.
+					be.Message = be.Code.Description()
+					if be.Message == "" {
+						be.Message = string(be.Code)
+					}
+				}
+				body, _ := json.Marshal(be)
+				if rerr := req.Error(string(be.Code), be.Message, body); rerr != nil {
+					s.log.ErrorContext(ctx, "error reply failed", "subject", subject, "err", rerr)
+				}
 				return
 			}
-			_ = req.Respond(out)
+			if rerr := req.Respond(out); rerr != nil {
+				s.log.ErrorContext(ctx, "reply failed", "subject", subject, "err", rerr)
+			}
 		}()
 	}), micro.WithEndpointSubject(subject))
+	if err != nil {
+		return err
+	}
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("confirm subscription to %s: %w", subject, err)
+	}
+	return nil
+}
+
+// admit counts a request in unless Stop has begun.
+func (s *Server) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.wg.Add(1)
+	return true
 }
 
 func safeCall(ctx context.Context, h RawHandler, data []byte) (out []byte, err error) {
@@ -120,6 +169,9 @@ func safeCall(ctx context.Context, h RawHandler, data []byte) (out []byte, err e
 // for the handlers still running, up to ctx's deadline.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.svc.Stop()
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
