@@ -1,0 +1,260 @@
+# g.nome's services on Nomad, one group per service, all from the image built
+# by deploy/Dockerfile. Needs:
+#
+#   - the JetStream cluster of nats.nomad.hcl (found through its Nomad service
+#     "nats"), and a MongoDB replica set;
+#   - the job's Nomad variables (readable by this job's tasks only):
+#
+#       nomad var put nomad/jobs/gnome \
+#         secret_key="$(openssl rand -hex 32)" \
+#         admin_password='a long passphrase' \
+#         mongo_uri='mongodb://user:pass@db1,db2,db3/?replicaSet=rs0'
+#
+#   - a load balancer in front of the "gnome-edge" service that terminates TLS
+#     and sets X-Forwarded-Proto/-For; list its addresses in trusted_proxies.
+#
+#   nomad job run -var image=registry.example.com/gnome:0.1.0 deploy/nomad/gnome.nomad.hcl
+
+variable "image" {
+  type        = string
+  description = "The g.nome image (deploy/Dockerfile), pushed where the clients can pull it."
+  default     = "gnome:latest"
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["dc1"]
+}
+
+variable "trusted_proxies" {
+  type        = string
+  description = "TRUSTED_PROXIES: the load balancers' addresses or CIDRs."
+  default     = ""
+}
+
+variable "metrics_allowed_cidrs" {
+  type        = string
+  description = "METRICS_ALLOWED_CIDRS: where Prometheus scrapes from."
+  default     = ""
+}
+
+locals {
+  # Shared by every task: where NATS and MongoDB are, and the signing key.
+  # Re-rendered (and the task restarted) when a NATS node or a variable changes.
+  bus_env = <<-EOT
+    NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}nats://{{ .Address }}:{{ .Port }}{{ end }}
+    {{ with nomadVar "nomad/jobs/gnome" -}}
+    MONGO_URI={{ .mongo_uri }}
+    SECRET_KEY={{ .secret_key }}
+    {{- end }}
+  EOT
+
+  common_env = {
+    G_NOME_ENV             = "production"
+    NATS_REPLICAS          = "3"
+    MONGO_DB               = "gnome"
+    LOG_FORMAT             = "json"
+    LOG_LEVEL              = "INFO"
+    SHUTDOWN_GRACE_SECONDS = "20"
+  }
+}
+
+job "gnome" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  # One instance at a time; a new one must be healthy before an old one stops.
+  update {
+    max_parallel     = 1
+    min_healthy_time = "10s"
+    healthy_deadline = "3m"
+    auto_revert      = true
+  }
+
+  group "edge" {
+    count = 2
+
+    network {
+      port "http" {
+        to = 8080
+      }
+    }
+
+    # Deregister from the load balancer before the task is signalled.
+    shutdown_delay = "5s"
+
+    service {
+      name     = "gnome-edge"
+      provider = "nomad"
+      port     = "http"
+
+      check {
+        type     = "http"
+        path     = "/health"
+        interval = "10s"
+        timeout  = "2s"
+      }
+    }
+
+    task "edge" {
+      driver = "docker"
+
+      config {
+        image      = var.image
+        entrypoint = ["/usr/local/bin/edge"]
+        ports      = ["http"]
+      }
+
+      env = merge(local.common_env, {
+        HTTP_ADDR             = "0.0.0.0:8080"
+        TRUSTED_PROXIES       = var.trusted_proxies
+        METRICS_ALLOWED_CIDRS = var.metrics_allowed_cidrs
+      })
+
+      template {
+        data        = local.bus_env
+        destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      # Above SHUTDOWN_GRACE_SECONDS: requests in flight finish on stop.
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = 500
+        memory = 256
+      }
+    }
+  }
+
+  group "auth" {
+    count = 2
+
+    task "auth" {
+      driver = "docker"
+
+      config {
+        image      = var.image
+        entrypoint = ["/usr/local/bin/auth"]
+      }
+
+      env = merge(local.common_env, {
+        ADMIN_EMAIL         = "admin@example.com"
+        ENABLE_REGISTRATION = "false"
+      })
+
+      template {
+        data        = local.bus_env
+        destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      template {
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/gnome" }}ADMIN_PASSWORD={{ .admin_password }}{{ end }}
+        EOT
+        destination = "secrets/admin.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = 300
+        memory = 192
+      }
+    }
+  }
+
+  group "upload" {
+    count = 2
+
+    task "upload" {
+      driver = "docker"
+
+      config {
+        image      = var.image
+        entrypoint = ["/usr/local/bin/upload"]
+      }
+
+      env = merge(local.common_env, {
+        MAX_UPLOAD_SIZE_MB = "100"
+      })
+
+      template {
+        data        = local.bus_env
+        destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = 500
+        memory = 384
+      }
+    }
+  }
+
+  group "export" {
+    count = 2
+
+    task "export" {
+      driver = "docker"
+
+      config {
+        image      = var.image
+        entrypoint = ["/usr/local/bin/export"]
+      }
+
+      env = local.common_env
+
+      template {
+        data        = local.bus_env
+        destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = 500
+        memory = 384
+      }
+    }
+  }
+
+  group "actorworker" {
+    count = 2
+
+    task "actorworker" {
+      driver = "docker"
+
+      config {
+        image      = var.image
+        entrypoint = ["/usr/local/bin/actorworker"]
+      }
+
+      env = local.common_env
+
+      template {
+        data        = local.bus_env
+        destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      kill_timeout = "30s"
+
+      resources {
+        cpu    = 1000
+        memory = 512
+      }
+    }
+  }
+}
