@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/casbin/casbin/v2"
@@ -79,6 +80,9 @@ const ReloadEvery = 30 * time.Second
 
 // Enforcer decides requests from the shared policy.
 type Enforcer struct {
+	// mu keeps a reload from reading the store while this process changes
+	// the policy, which would apply a snapshot older than the change.
+	mu      sync.Mutex
 	e       *casbin.SyncedEnforcer
 	watcher *Watcher
 	stop    chan struct{}
@@ -105,6 +109,14 @@ func New(ctx context.Context, db *mongo.Database, nc *nats.Conn, log *slog.Logge
 		return nil, fmt.Errorf("set policy watcher: %w", err)
 	}
 	en := &Enforcer{e: e, watcher: w, stop: make(chan struct{}), log: log}
+	// SetWatcher installs the unsynchronised Enforcer.LoadPolicy as the
+	// callback; reload through the synced enforcer instead.
+	// A change this process made is in its memory already.
+	_ = w.SetUpdateCallback(func(origin string) {
+		if origin != w.origin {
+			en.reload()
+		}
+	})
 	w.onReconnect = en.reload
 	go en.loop()
 	return en, nil
@@ -124,6 +136,8 @@ func (en *Enforcer) loop() {
 }
 
 func (en *Enforcer) reload() {
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	if err := en.e.LoadPolicy(); err != nil {
 		en.log.Warn("reload authorization policy failed", "err", err)
 	}
@@ -144,6 +158,8 @@ func (en *Enforcer) Allowed(sub, obj, act string) bool {
 
 // Seed adds the seeded policies that are missing.
 func (en *Enforcer) Seed() error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	for _, p := range Seeded {
 		if ok, err := en.e.HasPolicy(p); err == nil && ok {
 			continue
@@ -158,6 +174,8 @@ func (en *Enforcer) Seed() error {
 // SetRoles makes the user's grouping rules exactly roles, saving the change
 // and notifying every enforcer.
 func (en *Enforcer) SetRoles(email string, roles []string) error {
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	have, err := en.e.GetRolesForUser(email)
 	if err != nil {
 		return fmt.Errorf("roles of %s: %w", email, err)
