@@ -43,7 +43,7 @@ generate-check:
 	    echo "libs/apierr/catalogue_gen.go is out of date with schemas/errors.json: run make generate"; exit 1; fi
 
 bench: build
-	$(GO) run ./bench/cmd/gnome-bench
+	$(GO) run ./bench/cmd/gnome-bench $(BENCHFLAGS)
 
 clean:
 	rm -rf bin

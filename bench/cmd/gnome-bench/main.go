@@ -1,0 +1,185 @@
+// Command gnome-bench measures the platform against references measured in
+// the same run, so that every figure reads as a ratio that the machine's speed
+// and load mostly cancel out of. It prints a table and, with -md, refreshes a
+// section of a Markdown file.
+//
+// Every benchmark is one function in the benchmarks list below; -run picks
+// benchmarks by a regular expression on their names.
+//
+// Targets are checked here and reported PASS or FAIL; they are not tests. With
+// -strict the command exits with status 1 when any target is missed.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// benchmark is one entry of the suite. run returns the table rows (each a
+// figure of g.nome beside its reference) and free-form lines with the raw
+// figures behind them.
+type benchmark struct {
+	name string
+	desc string
+	run  func(ctx context.Context, e *env) (*outcome, error)
+}
+
+// outcome is what a benchmark reports.
+type outcome struct {
+	rows []row
+	raw  []string
+}
+
+// benchmarks is the suite, in the order it runs.
+var benchmarks = []benchmark{
+	{"health", "GET /health at max rate over N connections: gnome serve vs a bare Fiber server", benchHealth},
+	{"startup", "gnome serve on an existing DATA_DIR, exec to first /health 200, vs gnome --version", benchStartup},
+}
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	var (
+		e       env
+		pattern = flag.String("run", ".", "run only the benchmarks whose name matches this regular expression")
+		mdPath  = flag.String("md", "", "also write the results as a Markdown section into this file (the section is replaced if present)")
+		list    = flag.Bool("list", false, "list the benchmarks and exit")
+		strict  = flag.Bool("strict", false, "exit with status 1 when a target is missed")
+	)
+	flag.DurationVar(&e.duration, "duration", 5*time.Second, "length of each measured load run")
+	flag.DurationVar(&e.warmup, "warmup", time.Second, "load applied and discarded before each measured run")
+	flag.IntVar(&e.conns, "conns", 64, "concurrent connections (and workers) of the load generator")
+	flag.IntVar(&e.rounds, "rounds", 2, "measured runs per server in load benchmarks, alternating servers; the best is reported")
+	flag.IntVar(&e.starts, "starts", 5, "measured starts in the startup benchmark")
+	flag.StringVar(&e.gnomeBin, "gnome", "bin/gnome", "the gnome binary under test (make build)")
+	flag.StringVar(&e.bareBin, "bare", "", "a prebuilt bench/cmd/bare-fiber binary; built into a temporary directory when empty")
+	flag.StringVar(&e.goCmd, "go", "go", "the go command used to build bare-fiber")
+	flag.Parse()
+
+	re, err := regexp.Compile(*pattern)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gnome-bench: -run:", err)
+		return 2
+	}
+	var selected []benchmark
+	for _, b := range benchmarks {
+		if re.MatchString(b.name) {
+			selected = append(selected, b)
+		}
+	}
+	if *list {
+		for _, b := range benchmarks {
+			fmt.Printf("%-10s %s\n", b.name, b.desc)
+		}
+		return 0
+	}
+	if len(selected) == 0 {
+		fmt.Fprintf(os.Stderr, "gnome-bench: no benchmark matches -run %q (see -list)\n", *pattern)
+		return 2
+	}
+	if err := e.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "gnome-bench:", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tmp, err := os.MkdirTemp("", "gnome-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gnome-bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	e.tmp = tmp
+	e.progress = os.Stderr
+
+	m := describeMachine(e.goCmd)
+	rep := &report{machine: m, settings: e.settings()}
+	fmt.Println(m.text())
+	fmt.Println("Note: the load generator and the server under test share these cores; absolute figures are")
+	fmt.Println("lower than on a dedicated load machine, which is why every figure is read against a reference.")
+	fmt.Println()
+
+	failed := false
+	for _, b := range selected {
+		e.logf("== %s: %s", b.name, b.desc)
+		start := time.Now()
+		out, err := b.run(ctx, &e)
+		if err != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				fmt.Fprintln(os.Stderr, "gnome-bench: interrupted")
+				return 130
+			}
+			fmt.Fprintf(os.Stderr, "gnome-bench: %s: %v\n", b.name, err)
+			return 1
+		}
+		e.logf("== %s done in %s", b.name, time.Since(start).Round(100*time.Millisecond))
+		rep.add(b.name, out)
+	}
+
+	rep.writeText(os.Stdout)
+	for _, r := range rep.rows {
+		if r.verdict() == "FAIL" {
+			failed = true
+		}
+	}
+	if *mdPath != "" {
+		if err := writeMarkdownSection(*mdPath, rep); err != nil {
+			fmt.Fprintln(os.Stderr, "gnome-bench: -md:", err)
+			return 1
+		}
+		fmt.Printf("\nMarkdown section written to %s\n", *mdPath)
+	}
+	if failed && *strict {
+		return 1
+	}
+	return 0
+}
+
+// env is what benchmarks share: settings, binaries and a scratch directory.
+type env struct {
+	duration, warmup time.Duration
+	conns            int
+	rounds, starts   int
+	gnomeBin         string
+	bareBin          string
+	goCmd            string
+	tmp              string
+	progress         io.Writer
+}
+
+func (e *env) validate() error {
+	switch {
+	case e.duration <= 0 || e.duration > 10*time.Minute:
+		return fmt.Errorf("-duration must be in (0, 10m], got %s", e.duration)
+	case e.warmup < 0 || e.warmup > time.Minute:
+		return fmt.Errorf("-warmup must be in [0, 1m], got %s", e.warmup)
+	case e.conns < 1 || e.conns > 4096:
+		return fmt.Errorf("-conns must be in [1, 4096], got %d", e.conns)
+	case e.rounds < 1 || e.rounds > 20:
+		return fmt.Errorf("-rounds must be in [1, 20], got %d", e.rounds)
+	case e.starts < 1 || e.starts > 100:
+		return fmt.Errorf("-starts must be in [1, 100], got %d", e.starts)
+	}
+	if _, err := os.Stat(e.gnomeBin); err != nil {
+		return fmt.Errorf("gnome binary: %v (run make build, or pass -gnome)", err)
+	}
+	return nil
+}
+
+func (e *env) settings() string {
+	return fmt.Sprintf("-duration %s -warmup %s -conns %d -rounds %d -starts %d", e.duration, e.warmup, e.conns, e.rounds, e.starts)
+}
+
+// logf writes a progress line to stderr, apart from the results on stdout.
+func (e *env) logf(format string, args ...any) {
+	fmt.Fprintf(e.progress, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
