@@ -42,26 +42,104 @@ const (
 	CodeUnavailable Code = "unavailable"
 	// CodeTimeout means: A service or actor did not answer in time.
 	CodeTimeout Code = "timeout"
+	// CodeScopeForbidden means: The experiment's data scope does not allow this: reading a slug outside its data_scope, writing anywhere but its own slug, or setting experiment_id.
+	CodeScopeForbidden Code = "scope_forbidden"
+	// CodeScopeInvalidCollection means: A collection name is not a base name of 1 to 64 ASCII letters, digits or underscores.
+	CodeScopeInvalidCollection Code = "scope_invalid_collection"
+	// CodeScopeForbiddenOperator means: A filter, update, projection or pipeline uses an operator that reaches other collections, runs code or is not allowed there; the message names it and where it was found.
+	CodeScopeForbiddenOperator Code = "scope_forbidden_operator"
+	// CodeScopeForbiddenStage means: An aggregation pipeline has a stage outside $match, $project, $group, $sort, $limit, $skip, $unwind, $count, $set and $addFields; the message names it.
+	CodeScopeForbiddenStage Code = "scope_forbidden_stage"
+	// CodeScopeLimit means: A query, document or result is over a limit of the data scope (size, nesting depth or number of documents); the message names the limit.
+	CodeScopeLimit Code = "scope_limit"
+	// CodeStoreUnsupported means: The store cannot compute this correctly, such as an aggregation the embedded store gets wrong; the message says what is unsupported.
+	CodeStoreUnsupported Code = "store_unsupported"
+	// CodeBundleNotZip means: The upload is not a ZIP archive.
+	CodeBundleNotZip Code = "bundle_not_zip"
+	// CodeBundleTruncated means: The ZIP archive is cut short: its end record, central directory or an entry's data is missing.
+	CodeBundleTruncated Code = "bundle_truncated"
+	// CodeBundleCorrupt means: The ZIP archive's structure is inconsistent or an entry's data is damaged; the message names the entry.
+	CodeBundleCorrupt Code = "bundle_corrupt"
+	// CodeBundleUnsupported means: The ZIP archive uses encryption, spans several disks or compresses an entry with a method other than stored or deflate.
+	CodeBundleUnsupported Code = "bundle_unsupported"
+	// CodeBundleTooLarge means: The ZIP archive is over the upload size limit.
+	CodeBundleTooLarge Code = "bundle_too_large"
+	// CodeBundleUnpackedTooLarge means: The ZIP archive's entries unpack to more than the platform's limit.
+	CodeBundleUnpackedTooLarge Code = "bundle_unpacked_too_large"
+	// CodeBundleTooManyEntries means: The ZIP archive holds more entries than the platform's limit.
+	CodeBundleTooManyEntries Code = "bundle_too_many_entries"
+	// CodeBundleZipBomb means: An entry's compression ratio marks the ZIP archive as a zip bomb; the message names the entry.
+	CodeBundleZipBomb Code = "bundle_zip_bomb"
+	// CodeBundleEntrySizeMismatch means: An entry unpacks to a size other than the one the ZIP archive declares for it; the message names the entry.
+	CodeBundleEntrySizeMismatch Code = "bundle_entry_size_mismatch"
+	// CodeBundleUnsafePath means: An entry's name is an absolute path, climbs out with .., or uses a backslash, colon or drive letter; the message names the entry.
+	CodeBundleUnsafePath Code = "bundle_unsafe_path"
+	// CodeBundleNotRegularFile means: An entry is a symbolic link, device or other entry that is neither a regular file nor a directory; the message names the entry.
+	CodeBundleNotRegularFile Code = "bundle_not_regular_file"
+	// CodeBundleDuplicateName means: Two entries have the same name once normalised, or one name is both a file and a directory; the message names both.
+	CodeBundleDuplicateName Code = "bundle_duplicate_name"
+	// CodeBundleBadName means: An entry's name is empty, too long, not valid UTF-8 or holds control characters; the message names the entry.
+	CodeBundleBadName Code = "bundle_bad_name"
+	// CodeBundleAmbiguousLayout means: The ZIP archive has no manifest.json at its root and more than one experiments/{slug}/manifest.json.
+	CodeBundleAmbiguousLayout Code = "bundle_ambiguous_layout"
+	// CodeManifestMissing means: The bundle has no manifest.json at its root or at experiments/{slug}/manifest.json.
+	CodeManifestMissing Code = "manifest_missing"
+	// CodeManifestTooLarge means: manifest.json is over its size limit.
+	CodeManifestTooLarge Code = "manifest_too_large"
+	// CodeManifestMalformed means: manifest.json is not valid UTF-8 JSON, or repeats a key; the message gives the position.
+	CodeManifestMalformed Code = "manifest_malformed"
+	// CodeManifestInvalid means: manifest.json does not follow the manifest schema; the field names the first error as a JSON pointer and the message lists each.
+	CodeManifestInvalid Code = "manifest_invalid"
+	// CodeManifestSlugMismatch means: The slug in manifest.json differs from the experiments/{slug}/ folder that holds it.
+	CodeManifestSlugMismatch Code = "manifest_slug_mismatch"
+	// CodeActorModuleMissing means: The actor module that manifest.json declares is not in the bundle.
+	CodeActorModuleMissing Code = "actor_module_missing"
 )
 
 var catalogue = map[Code]entry{
-	CodeBadRequest:           {400, "The request is malformed."},
-	CodeInvalidJson:          {400, "The body is not valid JSON of the expected shape."},
-	CodeValidationFailed:     {422, "A field has a value the platform does not accept; the message names the field."},
-	CodeUnauthenticated:      {401, "Sign-in is required, or the credentials or token are not valid."},
-	CodeInvalidCredentials:   {401, "The email or password is wrong."},
-	CodeTokenRevoked:         {401, "The token was signed out or the account's sessions were ended."},
-	CodeForbidden:            {403, "The caller may not do this."},
-	CodeCsrfRejected:         {403, "A state-changing request came from another origin."},
-	CodeNotFound:             {404, "No such resource, or the caller may not know it exists."},
-	CodeMethodNotAllowed:     {405, "The route does not take this method."},
-	CodeConflict:             {409, "The resource exists already or changed meanwhile."},
-	CodeGone:                 {410, "The resource existed and was invalidated."},
-	CodePayloadTooLarge:      {413, "The body is over the size limit."},
-	CodeUnsupportedMediaType: {415, "The body's content type is not accepted here."},
-	CodeRateLimited:          {429, "Too many requests; retry after the time given in Retry-After."},
-	CodeInternal:             {500, "An unexpected fault on the platform's side."},
-	CodeBadGateway:           {502, "A service answered with something the edge could not use."},
-	CodeUnavailable:          {503, "A dependency (database, NATS, a service or an actor) is not available now."},
-	CodeTimeout:              {504, "A service or actor did not answer in time."},
+	CodeBadRequest:              {400, "The request is malformed."},
+	CodeInvalidJson:             {400, "The body is not valid JSON of the expected shape."},
+	CodeValidationFailed:        {422, "A field has a value the platform does not accept; the message names the field."},
+	CodeUnauthenticated:         {401, "Sign-in is required, or the credentials or token are not valid."},
+	CodeInvalidCredentials:      {401, "The email or password is wrong."},
+	CodeTokenRevoked:            {401, "The token was signed out or the account's sessions were ended."},
+	CodeForbidden:               {403, "The caller may not do this."},
+	CodeCsrfRejected:            {403, "A state-changing request came from another origin."},
+	CodeNotFound:                {404, "No such resource, or the caller may not know it exists."},
+	CodeMethodNotAllowed:        {405, "The route does not take this method."},
+	CodeConflict:                {409, "The resource exists already or changed meanwhile."},
+	CodeGone:                    {410, "The resource existed and was invalidated."},
+	CodePayloadTooLarge:         {413, "The body is over the size limit."},
+	CodeUnsupportedMediaType:    {415, "The body's content type is not accepted here."},
+	CodeRateLimited:             {429, "Too many requests; retry after the time given in Retry-After."},
+	CodeInternal:                {500, "An unexpected fault on the platform's side."},
+	CodeBadGateway:              {502, "A service answered with something the edge could not use."},
+	CodeUnavailable:             {503, "A dependency (database, NATS, a service or an actor) is not available now."},
+	CodeTimeout:                 {504, "A service or actor did not answer in time."},
+	CodeScopeForbidden:          {403, "The experiment's data scope does not allow this: reading a slug outside its data_scope, writing anywhere but its own slug, or setting experiment_id."},
+	CodeScopeInvalidCollection:  {422, "A collection name is not a base name of 1 to 64 ASCII letters, digits or underscores."},
+	CodeScopeForbiddenOperator:  {400, "A filter, update, projection or pipeline uses an operator that reaches other collections, runs code or is not allowed there; the message names it and where it was found."},
+	CodeScopeForbiddenStage:     {400, "An aggregation pipeline has a stage outside $match, $project, $group, $sort, $limit, $skip, $unwind, $count, $set and $addFields; the message names it."},
+	CodeScopeLimit:              {413, "A query, document or result is over a limit of the data scope (size, nesting depth or number of documents); the message names the limit."},
+	CodeStoreUnsupported:        {501, "The store cannot compute this correctly, such as an aggregation the embedded store gets wrong; the message says what is unsupported."},
+	CodeBundleNotZip:            {400, "The upload is not a ZIP archive."},
+	CodeBundleTruncated:         {400, "The ZIP archive is cut short: its end record, central directory or an entry's data is missing."},
+	CodeBundleCorrupt:           {400, "The ZIP archive's structure is inconsistent or an entry's data is damaged; the message names the entry."},
+	CodeBundleUnsupported:       {400, "The ZIP archive uses encryption, spans several disks or compresses an entry with a method other than stored or deflate."},
+	CodeBundleTooLarge:          {413, "The ZIP archive is over the upload size limit."},
+	CodeBundleUnpackedTooLarge:  {413, "The ZIP archive's entries unpack to more than the platform's limit."},
+	CodeBundleTooManyEntries:    {413, "The ZIP archive holds more entries than the platform's limit."},
+	CodeBundleZipBomb:           {400, "An entry's compression ratio marks the ZIP archive as a zip bomb; the message names the entry."},
+	CodeBundleEntrySizeMismatch: {400, "An entry unpacks to a size other than the one the ZIP archive declares for it; the message names the entry."},
+	CodeBundleUnsafePath:        {400, "An entry's name is an absolute path, climbs out with .., or uses a backslash, colon or drive letter; the message names the entry."},
+	CodeBundleNotRegularFile:    {400, "An entry is a symbolic link, device or other entry that is neither a regular file nor a directory; the message names the entry."},
+	CodeBundleDuplicateName:     {400, "Two entries have the same name once normalised, or one name is both a file and a directory; the message names both."},
+	CodeBundleBadName:           {400, "An entry's name is empty, too long, not valid UTF-8 or holds control characters; the message names the entry."},
+	CodeBundleAmbiguousLayout:   {400, "The ZIP archive has no manifest.json at its root and more than one experiments/{slug}/manifest.json."},
+	CodeManifestMissing:         {422, "The bundle has no manifest.json at its root or at experiments/{slug}/manifest.json."},
+	CodeManifestTooLarge:        {413, "manifest.json is over its size limit."},
+	CodeManifestMalformed:       {422, "manifest.json is not valid UTF-8 JSON, or repeats a key; the message gives the position."},
+	CodeManifestInvalid:         {422, "manifest.json does not follow the manifest schema; the field names the first error as a JSON pointer and the message lists each."},
+	CodeManifestSlugMismatch:    {422, "The slug in manifest.json differs from the experiments/{slug}/ folder that holds it."},
+	CodeActorModuleMissing:      {422, "The actor module that manifest.json declares is not in the bundle."},
 }

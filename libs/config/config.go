@@ -183,8 +183,10 @@ func LoadFrom(get Getenv) (*Config, error) {
 		errs = append(errs, &Error{"G_NOME_ENV", fmt.Sprintf("must be %q or %q, got %q", Development, Production, c.Env)})
 	}
 	for name, addr := range map[string]string{"HTTP_ADDR": c.HTTPAddr, "EMBEDDED_NATS_ADDR": c.EmbeddedNATSAddr, "EMBEDDED_STORE_ADDR": c.EmbeddedStoreAddr} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
+		if _, port, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, &Error{name, fmt.Sprintf("must be host:port, got %q", addr)})
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			errs = append(errs, &Error{name, fmt.Sprintf("port must be a number from 0 to 65535, got %q", port)})
 		}
 	}
 	if c.MongoMinPool > c.MongoMaxPool {

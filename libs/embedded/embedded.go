@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -76,6 +77,10 @@ func (n *NATS) Shutdown() {
 	n.srv.WaitForShutdown()
 }
 
+// ferretNew serialises ferretdb.New, which writes a package-level variable:
+// stores started at once in one process (parallel tests) would race.
+var ferretNew sync.Mutex
+
 // Store is an embedded FerretDB with the SQLite backend.
 type Store struct {
 	db     *ferretdb.FerretDB
@@ -106,6 +111,7 @@ func StartStore(dir, addr string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	ferretNew.Lock()
 	db, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: net.JoinHostPort(host, strconv.Itoa(port))},
 		Handler:   "sqlite",
@@ -113,6 +119,7 @@ func StartStore(dir, addr string, log *slog.Logger) (*Store, error) {
 		// FerretDB logs every connection at info and unsupported commands (such as the driver's endSessions) as warnings; keep only its errors.
 		Logger: slog.New(levelFloor{log.Handler(), slog.LevelError}).With("component", "store"),
 	})
+	ferretNew.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("create embedded store: %w", err)
 	}

@@ -92,7 +92,7 @@ func parseQ(part string) (string, float64) {
 	name := strings.ToLower(strings.TrimSpace(fields[0]))
 	q := 1.0
 	for _, f := range fields[1:] {
-		f = strings.TrimSpace(f)
+		f = strings.ToLower(strings.TrimSpace(f))
 		if strings.HasPrefix(f, "q=") {
 			v, err := strconv.ParseFloat(f[2:], 64)
 			if err != nil || v < 0 {

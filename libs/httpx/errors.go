@@ -36,6 +36,8 @@ func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
 		c.Response().Header.Del(fiber.HeaderContentEncoding)
 		if wantsHTML(c) {
 			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			// The page replaces whatever the handler wrote before failing.
+			c.Response().ResetBody()
 			return errorPage.Execute(c.Response().BodyWriter(), map[string]any{
 				"Status": status, "Code": ae.Code, "Message": ae.Message, "RequestID": GetRequestID(c),
 			})

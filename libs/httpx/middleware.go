@@ -4,8 +4,9 @@
 package httpx
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -30,11 +31,13 @@ const HeaderRequestID = "X-Request-ID"
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:\-]{8,128}$`)
 
-// NewRequestID returns 16 random bytes in hex.
+// NewRequestID returns 128 random bits in hex. Request IDs correlate logs;
+// they guard nothing, so the runtime's fast generator serves.
 func NewRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
 }
 
 // RequestID keeps a valid incoming X-Request-ID (8–128 of [A-Za-z0-9._:-]),
@@ -75,7 +78,9 @@ func Proxy(trusted []netip.Prefix) fiber.Handler {
 			if h := strings.TrimSpace(firstValue(c.Get(fiber.HeaderXForwardedHost))); h != "" && validHost(h) {
 				host = h
 			}
-			if xff := c.Get(fiber.HeaderXForwardedFor); xff != "" {
+			// A proxy may add its own header line instead of extending the
+			// client's: the lines together are the list, in order.
+			if xff := forwardedFor(c); xff != "" {
 				parts := strings.Split(xff, ",")
 				for i := len(parts) - 1; i >= 0; i-- {
 					a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
@@ -94,6 +99,15 @@ func Proxy(trusted []netip.Prefix) fiber.Handler {
 		c.Locals(LocalClientIP, client)
 		return c.Next()
 	}
+}
+
+func forwardedFor(c *fiber.Ctx) string {
+	lines := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
+	vals := make([]string, 0, len(lines))
+	for _, l := range lines {
+		vals = append(vals, string(l))
+	}
+	return strings.Join(vals, ",")
 }
 
 func firstValue(v string) string {

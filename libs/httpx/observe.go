@@ -17,6 +17,15 @@ import (
 	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
+// fiberCarrier reads propagation headers straight from the request.
+type fiberCarrier struct{ c *fiber.Ctx }
+
+func (f fiberCarrier) Get(key string) string { return f.c.Get(key) }
+func (f fiberCarrier) Set(key, value string) { f.c.Request().Header.Set(key, value) }
+func (f fiberCarrier) Keys() []string        { return []string{"traceparent", "tracestate", "baggage"} }
+
+var _ propagation.TextMapCarrier = fiberCarrier{}
+
 // Metrics are the edge's HTTP metrics.
 type Metrics struct {
 	Requests    *prometheus.CounterVec
@@ -52,14 +61,10 @@ func Observe(log *slog.Logger, m *Metrics, errorHandler fiber.ErrorHandler) fibe
 	prop := otel.GetTextMapPropagator()
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
-		hdr := http.Header{}
-		if tp := c.Get("Traceparent"); tp != "" {
-			hdr.Set("Traceparent", tp)
-			if ts := c.Get("Tracestate"); ts != "" {
-				hdr.Set("Tracestate", ts)
-			}
+		ctx := c.UserContext()
+		if c.Get("Traceparent") != "" || c.Get("Baggage") != "" {
+			ctx = prop.Extract(ctx, fiberCarrier{c})
 		}
-		ctx := prop.Extract(c.UserContext(), propagation.HeaderCarrier(hdr))
 		ctx, span := tracer.Start(ctx, c.Method(), trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", c.Method()), attribute.String("url.path", c.Path()),
 				attribute.String("gnome.request_id", GetRequestID(c))))

@@ -223,7 +223,8 @@ func (w *Worker) Start() {
 
 // Stop takes no more jobs and waits for those running until ctx ends; jobs
 // still running then are cancelled and handed back (nak) for another
-// instance to take at once.
+// instance to take at once, except on their last attempt, when they are
+// given up through OnFailed.
 func (w *Worker) Stop(ctx context.Context) error {
 	if w.stop == nil {
 		return nil
@@ -286,11 +287,16 @@ func (w *Worker) run(msg jetstream.Msg) {
 		if aerr := msg.DoubleAck(context.Background()); aerr != nil {
 			w.o.Log.WarnContext(ctx, "job ack failed; it will run again", "job", job.ID, "err", aerr)
 		}
-	case w.hardCx.Err() != nil:
+	case w.hardCx.Err() != nil && job.Attempt < w.o.MaxAttempts:
 		// Shutting down: hand the job back so another instance runs it now.
 		span.SetStatus(codes.Error, "handed back on shutdown")
 		_ = msg.Nak()
 	case IsPermanent(err) || job.Attempt >= w.o.MaxAttempts:
+		if w.hardCx.Err() != nil {
+			// The server delivers no more than MaxAttempts times: a job
+			// handed back now would never run again, unreported.
+			err = fmt.Errorf("stopped during the last attempt: %w", err)
+		}
 		span.SetStatus(codes.Error, err.Error())
 		w.o.Log.ErrorContext(ctx, "job failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "err", err)
 		if w.o.OnFailed != nil {

@@ -85,6 +85,12 @@ func New(ctx context.Context, o Options) (*Telemetry, error) {
 			popts = append(popts, sdktrace.WithBatcher(exp))
 		}
 	}
+	if exp == nil {
+		// Nothing would read a recorded span: record only what an upstream
+		// caller asked to sample. Unsampled spans still carry IDs, so logs
+		// keep their trace_id and the context still propagates.
+		popts = append(popts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	}
 	t.TracerProvider = sdktrace.NewTracerProvider(popts...)
 	otel.SetTracerProvider(t.TracerProvider)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))

@@ -70,12 +70,18 @@ func (p *prober) probe(ctx context.Context) bool {
 	return p.d.Store.Ping(ctx) == nil
 }
 
+var (
+	healthOK   = []byte(`{"status":"ok"}`)
+	healthDown = []byte(`{"status":"unavailable"}`)
+)
+
 func (p *prober) handleHealth(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	if p.ok.Load() {
-		return c.JSON(fiber.Map{"status": "ok"})
+		return c.Send(healthOK)
 	}
-	return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable"})
+	return c.Status(fiber.StatusServiceUnavailable).Send(healthDown)
 }
 
 // Component is one checked part of the platform in /health/detailed.
