@@ -69,7 +69,7 @@ func loadClient(conns int) *http.Client {
 // hammer runs a closed-loop load: conns workers, each sending its next GET to
 // url as soon as the previous one is answered, over at most conns
 // connections, for du (and at most du × maxRequestsPerSecond requests).
-func hammer(ctx context.Context, client *http.Client, url string, conns int, du time.Duration) (loadResult, error) {
+func hammer(ctx context.Context, client *http.Client, target vegeta.Target, conns int, du time.Duration) (loadResult, error) {
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client),
 		vegeta.Workers(uint64(conns)),
@@ -79,7 +79,7 @@ func hammer(ctx context.Context, client *http.Client, url string, conns int, du 
 		vegeta.KeepAlive(true),
 		vegeta.Redirects(vegeta.NoFollow),
 	)
-	tgt := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodGet, URL: url})
+	tgt := vegeta.NewStaticTargeter(target)
 	pacer := boundedPacer{max: uint64(du.Seconds()*maxRequestsPerSecond) + 1}
 
 	// The attack ends by itself after du; requests time out after 10 s.
@@ -100,7 +100,7 @@ func hammer(ctx context.Context, client *http.Client, url string, conns int, du 
 		return loadResult{}, err
 	}
 	if m.Requests == 0 {
-		return loadResult{}, fmt.Errorf("no request completed against %s", url)
+		return loadResult{}, fmt.Errorf("no request completed against %s", target.URL)
 	}
 	slices.Sort(lat)
 	return loadResult{
@@ -125,17 +125,21 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 
 // measureServer warms url up for warmup, then measures it for du over the
 // same connections, noting how the CPUs were shared meanwhile (pid is the
-// server's).
-func (e *env) measureServer(ctx context.Context, url string, pid int) (loadResult, error) {
+// server's). header, when given, goes on every request.
+func (e *env) measureServer(ctx context.Context, url string, pid int, header ...http.Header) (loadResult, error) {
+	target := vegeta.Target{Method: http.MethodGet, URL: url}
+	if len(header) > 0 {
+		target.Header = header[0]
+	}
 	client := loadClient(e.conns)
 	defer client.CloseIdleConnections()
 	if e.warmup > 0 {
-		if _, err := hammer(ctx, client, url, e.conns, e.warmup); err != nil {
+		if _, err := hammer(ctx, client, target, e.conns, e.warmup); err != nil {
 			return loadResult{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	before := sampleCPU(pid)
-	r, err := hammer(ctx, client, url, e.conns, e.duration)
+	r, err := hammer(ctx, client, target, e.conns, e.duration)
 	r.cpu = cpuBetween(before, sampleCPU(pid))
 	return r, err
 }

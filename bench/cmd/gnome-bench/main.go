@@ -42,6 +42,8 @@ type outcome struct {
 var benchmarks = []benchmark{
 	{"health", "GET /health at max rate over N connections: gnome serve vs a bare Fiber server", benchHealth},
 	{"startup", "gnome serve on an existing DATA_DIR, exec to first /health 200, vs gnome --version", benchStartup},
+	{"me", "GET /api/me with a session token vs GET /health on the same server", benchMe},
+	{"login", "sequential sign-ins vs the password hash check alone", benchLogin},
 }
 
 func main() { os.Exit(run()) }

@@ -148,7 +148,8 @@ type gnomeServer struct {
 
 // startGnome starts `gnome serve` with embedded NATS and store on fresh
 // loopback ports and dataDir, at LOG_LEVEL=WARNING.
-func (e *env) startGnome(dataDir, logName string) (*gnomeServer, error) {
+// extra are more NAME=value settings.
+func (e *env) startGnome(dataDir, logName string, extra ...string) (*gnomeServer, error) {
 	addrs, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -162,6 +163,7 @@ func (e *env) startGnome(dataDir, logName string) (*gnomeServer, error) {
 		"EMBEDDED_STORE_ADDR="+addrs[2],
 		"LOG_LEVEL=WARNING",
 	)
+	envv = append(envv, extra...)
 	p, err := startProc("gnome serve", e.gnomeBin, []string{"serve"}, envv, filepath.Join(e.tmp, logName))
 	if err != nil {
 		return nil, err
