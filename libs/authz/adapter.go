@@ -104,6 +104,11 @@ func (a *Adapter) AddPolicy(_ string, ptype string, r []string) error {
 	defer cancel()
 	id := ruleID(ptype, r)
 	_, err := a.c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, rule{ID: id, PType: ptype, V: r}, options.Replace().SetUpsert(true))
+	if mongo.IsDuplicateKeyError(err) {
+		// Two processes stored the same rule at once: its _id is its
+		// content, so the one stored is this one.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("add rule: %w", err)
 	}

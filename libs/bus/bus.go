@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,12 +54,35 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// carrier adapts NATS headers to OpenTelemetry's propagation. nats.Header
-// shares http.Header's shape, and both ends go through http.Header's
-// canonical keys, so injected and extracted names agree.
-func carrier(h nats.Header) propagation.HeaderCarrier {
-	return propagation.HeaderCarrier(http.Header(h))
+// carrier adapts NATS headers to OpenTelemetry's propagation. NATS header
+// names are case-sensitive: it writes them exactly as the propagator names
+// them (traceparent, tracestate, baggage), as every W3C-aware consumer in
+// any language expects, and reads them in any case.
+type carrier nats.Header
+
+func (c carrier) Get(key string) string {
+	if v := nats.Header(c)[key]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range c {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
 }
+
+func (c carrier) Set(key, value string) { nats.Header(c)[key] = []string{value} }
+
+func (c carrier) Keys() []string {
+	out := make([]string, 0, len(c))
+	for k := range c {
+		out = append(out, k)
+	}
+	return out
+}
+
+var _ propagation.TextMapCarrier = carrier{}
 
 // Inject writes ctx's trace context and request ID into h.
 func Inject(ctx context.Context, h nats.Header, requestID string) {

@@ -95,7 +95,9 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 		if !s.admit() {
 			// Stop is waiting for the handlers it knows of: refuse at once
 			// rather than run after it returned.
-			_ = req.Error(string(apierr.CodeUnavailable), "service "+s.name+" is stopping", nil)
+			ae := apierr.New(apierr.CodeUnavailable, "service %s is stopping", s.name)
+			body, _ := json.Marshal(ae.ToBody(nats.Header(req.Headers()).Get(HeaderRequestID)).Error)
+			_ = req.Error(string(ae.Code), ae.Message, body)
 			return
 		}
 		s.sem <- struct{}{}

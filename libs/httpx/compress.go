@@ -27,7 +27,9 @@ func Compress() fiber.Handler {
 		if len(body) < CompressMinBytes || !compressible(string(resp.Header.ContentType())) {
 			return nil
 		}
-		resp.Header.Add(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+		if !strings.Contains(string(resp.Header.Peek(fiber.HeaderVary)), fiber.HeaderAcceptEncoding) {
+			resp.Header.Add(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
+		}
 		var out []byte
 		switch pickEncoding(c.Get(fiber.HeaderAcceptEncoding)) {
 		case "br":
@@ -60,7 +62,12 @@ func compressible(ct string) bool {
 
 // pickEncoding chooses br or gzip from an Accept-Encoding header, honouring
 // q-values (q=0 refuses); "" when neither is acceptable.
-func pickEncoding(accept string) string {
+func pickEncoding(accept string) string { return Negotiate(accept, "br", "gzip") }
+
+// Negotiate picks, of the encodings offered (in order of preference on a
+// tie), the one the Accept-Encoding header values most; "" when none is
+// acceptable (q=0 refuses, and an unlisted one counts only through "*").
+func Negotiate(accept string, offers ...string) string {
 	best, bestQ := "", 0.0
 	star := -1.0
 	seen := map[string]float64{}
@@ -72,7 +79,7 @@ func pickEncoding(accept string) string {
 		}
 		seen[name] = q
 	}
-	for _, enc := range []string{"br", "gzip"} {
+	for _, enc := range offers {
 		q, ok := seen[enc]
 		if !ok {
 			if star < 0 {
