@@ -35,12 +35,14 @@ fmt:
 	gofmt -w $(MODULES)
 
 generate:
-	cd libs && $(GO) generate ./apierr
+	cd libs && $(GO) generate ./apierr ./bundle
 
 generate-check:
 	@cd libs && $(GO) run ./apierr/gen ../schemas/errors.json /tmp/gnome-catalogue-check.go && \
 	  if ! cmp -s /tmp/gnome-catalogue-check.go apierr/catalogue_gen.go; then \
 	    echo "libs/apierr/catalogue_gen.go is out of date with schemas/errors.json: run make generate"; exit 1; fi
+	@cmp -s schemas/manifest.schema.json libs/bundle/manifest.schema.json || \
+	  { echo "libs/bundle/manifest.schema.json is out of date with schemas/manifest.schema.json: run make generate"; exit 1; }
 
 bench: build
 	$(GO) run ./bench/cmd/gnome-bench $(BENCHFLAGS)

@@ -24,7 +24,7 @@ var pageFS embed.FS
 
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"login", "register", "admin"} {
+	for _, name := range []string{"login", "register", "admin", "index"} {
 		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/layout.html", "pages/"+name+".html"))
 	}
 	return out
@@ -41,7 +41,11 @@ type page struct {
 	Email        string
 	Next         string
 	Users        []authapi.User
+	Experiments  []listItem
 }
+
+// listItem is an experiment on the home page.
+type listItem struct{ Slug, Name, Description, Status string }
 
 func (s *Service) render(c *fiber.Ctx, status int, name string, p page) error {
 	p.User = claimsOf(c)
@@ -124,13 +128,12 @@ func (s *Service) accountRoutes(app *fiber.App) {
 	}
 	app.Get("/api/me", s.requireUser, s.me)
 
-	admin := app.Group("/admin", s.requireAdmin)
-	admin.Get("/", s.adminPage)
-	admin.Get("/api/users", s.listUsers)
-	admin.Post("/api/users", s.createUser)
-	admin.Patch("/api/users/:email", s.updateUser)
-	admin.Post("/api/users/:email/roles/:role", s.roleChange(authapi.EndpointRoleGrant))
-	admin.Delete("/api/users/:email/roles/:role", s.roleChange(authapi.EndpointRoleRevoke))
+	app.Get("/admin", s.requireAdmin, s.adminPage)
+	app.Get("/admin/api/users", s.requireAdmin, s.listUsers)
+	app.Post("/admin/api/users", s.requireAdmin, s.createUser)
+	app.Patch("/admin/api/users/:email", s.requireAdmin, s.updateUser)
+	app.Post("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(authapi.EndpointRoleGrant))
+	app.Delete("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(authapi.EndpointRoleRevoke))
 }
 
 func (s *Service) loginPage(c *fiber.Ctx) error {

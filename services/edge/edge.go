@@ -8,15 +8,20 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
+	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
@@ -36,6 +41,10 @@ type Service struct {
 	verifier *authn.Verifier
 	enforcer *authz.Enforcer
 	limiter  *ratelimit.Limiter
+	catalog  *catalog
+	uploads  jetstream.ObjectStore
+	bundles  *bundleCache
+	cacheDir string
 	// watching keeps the verifier current until Stop.
 	stopWatch context.CancelFunc
 
@@ -72,6 +81,11 @@ func (s *Service) Start(ctx context.Context) error {
 	s.stopWatch = stopWatch
 	if s.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {
 		stopWatch()
+		return err
+	}
+	if err := s.startExperiments(ctx); err != nil {
+		stopWatch()
+		s.enforcer.Close()
 		return err
 	}
 	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
@@ -127,7 +141,61 @@ func (s *Service) Stop(ctx context.Context) error {
 	if s.enforcer != nil {
 		s.enforcer.Close()
 	}
+	if s.catalog != nil {
+		s.catalog.stop()
+	}
+	if s.cacheDir != "" {
+		_ = os.RemoveAll(s.cacheDir)
+	}
 	return errors.Join(errs...)
+}
+
+// startExperiments opens what serving experiments needs: the catalog of
+// experiments, the uploads object store and this instance's bundle cache.
+func (s *Service) startExperiments(ctx context.Context) error {
+	d := s.d
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamEvents); err != nil {
+		return err
+	}
+	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads, bus.ObjectBundles); err != nil {
+		return err
+	}
+	var err error
+	if s.uploads, err = d.JS.ObjectStore(ctx, bus.ObjectUploads); err != nil {
+		return fmt.Errorf("open uploads store: %w", err)
+	}
+	bundles, err := d.JS.ObjectStore(ctx, bus.ObjectBundles)
+	if err != nil {
+		return fmt.Errorf("open bundles store: %w", err)
+	}
+	s.cacheDir = filepath.Join(d.Config.DataDir, "cache", "edge-"+d.InstanceID)
+	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bundles, d.Log); err != nil {
+		return err
+	}
+	s.catalog = newCatalog(d.Store.Collection(store.ExperimentsConfig), d.JS, d.Log)
+	return s.catalog.start(ctx)
+}
+
+// bodyLimit bounds request bodies outside the upload routes.
+const bodyLimit = 4 << 20
+
+// uploadRoutes stream their bodies, bounded by MAX_UPLOAD_SIZE_MB.
+var uploadRoutes = map[string]bool{"/api/experiments": true, "/admin/api/upload-experiment": true}
+
+// limitBodies refuses, before anything reads it, a body over bodyLimit
+// outside the upload routes, and a body of unknown length there.
+func limitBodies(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodPost && uploadRoutes[c.Path()] {
+		return c.Next()
+	}
+	n := c.Request().Header.ContentLength()
+	switch {
+	case n > bodyLimit:
+		return apierr.New(apierr.CodePayloadTooLarge, "the body is over %d bytes", bodyLimit)
+	case n == -1:
+		return apierr.New(apierr.CodeBadRequest, "send a Content-Length with the body")
+	}
+	return c.Next()
 }
 
 // newApp builds the Fiber app: the middleware chain, then the routes.
@@ -140,21 +208,28 @@ func (s *Service) newApp() *fiber.App {
 		AppName:               "g.nome",
 		DisableStartupMessage: true,
 		ErrorHandler:          errHandler,
+		// /experiments/{slug} and /experiments/{slug}/ are different routes.
+		StrictRouting: true,
 		// Bodies above this are refused with 413 before a handler runs;
 		// uploads stream past it on their own routes.
-		BodyLimit:    4 << 20,
-		ReadTimeout:  60 * time.Second,
-		WriteTimeout: 120 * time.Second,
-		IdleTimeout:  120 * time.Second,
+		BodyLimit: bodyLimit,
+		// Uploads stream; every other route is held to bodyLimit by
+		// limitBodies before anything reads its body.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ReadTimeout:                  60 * time.Second,
+		WriteTimeout:                 120 * time.Second,
+		IdleTimeout:                  120 * time.Second,
 	})
 	httpx.Use(app, httpx.Chain(httpx.ChainOptions{
 		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
 		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
 	}))
-	app.Use(s.identify, s.csrf)
+	app.Use(limitBodies, s.identify, s.csrf)
 	app.Get("/health", s.health.handleHealth)
 	app.Get("/health/detailed", s.health.handleDetailed)
 	app.Get("/metrics", httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed))
 	s.accountRoutes(app)
+	s.experimentRoutes(app)
 	return app
 }

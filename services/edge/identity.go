@@ -136,9 +136,13 @@ func (s *Service) csrf(c *fiber.Ctx) error {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()
 	}
+	if c.Get(fiber.HeaderAuthorization) != "" {
+		// A browser never attaches this header on its own.
+		return c.Next()
+	}
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	form := strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) || strings.HasPrefix(ct, fiber.MIMETextPlain)
-	byCookie := c.Cookies(authn.CookieName) != "" && c.Get(fiber.HeaderAuthorization) == ""
+	byCookie := c.Cookies(authn.CookieName) != ""
 	if !byCookie && !form {
 		return c.Next()
 	}

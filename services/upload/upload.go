@@ -4,34 +4,85 @@ package upload
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
 // Name is the service's name on the bus.
-const Name = "upload"
+const Name = experiments.Service
 
 // Service is one instance of the upload service.
-type Service struct{ svc.Base }
+type Service struct {
+	svc.Base
+	d       *svc.Deps
+	configs configs
+	uploads jetstream.ObjectStore
+	bundles jetstream.ObjectStore
+	// embedded tells whether the store is the embedded one, which builds
+	// fewer index types.
+	embedded bool
+	tmp      string
+}
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
-	s := &Service{}
+	s := &Service{d: d, configs: configs{d.Store.Collection(store.ExperimentsConfig)}}
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
 		Description: "experiment uploads, bundles and versions",
-		Provision: func(ctx context.Context) error {
-			if err := d.Topology.EnsureStreams(ctx, bus.StreamEvents); err != nil {
-				return err
+		Provision:   s.provision,
+		Endpoints: func(srv *bus.Server) error {
+			for name, h := range map[string]bus.RawHandler{
+				experiments.EndpointProcess: bus.JSON(s.process),
+				experiments.EndpointUpdate:  bus.JSON(s.update),
+				experiments.EndpointDelete:  bus.JSON(s.delete),
+			} {
+				if err := srv.Handle(name, h); err != nil {
+					return err
+				}
 			}
-			if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads, bus.ObjectBundles); err != nil {
-				return err
-			}
-			return d.Store.EnsureIndexes(ctx, store.ExperimentsConfig)
+			return nil
 		},
 	}
 	return s
+}
+
+func (s *Service) provision(ctx context.Context) error {
+	d := s.d
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamEvents); err != nil {
+		return err
+	}
+	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads, bus.ObjectBundles); err != nil {
+		return err
+	}
+	if err := d.Store.EnsureIndexes(ctx, store.ExperimentsConfig); err != nil {
+		return err
+	}
+	var err error
+	if s.uploads, err = d.JS.ObjectStore(ctx, bus.ObjectUploads); err != nil {
+		return fmt.Errorf("open uploads store: %w", err)
+	}
+	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+		return fmt.Errorf("open bundles store: %w", err)
+	}
+	kind, err := scoped.DetectStore(ctx, d.Store.DB)
+	if err != nil {
+		return err
+	}
+	s.embedded = kind == scoped.StoreFerretDB
+	s.tmp = filepath.Join(d.Config.DataDir, "tmp", "upload")
+	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+		return fmt.Errorf("create upload work dir: %w", err)
+	}
+	return nil
 }

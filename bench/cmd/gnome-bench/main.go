@@ -44,6 +44,9 @@ var benchmarks = []benchmark{
 	{"startup", "gnome serve on an existing DATA_DIR, exec to first /health 200, vs gnome --version", benchStartup},
 	{"me", "GET /api/me with a session token vs GET /health on the same server", benchMe},
 	{"login", "sequential sign-ins vs the password hash check alone", benchLogin},
+	{"upload", "10 MB experiment from POST to served vs unzip + SHA-256 of it in process", benchUpload},
+	{"uploadmem", "edge resident memory growth during a 100 MB upload (services as separate processes)", benchUploadMemory},
+	{"static", "GET of an experiment's page vs GET /health on the same server", benchStatic},
 }
 
 func main() { os.Exit(run()) }

@@ -18,9 +18,10 @@ import (
 type unit int
 
 const (
-	unitRate unit = iota // per second
-	unitDur              // nanoseconds
-	unitPct              // fraction
+	unitRate  unit = iota // per second
+	unitDur               // nanoseconds
+	unitPct               // fraction
+	unitBytes             // bytes
 )
 
 func (u unit) format(v float64) string {
@@ -31,6 +32,8 @@ func (u unit) format(v float64) string {
 		return fmtDur(time.Duration(v))
 	case unitPct:
 		return fmtPct(v)
+	case unitBytes:
+		return fmtBytes(int64(v))
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }
@@ -54,6 +57,10 @@ func atMostRatio(x float64) target {
 
 func below(d time.Duration) target {
 	return target{"g.nome < " + fmtDur(d), func(r row) bool { return time.Duration(r.got) < d }}
+}
+
+func atMostAbs(bytes int64) target {
+	return target{"g.nome ≤ " + fmtBytes(bytes), func(r row) bool { return r.got <= float64(bytes) }}
 }
 
 func bothFull() target {

@@ -1,0 +1,203 @@
+package upload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/store"
+)
+
+var statuses = []string{experiments.StatusActive, experiments.StatusDraft, experiments.StatusArchived, experiments.StatusInactive}
+
+// update makes a kept version current, or changes the status or manifest
+// fields. Only the owner and admins may.
+func (s *Service) update(ctx context.Context, req experiments.Update) (experiments.Result, error) {
+	if req.Version == nil && req.Status == nil && len(req.Fields) == 0 {
+		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "nothing to change: give version, status or manifest")
+	}
+	if req.Status != nil && !slices.Contains(statuses, *req.Status) {
+		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "status must be one of %s", strings.Join(statuses, ", ")).OnField("/status")
+	}
+	var warnings []experiments.Warning
+	var manifest *bundle.Manifest
+	next, _, err := s.configs.change(ctx, req.Slug, func(cur *experiments.Config) (*experiments.Config, error) {
+		if cur == nil {
+			return nil, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
+		}
+		if !mayManage(cur, req.Caller) {
+			return nil, apierr.New(apierr.CodeForbidden, "only the owner and admins change experiment %q", req.Slug)
+		}
+		n := *cur
+		n.Versions = slices.Clone(cur.Versions)
+		if req.Version != nil {
+			i := slices.IndexFunc(n.Versions, func(v experiments.Version) bool { return v.Version == *req.Version })
+			if i < 0 {
+				kept := []string{}
+				for _, v := range n.Versions {
+					kept = append(kept, fmt.Sprint(v.Version))
+				}
+				return nil, apierr.New(apierr.CodeValidationFailed, "version %d is not kept (kept: %s)", *req.Version, strings.Join(kept, ", ")).OnField("/version")
+			}
+			n.Version, n.Checksum, n.Manifest = n.Versions[i].Version, n.Versions[i].Checksum, n.Versions[i].Manifest
+		}
+		raw := []byte(n.Manifest)
+		if len(req.Fields) > 0 {
+			merged, err := mergeManifest(raw, req.Fields)
+			if err != nil {
+				return nil, err
+			}
+			raw = merged
+		}
+		m, w, err := bundle.ParseManifest(raw)
+		if err != nil {
+			return nil, err
+		}
+		if m.Slug != n.Slug {
+			return nil, apierr.New(apierr.CodeValidationFailed, "the slug of an experiment cannot change").OnField("/manifest/slug")
+		}
+		manifest, warnings = m, toWarnings(w)
+		n.Manifest, n.Name, n.Description = string(raw), m.Name, m.Description
+		if len(req.Fields) > 0 {
+			n.Status = m.Status
+		}
+		if req.Status != nil {
+			n.Status = *req.Status
+		}
+		for i := range n.Versions {
+			if n.Versions[i].Version == n.Version {
+				n.Versions[i].Manifest = n.Manifest
+			}
+		}
+		n.Indexes = plannedIndexes(m, s.embedded)
+		return &n, nil
+	})
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	next.Indexes = s.applyIndexes(ctx, next.Slug, manifest, next.Indexes)
+	if final, err := s.saveIndexes(ctx, next.Slug, next.Seq, next.Indexes); err == nil && final != nil {
+		next = final
+	}
+	reason := "update"
+	if req.Version != nil {
+		reason = "rollback"
+	}
+	if err := s.announce(ctx, next, experiments.SubjectUpdated, reason, manifest.Actor != nil); err != nil {
+		return experiments.Result{}, err
+	}
+	if err := s.audit(ctx, req.Caller, "experiment."+reason, next.Slug, map[string]any{"version": next.Version, "status": next.Status}); err != nil {
+		return experiments.Result{}, err
+	}
+	if warnings == nil {
+		warnings = []experiments.Warning{}
+	}
+	return experiments.Result{Experiment: *next, Warnings: warnings}, nil
+}
+
+// mergeManifest sets the given top-level fields of a manifest.
+func mergeManifest(raw []byte, fields json.RawMessage) ([]byte, error) {
+	var base, patch map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &base); err != nil {
+		return nil, fmt.Errorf("read stored manifest: %w", err)
+	}
+	if err := json.Unmarshal(fields, &patch); err != nil {
+		return nil, apierr.Wrap(apierr.CodeInvalidJson, err, "manifest must be a JSON object of fields to change").OnField("/manifest")
+	}
+	for k, v := range patch {
+		if string(v) == "null" {
+			delete(base, k)
+			continue
+		}
+		base[k] = v
+	}
+	return json.Marshal(base)
+}
+
+// delete removes the experiment: its configuration, every kept bundle, and
+// its documents in every collection named for it; an announcement lets the
+// other services drop its actor and exports.
+func (s *Service) delete(ctx context.Context, req experiments.Delete) (experiments.Result, error) {
+	if req.Confirm != req.Slug {
+		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "to delete, confirm with the experiment's slug").OnField("/confirm")
+	}
+	cur, err := s.configs.get(ctx, req.Slug)
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	if cur == nil {
+		return experiments.Result{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
+	}
+	if !mayManage(cur, req.Caller) {
+		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "only the owner and admins delete experiment %q", req.Slug)
+	}
+	if err := s.configs.remove(ctx, req.Slug); err != nil {
+		return experiments.Result{}, err
+	}
+	for _, v := range cur.Versions {
+		if err := s.bundles.Delete(ctx, experiments.BundleObject(req.Slug, v.Checksum)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			s.d.Log.WarnContext(ctx, "delete bundle failed", "slug", req.Slug, "version", v.Version, "err", err)
+		}
+	}
+	if err := s.dropData(ctx, req.Slug); err != nil {
+		return experiments.Result{}, err
+	}
+	cur.Seq++
+	if err := s.announce(ctx, cur, experiments.SubjectDeleted, "delete", false); err != nil {
+		return experiments.Result{}, err
+	}
+	if err := s.audit(ctx, req.Caller, "experiment.delete", req.Slug, map[string]any{"versions": len(cur.Versions)}); err != nil {
+		return experiments.Result{}, err
+	}
+	return experiments.Result{Experiment: *cur, Warnings: []experiments.Warning{}}, nil
+}
+
+// dropData deletes the experiment's documents from every {slug}_*
+// collection, and drops a collection left empty. Slugs may contain "_", so
+// another experiment's collection can share the prefix (experiment "a_b"'s
+// "c" and experiment "a"'s "b_c" are both a_b_c): only documents carrying
+// this experiment's id are removed.
+func (s *Service) dropData(ctx context.Context, slug string) error {
+	db := s.d.Store.DB
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, slug+"_") {
+			continue
+		}
+		c := db.Collection(name)
+		if _, err := c.DeleteMany(ctx, bson.D{{Key: scoped.Field, Value: slug}}); err != nil {
+			return fmt.Errorf("delete data of %s in %s: %w", slug, name, err)
+		}
+		if n, err := c.CountDocuments(ctx, bson.D{}); err == nil && n == 0 {
+			if err := c.Drop(ctx); err != nil {
+				return fmt.Errorf("drop %s: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) audit(ctx context.Context, c experiments.Caller, what, target string, details map[string]any) error {
+	_, err := s.d.Store.Collection(store.AuditLog).InsertOne(ctx, bson.M{
+		"who": c.Email, "what": what, "target": target, "when": time.Now().UTC(),
+		"request_id": c.RequestID, "details": details,
+	})
+	if err != nil {
+		return fmt.Errorf("write audit log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package upload
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/telemetry"
+)
+
+// process checks a staged upload and stores it as the experiment's next
+// version. Whatever happens, the staged upload is deleted; on a refusal
+// nothing else is stored.
+func (s *Service) process(ctx context.Context, req experiments.ProcessUpload) (experiments.Result, error) {
+	if req.UploadID == "" || strings.ContainsAny(req.UploadID, "/.") {
+		return experiments.Result{}, apierr.New(apierr.CodeBadRequest, "upload id is required")
+	}
+	defer func() {
+		// The staged upload is never needed again.
+		_ = s.uploads.Delete(context.WithoutCancel(ctx), req.UploadID)
+	}()
+	if !canUpload(req.Caller) {
+		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "only developers and admins upload experiments")
+	}
+	limit := s.d.Config.MaxUploadSizeMB << 20
+
+	raw, err := s.stage(ctx, req.UploadID, limit)
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	defer os.Remove(raw.Name())
+	defer raw.Close()
+	st, err := raw.Stat()
+	if err != nil {
+		return experiments.Result{}, fmt.Errorf("stat staged upload: %w", err)
+	}
+	b, err := bundle.Open(raw, st.Size(), bundle.DefaultLimits(limit))
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	slug := b.Manifest.Slug
+
+	// Refuse a slug owned by someone else before any work is stored.
+	if cur, err := s.configs.get(ctx, slug); err != nil {
+		return experiments.Result{}, err
+	} else if cur != nil && !mayManage(cur, req.Caller) {
+		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
+	}
+
+	norm, err := os.CreateTemp(s.tmp, "bundle-*.zip")
+	if err != nil {
+		return experiments.Result{}, fmt.Errorf("create work file: %w", err)
+	}
+	defer os.Remove(norm.Name())
+	defer norm.Close()
+	sum, err := b.Normalise(norm)
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	if _, err := norm.Seek(0, io.SeekStart); err != nil {
+		return experiments.Result{}, fmt.Errorf("rewind bundle: %w", err)
+	}
+	object := experiments.BundleObject(slug, sum.Checksum)
+	if _, err := s.bundles.GetInfo(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
+		if _, err := s.bundles.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
+			return experiments.Result{}, fmt.Errorf("store bundle: %w", err)
+		}
+	} else if err != nil {
+		return experiments.Result{}, fmt.Errorf("look up bundle: %w", err)
+	}
+
+	warnings := toWarnings(b.Warnings)
+	owner := req.Caller.Email
+	if dev := strings.ToLower(strings.TrimSpace(b.Manifest.DeveloperID)); dev != "" && dev != owner {
+		if req.Caller.IsAdmin {
+			owner = dev
+		} else {
+			warnings = append(warnings, experiments.Warning{Field: "/developer_id", Message: "developer_id names someone else; the uploader owns the experiment"})
+		}
+	}
+	created := false
+	next, prev, err := s.configs.change(ctx, slug, func(cur *experiments.Config) (*experiments.Config, error) {
+		if cur != nil && !mayManage(cur, req.Caller) {
+			return nil, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
+		}
+		n := &experiments.Config{}
+		if cur != nil {
+			*n = *cur
+			n.Versions = slices.Clone(cur.Versions)
+		} else {
+			n.OwnerEmail = owner
+			created = true
+		}
+		last := 0
+		for _, v := range n.Versions {
+			last = max(last, v.Version)
+		}
+		n.Version = max(last, n.Version) + 1
+		n.Checksum = sum.Checksum
+		n.Name, n.Description, n.Status = b.Manifest.Name, b.Manifest.Description, b.Manifest.Status
+		n.Manifest = string(b.RawManifest)
+		n.Versions = append(n.Versions, experiments.Version{
+			Version: n.Version, Checksum: sum.Checksum, Size: sum.Size, Files: len(sum.Files),
+			Manifest: n.Manifest, UploadedBy: req.Caller.Email, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		})
+		if len(n.Versions) > experiments.KeepVersions {
+			n.Versions = n.Versions[len(n.Versions)-experiments.KeepVersions:]
+		}
+		n.Indexes = plannedIndexes(b.Manifest, s.embedded)
+		return n, nil
+	})
+	if err != nil {
+		return experiments.Result{}, err
+	}
+	s.dropEvicted(ctx, slug, prev, next)
+	next.Indexes = s.applyIndexes(ctx, slug, b.Manifest, next.Indexes)
+	if final, err := s.saveIndexes(ctx, slug, next.Seq, next.Indexes); err == nil && final != nil {
+		next = final
+	}
+	reason := "upload"
+	if err := s.announce(ctx, next, experiments.SubjectUpdated, reason, b.Manifest.Actor != nil); err != nil {
+		return experiments.Result{}, err
+	}
+	if err := s.audit(ctx, req.Caller, "experiment.upload", slug, map[string]any{"version": next.Version, "checksum": sum.Checksum}); err != nil {
+		return experiments.Result{}, err
+	}
+	s.d.Log.InfoContext(ctx, "experiment uploaded", "slug", slug, "version", next.Version, "checksum", sum.Checksum, "by", req.Caller.Email)
+	if warnings == nil {
+		warnings = []experiments.Warning{}
+	}
+	return experiments.Result{Experiment: *next, Warnings: warnings, Created: created}, nil
+}
+
+// stage copies the staged upload to a work file: a ZIP is read from its
+// central directory at the end, which needs random access.
+func (s *Service) stage(ctx context.Context, id string, limit int64) (*os.File, error) {
+	obj, err := s.uploads.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, apierr.New(apierr.CodeNotFound, "no staged upload %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read staged upload: %w", err)
+	}
+	defer obj.Close()
+	f, err := os.CreateTemp(s.tmp, "upload-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("create work file: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(obj, limit+1))
+	if err == nil && n > limit {
+		err = apierr.New(apierr.CodeBundleTooLarge, "the upload is over %d MB", limit>>20)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
+}
+
+// dropEvicted deletes the bundles of versions no longer kept.
+func (s *Service) dropEvicted(ctx context.Context, slug string, prev, next *experiments.Config) {
+	if prev == nil {
+		return
+	}
+	kept := map[string]bool{}
+	for _, v := range next.Versions {
+		kept[v.Checksum] = true
+	}
+	for _, v := range prev.Versions {
+		if !kept[v.Checksum] {
+			if err := s.bundles.Delete(ctx, experiments.BundleObject(slug, v.Checksum)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+				s.d.Log.WarnContext(ctx, "drop old bundle failed", "slug", slug, "version", v.Version, "err", err)
+			}
+		}
+	}
+}
+
+// announce publishes the experiment's event on the events stream,
+// de-duplicated by slug and sequence.
+func (s *Service) announce(ctx context.Context, c *experiments.Config, subject, reason string, hasActor bool) error {
+	ev := experiments.Event{
+		Slug: c.Slug, Version: c.Version, Checksum: c.Checksum, Status: c.Status, OwnerEmail: c.OwnerEmail,
+		HasActor: hasActor, Seq: c.Seq, Reason: reason, At: time.Now().UTC(), RequestID: telemetry.RequestID(ctx),
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	bus.Inject(ctx, msg.Header, ev.RequestID)
+	id := fmt.Sprintf("%s-%s-%d", subject, c.Slug, c.Seq)
+	if _, err := s.d.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("announce %s of %s: %w", reason, c.Slug, err)
+	}
+	return nil
+}
+
+func canUpload(c experiments.Caller) bool {
+	return c.IsAdmin || slices.Contains(c.Roles, "developer")
+}
+
+func mayManage(cfg *experiments.Config, c experiments.Caller) bool {
+	return c.IsAdmin || strings.EqualFold(cfg.OwnerEmail, c.Email)
+}
+
+func toWarnings(in []bundle.Warning) []experiments.Warning {
+	out := make([]experiments.Warning, 0, len(in))
+	for _, w := range in {
+		out = append(out, experiments.Warning{Field: w.Field, Message: w.Message})
+	}
+	return out
+}
