@@ -29,7 +29,8 @@ func experimentZip(path, slug string, size int, seed uint64) error {
 	defer f.Close()
 	zw := zip.NewWriter(f)
 	m, _ := json.Marshal(map[string]any{"schema_version": "2.0", "slug": slug, "name": "Bench " + slug, "status": "active"})
-	for name, body := range map[string][]byte{"manifest.json": m, "index.html": []byte("<!doctype html><h1>bench</h1>" + strings.Repeat("<p>g.nome</p>", 100))} {
+	page := fmt.Sprintf("<!doctype html><h1>bench %d</h1>", seed) + strings.Repeat("<p>g.nome</p>", 100)
+	for name, body := range map[string][]byte{"manifest.json": m, "index.html": []byte(page)} {
 		w, _ := zw.Create(name)
 		w.Write(body)
 	}
@@ -74,18 +75,26 @@ func postZip(ctx context.Context, base, token, path string) (int, string, error)
 // and returns when it did.
 func waitServed(ctx context.Context, url, notETag string) error {
 	client := &http.Client{Timeout: 5 * time.Second}
+	last := ""
 	for i := 0; i < 5000; i++ {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := client.Do(req); err == nil {
+		resp, err := client.Do(req)
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("ETag"))
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && resp.Header.Get("ETag") != notETag {
 				return nil
 			}
 		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return fmt.Errorf("%s never served the new version", url)
+	return fmt.Errorf("%s never served the new version (last: %s)", url, last)
 }
 
 // referenceUnpack is what any upload must at least do with a ZIP: read it
