@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -331,4 +332,66 @@ func TestExperimentAccess(t *testing.T) {
 		t.Errorf("bad slug: %d", r.status)
 	}
 	_ = http.StatusOK
+}
+
+// The contract's example manifest, which uses every field, uploads: the
+// Python-only fields come back as warnings, and each managed index reports
+// its state (the embedded store builds the regular ones only).
+func TestFullManifestUploads(t *testing.T) {
+	raw, err := os.ReadFile("../../../schemas/examples/manifest-v2-full.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startPlatform(t, 1, nil)
+	admin := p.client(t, 0)
+	admin.login(adminEmail, adminPassword)
+	r := admin.upload(zipOf(t, map[string]string{"manifest.json": string(raw), "static/index.html": "<p>notes</p>", "actor.wasm": "\x00asm\x01\x00\x00\x00"}))
+	if r.status != 201 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	for _, w := range []string{"/runtime_pip_deps", "/runtime_s3_uri", "/sub_auth"} {
+		if !strings.Contains(string(r.body), `"field":"`+w+`"`) {
+			t.Errorf("no warning for %s: %s", w, r.body)
+		}
+	}
+	info := admin.do("GET", "/api/experiments/field-notes", nil, nil)
+	var got struct {
+		OwnerEmail string `json:"owner_email"`
+		Manifest   struct {
+			Slug string `json:"slug"`
+		} `json:"manifest"`
+		Indexes []struct{ Collection, Name, State string } `json:"indexes"`
+	}
+	if err := json.Unmarshal(info.body, &got); err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, i := range got.Indexes {
+		states[i.Name] = i.State
+	}
+	want := map[string]string{
+		"by_author_time": "ready", "one_per_author_day": "ready",
+		"expire_drafts": "unsupported on this store", "only_published": "unsupported on this store",
+		"note_text": "unsupported on this store", "near": "unsupported on this store", "note_vectors": "unsupported on this store",
+	}
+	for name, st := range want {
+		if states[name] != st {
+			t.Errorf("index %s: %q, want %q", name, states[name], st)
+		}
+	}
+	// developer_id names the owner when an admin uploads.
+	if got.OwnerEmail != "dev@example.com" || got.Manifest.Slug != "field-notes" {
+		t.Errorf("owner %q, manifest slug %q", got.OwnerEmail, got.Manifest.Slug)
+	}
+	// The page lives under static/, and serves at the root.
+	if page := admin.do("GET", "/experiments/field-notes/", nil, nil); page.status != 200 || string(page.body) != "<p>notes</p>" {
+		t.Errorf("page: %d %s", page.status, page.body)
+	}
+	// Anonymous callers cannot upload, change or delete.
+	anon := p.client(t, 0)
+	for _, req := range []struct{ method, path string }{{"POST", "/api/experiments"}, {"PATCH", "/api/experiments/field-notes"}, {"DELETE", "/api/experiments/field-notes"}} {
+		if r := anon.do(req.method, req.path, map[string]any{}, nil); r.status != 401 {
+			t.Errorf("anonymous %s %s: %d", req.method, req.path, r.status)
+		}
+	}
 }
