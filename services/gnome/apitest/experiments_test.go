@@ -219,8 +219,25 @@ func TestUploadServeAndVersions(t *testing.T) {
 	if r := dev2.do("DELETE", "/api/experiments/demo", map[string]any{"confirm": "demo"}, nil); r.status != 403 {
 		t.Fatalf("foreign delete: %d", r.status)
 	}
+	// Data: demo's own collection, and one whose name another experiment
+	// ("demo_x", collection "clicks") shares with demo's "x_clicks".
+	db := p.deps.Store.DB
+	ctx := context.Background()
+	db.Collection("demo_clicks").InsertOne(ctx, bson.M{"experiment_id": "demo", "n": 1})
+	db.Collection("demo_x_clicks").InsertMany(ctx, []any{bson.M{"experiment_id": "demo", "n": 2}, bson.M{"experiment_id": "demo_x", "n": 3}})
 	if r := dev.do("DELETE", "/api/experiments/demo", map[string]any{"confirm": "demo"}, nil); r.status != 200 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	names, _ := db.ListCollectionNames(ctx, bson.D{})
+	for _, n := range names {
+		if n == "demo_clicks" {
+			t.Error("demo_clicks survived the delete")
+		}
+	}
+	left, _ := db.Collection("demo_x_clicks").CountDocuments(ctx, bson.D{})
+	mine, _ := db.Collection("demo_x_clicks").CountDocuments(ctx, bson.D{{Key: "experiment_id", Value: "demo"}})
+	if left != 1 || mine != 0 {
+		t.Errorf("shared-prefix collection after delete: %d documents, %d of demo's", left, mine)
 	}
 	if c, o := stored(t, p); c != 0 || o != 0 {
 		t.Fatalf("after delete: %d configs, %d objects left", c, o)
