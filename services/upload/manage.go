@@ -69,7 +69,7 @@ func (s *Service) update(ctx context.Context, req experiments.Update) (experimen
 		}
 		manifest, warnings = m, toWarnings(w)
 		n.Manifest, n.Name, n.Description = string(raw), m.Name, m.Description
-		if len(req.Fields) > 0 {
+		if len(req.Fields) > 0 && patchSets(req.Fields, "status") {
 			n.Status = m.Status
 		}
 		if req.Status != nil {
@@ -104,6 +104,16 @@ func (s *Service) update(ctx context.Context, req experiments.Update) (experimen
 		warnings = []experiments.Warning{}
 	}
 	return experiments.Result{Experiment: *next, Warnings: warnings}, nil
+}
+
+// patchSets reports whether a manifest patch names field.
+func patchSets(fields json.RawMessage, field string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(fields, &m) != nil {
+		return false
+	}
+	_, ok := m[field]
+	return ok
 }
 
 // mergeManifest sets the given top-level fields of a manifest.
@@ -154,7 +164,8 @@ func (s *Service) delete(ctx context.Context, req experiments.Delete) (experimen
 		return experiments.Result{}, err
 	}
 	cur.Seq++
-	if err := s.announce(ctx, cur, experiments.SubjectDeleted, "delete", false); err != nil {
+	m, _, _ := bundle.ParseManifest([]byte(cur.Manifest))
+	if err := s.announce(ctx, cur, experiments.SubjectDeleted, "delete", m != nil && m.Actor != nil); err != nil {
 		return experiments.Result{}, err
 	}
 	if err := s.audit(ctx, req.Caller, "experiment.delete", req.Slug, map[string]any{"versions": len(cur.Versions)}); err != nil {

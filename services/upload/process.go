@@ -203,7 +203,9 @@ func (s *Service) announce(ctx context.Context, c *experiments.Config, subject, 
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	bus.Inject(ctx, msg.Header, ev.RequestID)
-	id := fmt.Sprintf("%s-%s-%d", subject, c.Slug, c.Seq)
+	// A slug deleted and uploaded again starts its sequence anew: the
+	// creation time tells its lives apart within the duplicate window.
+	id := fmt.Sprintf("%s-%s-%d-%d", subject, c.Slug, c.CreatedAt.UnixMilli(), c.Seq)
 	if _, err := s.d.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("announce %s of %s: %w", reason, c.Slug, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
@@ -50,7 +52,11 @@ func isInternal(subject string) bool {
 // TestBusMessagesMatchAsyncAPI runs every service in-process, records every
 // message on the bus while exercising it, and checks each against
 // schemas/asyncapi.yaml: its subject must be documented and its headers and
-// body must match the schemas the document gives for it.
+// body must match the schemas the document gives for it. The exercise calls
+// every documented endpoint of every service (the auth service's accounts
+// and the upload service's experiments with the events they publish
+// included), provokes some error replies, and checks that the endpoints the
+// services report to $SRV.INFO are exactly the documented ones.
 func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	doc := loadAsyncAPI(t)
 	env := testenv.Start(t)
@@ -81,7 +87,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := env.Config(t, nil)
+	cfg := env.Config(t, busTestConfig)
 	d := env.Deps(t, cfg)
 	testenv.Run(t, d, platform.Services(d)...)
 
@@ -147,13 +153,31 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 		return err == nil && ci.Delivered.Consumer >= 1 && ci.NumAckPending == 0 && ci.NumPending == 0
 	})
 
+	// The endpoints the services serve are the documented ones.
+	checkServedEndpoints(ctx, t, doc, d.NC)
+
+	// Accounts: every auth endpoint, as the edge calls it.
+	exerciseAuth(ctx, t, d.NC)
+
+	// Experiments: upload, change and delete, which publish events.
+	exerciseUpload(ctx, t, d)
+
 	// The running resources match the document.
 	checkLiveTopology(ctx, t, doc, d.JS)
 
-	// Let the recorder catch up, then stop it.
+	// Let the recorder catch up, then stop it: first until the edge's
+	// catalog consumer has been handed the last event (a delivery carries
+	// JetStream's ack subject as its reply), then until nothing more comes.
 	if err := d.NC.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "the edge to be handed the experiment's deletion", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.ContainsFunc(captured, func(m *nats.Msg) bool {
+			return m.Subject == experiments.SubjectDeleted && strings.HasPrefix(m.Reply, "$JS.ACK.")
+		})
+	})
 	last := -1
 	waitFor(t, 5*time.Second, "the recorder to go quiet", func() bool {
 		if err := rec.Flush(); err != nil {
@@ -179,6 +203,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 		expect      = map[string][]*docMessage{} // reply subject -> replies the request allows
 		internal    = map[string]bool{}          // reply subjects of NATS' own requests
 		seen        = map[string]int{}           // message name -> count
+		requests    = map[string]int{}           // channel -> requests with a reply subject
 		nInternal   int
 		nStoreBytes int
 		badBody     []*nats.Msg
@@ -200,6 +225,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 					internal[m.Reply] = true // JetStream's publish ack
 				} else {
 					expect[m.Reply] = ch.replies
+					requests[ch.key]++
 				}
 			}
 			if m.Header.Get(bus.HeaderRequestID) == badRequestID {
@@ -246,28 +272,53 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	// The exercise produced what it meant to, so none of the above passed
 	// for lack of messages.
 	want := map[string]int{
-		"StatusRequest": len(edge.Services), "StatusReply": len(edge.Services), "ErrorReply": 1,
-		"DiscoveryRequest": 5, "PingReply": len(edge.Services), "InfoReply": 2, "StatsReply": 2,
+		"StatusRequest": len(edge.Services), "StatusReply": len(edge.Services), "ErrorReply": 1 + len(wantErrors),
+		"DiscoveryRequest": 6, "PingReply": len(edge.Services), "InfoReply": 2 + len(edge.Services), "StatsReply": 2,
 		"ExportBuildJob": 2, // published, then delivered to the worker
+		"Credentials":    3, "Session": 2, "Logout": 1, "EmptyReply": 1, "ListUsers": 1, "Users": 1,
+		"CreateUser": 2, "UpdateUser": 1, "RoleChange": 2, "User": 4,
+		"ProcessUpload": 1, "UpdateExperiment": 1, "DeleteExperiment": 2, "UploadResult": 3,
+		// Each event is published, then handed to the edge's catalog.
+		"ExperimentUpdated": 4, "ExperimentDeleted": 2,
 	}
 	for name, n := range want {
 		if seen[name] < n {
 			t.Errorf("recorded %d %s messages, want at least %d", seen[name], name, n)
 		}
 	}
+	// Every documented endpoint of a bus service was called.
+	for _, ch := range doc.channels {
+		if len(ch.replies) > 0 && ch.tokens[0] == "gnome" && requests[ch.key] == 0 {
+			t.Errorf("no request on %s was recorded: the exercise leaves it untested", strings.Join(ch.tokens, "."))
+		}
+	}
 	if len(badBody) != 1 {
 		t.Fatalf("recorded %d requests with the invalid body, want 1", len(badBody))
 	}
-	if len(badReplies) != 1 {
-		t.Fatalf("recorded %d error replies, want 1", len(badReplies))
+
+	// The error replies are the provoked ones, each with its code in both
+	// headers and body and the request's ID.
+	wantCodes := maps.Clone(wantErrors)
+	wantCodes[badRequestID] = apierr.CodeInvalidJson
+	got := map[string]bool{}
+	for _, r := range badReplies {
+		var be apierr.BodyError
+		if err := json.Unmarshal(r.Data, &be); err != nil {
+			t.Fatal(err)
+		}
+		code, ok := wantCodes[be.RequestID]
+		switch {
+		case !ok:
+			t.Errorf("unexpected error reply: headers %v body %+v", r.Header, be)
+		case be.Code != code || r.Header.Get(bus.HeaderErrorCode) != string(be.Code) || r.Header.Get(bus.HeaderError) != be.Message:
+			t.Errorf("error reply to %s: headers %v body %+v, want code %s in both", be.RequestID, r.Header, be, code)
+		}
+		got[be.RequestID] = true
 	}
-	var be apierr.BodyError
-	if err := json.Unmarshal(badReplies[0].Data, &be); err != nil {
-		t.Fatal(err)
-	}
-	if be.Code != apierr.CodeInvalidJson || be.RequestID != badRequestID ||
-		badReplies[0].Header.Get(bus.HeaderErrorCode) != string(be.Code) || badReplies[0].Header.Get(bus.HeaderError) != be.Message {
-		t.Errorf("error reply: headers %v body %+v", badReplies[0].Header, be)
+	for rid := range wantCodes {
+		if !got[rid] {
+			t.Errorf("no error reply to request %s was recorded", rid)
+		}
 	}
 }
 

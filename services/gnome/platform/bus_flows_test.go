@@ -1,0 +1,347 @@
+package platform_test
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/authapi"
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/services/edge"
+)
+
+// The bootstrap admin of the live-bus test.
+const (
+	busAdminEmail    = "root@example.com"
+	busAdminPassword = "a-long-admin-passphrase"
+)
+
+// busTestConfig is what the live-bus test sets on top of testenv's config:
+// a known admin, and registration on so that gnome.auth.register answers.
+var busTestConfig = map[string]string{
+	"ADMIN_EMAIL": busAdminEmail, "ADMIN_PASSWORD": busAdminPassword, "ENABLE_REGISTRATION": "true",
+}
+
+// Request IDs of the calls that must fail, with the code each must fail with.
+const (
+	ridBadLogin          = "probe-login-wrong-password"
+	ridWeakCreate        = "probe-create-weak-password"
+	ridDeleteUnconfirmed = "probe-delete-unconfirmed"
+)
+
+// wantErrors are the error replies the exercise provokes, by request ID.
+var wantErrors = map[string]apierr.Code{
+	ridBadLogin:          apierr.CodeInvalidCredentials,
+	ridWeakCreate:        apierr.CodeValidationFailed,
+	ridDeleteUnconfirmed: apierr.CodeValidationFailed,
+}
+
+// call is bus.Call with a request ID, as the edge makes it.
+func call[Resp any](ctx context.Context, nc *nats.Conn, requestID, subject string, req any) (Resp, error) {
+	return bus.Call[Resp](telemetry.WithRequestID(ctx, requestID), nc, subject, req)
+}
+
+// wantCode fails the test unless err is an apierr with code.
+func wantCode(t *testing.T, what string, err error, code apierr.Code) *apierr.Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: succeeded, want %s", what, code)
+	}
+	ae := apierr.From(err)
+	if ae.Code != code {
+		t.Fatalf("%s: %v, want %s", what, err, code)
+	}
+	return ae
+}
+
+// exerciseAuth calls every endpoint of the auth service the way the edge
+// does: sign in (right and wrong password), sign up, create, list, grant,
+// revoke, disable, and sign out.
+func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	actor := func(rid string) authapi.Actor { return authapi.Actor{Email: busAdminEmail, RequestID: rid} }
+
+	sess, err := call[authapi.Session](ctx, nc, "auth-login", authapi.Subject(authapi.EndpointLogin),
+		authapi.Credentials{Email: " Root@Example.com", Password: busAdminPassword})
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if sess.Token == "" || sess.User.Email != busAdminEmail || !slices.Contains(sess.User.Roles, "admin") || !sess.ExpiresAt.After(time.Now()) {
+		t.Fatalf("login: %+v", sess)
+	}
+	_, err = call[authapi.Session](ctx, nc, ridBadLogin, authapi.Subject(authapi.EndpointLogin),
+		authapi.Credentials{Email: busAdminEmail, Password: "not-the-admin-passphrase"})
+	wantCode(t, "login with a wrong password", err, apierr.CodeInvalidCredentials)
+
+	reg, err := call[authapi.Session](ctx, nc, "auth-register", authapi.Subject(authapi.EndpointRegister),
+		authapi.Credentials{Email: "reader@example.com", Password: "a long reader passphrase"})
+	if err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	if reg.User.Email != "reader@example.com" || !slices.Equal(reg.User.Roles, []string{"user"}) {
+		t.Fatalf("register: %+v", reg.User)
+	}
+
+	dev, err := call[authapi.User](ctx, nc, "auth-users-create", authapi.Subject(authapi.EndpointUsersCreate),
+		authapi.CreateUser{Actor: actor("auth-users-create"), Email: "dev@example.com", Password: "bus test developer passphrase", Roles: []string{"user", "developer"}})
+	if err != nil {
+		t.Fatalf("users.create: %v", err)
+	}
+	if dev.Email != "dev@example.com" || !slices.Equal(dev.Roles, []string{"developer", "user"}) || dev.Disabled {
+		t.Fatalf("users.create: %+v", dev)
+	}
+	_, err = call[authapi.User](ctx, nc, ridWeakCreate, authapi.Subject(authapi.EndpointUsersCreate),
+		authapi.CreateUser{Actor: actor(ridWeakCreate), Email: "weak@example.com", Password: "short"})
+	if ae := wantCode(t, "users.create with a short password", err, apierr.CodeValidationFailed); ae.Field != "/password" {
+		t.Errorf("users.create with a short password: field %q, want /password", ae.Field)
+	}
+
+	list, err := call[authapi.Users](ctx, nc, "auth-users-list", authapi.Subject(authapi.EndpointUsersList), authapi.Empty{})
+	if err != nil {
+		t.Fatalf("users.list: %v", err)
+	}
+	var emails []string
+	for _, u := range list.Users {
+		emails = append(emails, u.Email)
+	}
+	if !slices.Equal(emails, []string{"dev@example.com", "reader@example.com", busAdminEmail}) {
+		t.Fatalf("users.list: %v", emails)
+	}
+
+	u, err := call[authapi.User](ctx, nc, "auth-roles-grant", authapi.Subject(authapi.EndpointRoleGrant),
+		authapi.RoleChange{Actor: actor("auth-roles-grant"), Email: "reader@example.com", Role: "developer"})
+	if err != nil || !slices.Equal(u.Roles, []string{"developer", "user"}) {
+		t.Fatalf("roles.grant: %+v %v", u, err)
+	}
+	u, err = call[authapi.User](ctx, nc, "auth-roles-revoke", authapi.Subject(authapi.EndpointRoleRevoke),
+		authapi.RoleChange{Actor: actor("auth-roles-revoke"), Email: "reader@example.com", Role: "developer"})
+	if err != nil || !slices.Equal(u.Roles, []string{"user"}) {
+		t.Fatalf("roles.revoke: %+v %v", u, err)
+	}
+	disabled := true
+	u, err = call[authapi.User](ctx, nc, "auth-users-update", authapi.Subject(authapi.EndpointUsersUpdate),
+		authapi.UpdateUser{Actor: actor("auth-users-update"), Email: "reader@example.com", Disabled: &disabled})
+	if err != nil || !u.Disabled {
+		t.Fatalf("users.update: %+v %v", u, err)
+	}
+
+	// Sign out the admin's session, with the claims the edge would take
+	// from the verified token.
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(sess.Token, ".")[1])
+	if err != nil {
+		t.Fatalf("token claims: %v", err)
+	}
+	var claims struct {
+		ID      string `json:"jti"`
+		Subject string `json:"sub"`
+		Expires int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatalf("token claims: %v", err)
+	}
+	if claims.Subject != sess.User.ID {
+		t.Errorf("token subject %q, user ID %q", claims.Subject, sess.User.ID)
+	}
+	if _, err := call[authapi.Empty](ctx, nc, "auth-logout", authapi.Subject(authapi.EndpointLogout),
+		authapi.Logout{TokenID: claims.ID, Until: time.Unix(claims.Expires, 0).UTC(), UserID: claims.Subject}); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+}
+
+// exerciseUpload stages a small experiment in the uploads object store as
+// the edge does, has the upload service store it, sets it to draft and
+// deletes it (after a refused, unconfirmed delete), so that both experiment
+// events are published.
+func exerciseUpload(ctx context.Context, t *testing.T, d *svc.Deps) {
+	t.Helper()
+	const slug, uploadID = "bus-test", "up-test1"
+	archive := experimentZIP(t, map[string]any{"schema_version": "2.0", "slug": slug, "name": "x", "status": "active"})
+	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	if err != nil {
+		t.Fatalf("uploads object store: %v", err)
+	}
+	if _, err := uploads.PutBytes(ctx, uploadID, archive); err != nil {
+		t.Fatalf("stage upload: %v", err)
+	}
+	caller := func(rid string) experiments.Caller {
+		return experiments.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: rid}
+	}
+
+	res, err := call[experiments.Result](ctx, d.NC, "upload-process", experiments.Subject(experiments.EndpointProcess),
+		experiments.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller("upload-process")})
+	if err != nil {
+		t.Fatalf("upload.process: %v", err)
+	}
+	e := res.Experiment
+	if !res.Created || e.Slug != slug || e.Version != 1 || e.Status != experiments.StatusActive || e.OwnerEmail != busAdminEmail || len(e.Versions) != 1 || e.Seq < 1 {
+		t.Fatalf("upload.process: %+v", res)
+	}
+
+	draft := experiments.StatusDraft
+	res, err = call[experiments.Result](ctx, d.NC, "upload-update", experiments.Subject(experiments.EndpointUpdate),
+		experiments.Update{Slug: slug, Status: &draft, Caller: caller("upload-update")})
+	if err != nil {
+		t.Fatalf("upload.update: %v", err)
+	}
+	if res.Created || res.Experiment.Status != draft || res.Experiment.Version != 1 || res.Experiment.Seq <= e.Seq {
+		t.Fatalf("upload.update: %+v", res)
+	}
+
+	_, err = call[experiments.Result](ctx, d.NC, ridDeleteUnconfirmed, experiments.Subject(experiments.EndpointDelete),
+		experiments.Delete{Slug: slug, Caller: caller(ridDeleteUnconfirmed)})
+	if ae := wantCode(t, "upload.delete without confirm", err, apierr.CodeValidationFailed); ae.Field != "/confirm" {
+		t.Errorf("upload.delete without confirm: field %q, want /confirm", ae.Field)
+	}
+	res, err = call[experiments.Result](ctx, d.NC, "upload-delete", experiments.Subject(experiments.EndpointDelete),
+		experiments.Delete{Slug: slug, Confirm: slug, Caller: caller("upload-delete")})
+	if err != nil {
+		t.Fatalf("upload.delete: %v", err)
+	}
+	if res.Experiment.Slug != slug {
+		t.Fatalf("upload.delete: %+v", res)
+	}
+}
+
+// experimentZIP is a minimal valid experiment archive.
+func experimentZIP(t *testing.T, manifest map[string]any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	m, err := json.Marshal(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{
+		"manifest.json": m,
+		"index.html":    []byte("<!doctype html><title>bus test</title><p>bus test</p>\n"),
+	} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// checkServedEndpoints asks every running service for its endpoints
+// ($SRV.INFO) and checks them against the document both ways: every
+// endpoint subject a service serves is a documented request/reply channel
+// with the micro endpoint name libs/bus derives from it, and every
+// documented gnome.<service>.<endpoint> is served by that service.
+func checkServedEndpoints(ctx context.Context, t *testing.T, doc *asyncAPI, nc *nats.Conn) {
+	t.Helper()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	subject, err := micro.ControlSubject(micro.InfoVerb, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	instances := map[string]int{}
+	served := map[string]string{} // subject -> service
+	wait := 3 * time.Second
+	for ctx.Err() == nil {
+		m, err := sub.NextMsg(wait)
+		if err != nil {
+			break
+		}
+		wait = 300 * time.Millisecond
+		var info micro.Info
+		if err := json.Unmarshal(m.Data, &info); err != nil {
+			t.Errorf("%s reply %q: %v", subject, truncate(m.Data), err)
+			continue
+		}
+		instances[info.Name]++
+		for _, ep := range info.Endpoints {
+			served[ep.Subject] = info.Name
+			prefix := bus.Subject(info.Name, "")
+			endpoint, ok := strings.CutPrefix(ep.Subject, prefix)
+			if !ok || endpoint == "" {
+				t.Errorf("service %s serves %s, outside %s*", info.Name, ep.Subject, prefix)
+			} else if want := strings.ReplaceAll(endpoint, ".", "_"); ep.Name != want {
+				t.Errorf("service %s: endpoint %s is named %q, want %q", info.Name, ep.Subject, ep.Name, want)
+			}
+			if ep.QueueGroup != bus.QueueGroup {
+				t.Errorf("service %s: endpoint %s in queue group %q, want %q", info.Name, ep.Subject, ep.QueueGroup, bus.QueueGroup)
+			}
+			ch := doc.match(ep.Subject)
+			switch {
+			case ch == nil:
+				t.Errorf("service %s serves %s (endpoint %s), which schemas/asyncapi.yaml does not document", info.Name, ep.Subject, ep.Name)
+			case len(ch.replies) == 0:
+				t.Errorf("service %s serves %s, but channel %s has no operation that replies", info.Name, ep.Subject, ch.key)
+			}
+		}
+	}
+	for _, name := range edge.Services {
+		if instances[name] != 1 {
+			t.Errorf("%s: %d instances answered, want 1", subject, instances[name])
+		}
+	}
+	if len(served) == 0 {
+		t.Fatalf("%s: no endpoints reported", subject)
+	}
+
+	// The other way round: a documented endpoint nobody serves is stale.
+	for _, ch := range doc.channels {
+		if len(ch.replies) == 0 || ch.tokens[0] != "gnome" {
+			continue
+		}
+		for _, s := range expand(ch) {
+			switch owner, by := strings.Split(s, ".")[1], served[s]; {
+			case by == "":
+				t.Errorf("channel %s documents %s, which no running service serves", ch.key, s)
+			case by != owner:
+				t.Errorf("channel %s documents %s, which service %s serves, not %s", ch.key, s, by, owner)
+			}
+		}
+	}
+}
+
+// expand lists the subjects a channel's address stands for, its
+// parameters replaced by each of their allowed values.
+func expand(ch *channel) []string {
+	out := []string{""}
+	for i, tok := range ch.tokens {
+		vals := []string{tok}
+		if isParam(tok) {
+			vals = ch.params[tok[1:len(tok)-1]]
+		}
+		var next []string
+		for _, prefix := range out {
+			for _, v := range vals {
+				if i > 0 {
+					v = "." + v
+				}
+				next = append(next, prefix+v)
+			}
+		}
+		out = next
+	}
+	return out
+}

@@ -1,0 +1,207 @@
+package platform_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gnome-platform/gnome/libs/authapi"
+	"github.com/gnome-platform/gnome/libs/experiments"
+)
+
+// TestContractTypesMatchSchemas marshals the Go types of the auth and
+// upload contracts (libs/authapi, libs/experiments) and checks the JSON
+// against the payload schemas of the messages that carry them: every value
+// the code can produce validates, and a value with every field filled shows
+// every property the schema documents, so a schema cannot describe a field
+// the type does not have, nor miss one it has.
+func TestContractTypesMatchSchemas(t *testing.T) {
+	doc := loadAsyncAPI(t)
+	at := time.Date(2025, 6, 1, 12, 0, 0, 123456789, time.UTC)
+	ms := at.Truncate(time.Millisecond)
+	one, draft, yes := 1, "draft", true
+	const (
+		uid      = "665f1c2a3b4d5e6f7a8b9c0d"
+		checksum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	)
+	user := authapi.User{ID: uid, Email: "dev@example.com", Roles: []string{"developer", "user"}, CreatedAt: ms}
+	actor := authapi.Actor{Email: "root@example.com", RequestID: "req-1"}
+	caller := experiments.Caller{Email: "dev@example.com", Roles: []string{"developer"}, RequestID: "req-1"}
+	config := experiments.Config{
+		Slug: "field-notes", SlugField: "field-notes", Name: "Field notes", Description: "Notes.", OwnerEmail: "dev@example.com",
+		Status: "active", Version: 1, Checksum: checksum, Manifest: `{"slug":"field-notes"}`,
+		Versions:  []experiments.Version{{Version: 1, Checksum: checksum, Size: 2048, Files: 2, Manifest: `{"slug":"field-notes"}`, UploadedBy: "dev@example.com", CreatedAt: ms}},
+		Indexes:   []experiments.IndexState{{Collection: "notes", Name: "by_author", Type: "regular", State: experiments.IndexReady}},
+		CreatedAt: ms, UpdatedAt: ms, Seq: 3,
+	}
+	event := experiments.Event{Slug: "field-notes", Version: 1, Checksum: checksum, Status: "active", OwnerEmail: "dev@example.com",
+		HasActor: true, Seq: 3, Reason: "upload", At: at, RequestID: "req-1"}
+
+	// Per message: the fullest value first (every field set), then other
+	// values the code sends.
+	cases := []struct {
+		message string
+		values  []any
+	}{
+		{"Credentials", []any{authapi.Credentials{Email: "dev@example.com", Password: "correct horse battery staple"}, authapi.Credentials{}}},
+		{"Session", []any{authapi.Session{Token: "aGVhZGVy.Y2xhaW1z.c2ln", ExpiresAt: at, User: user},
+			authapi.Session{Token: "a.b.c", ExpiresAt: at, User: authapi.User{ID: uid, Email: "a@example.com", Roles: []string{}, CreatedAt: ms}}}},
+		{"Logout", []any{authapi.Logout{TokenID: "9c1e5b7d2f4a6c8e0b1d3f5a7c9e1b3d", Until: at.Truncate(time.Second), UserID: uid}}},
+		{"EmptyReply", []any{authapi.Empty{}}},
+		{"ListUsers", []any{authapi.Empty{}}},
+		{"Users", []any{authapi.Users{Users: []authapi.User{user}}, authapi.Users{Users: []authapi.User{}}}},
+		{"CreateUser", []any{
+			authapi.CreateUser{Actor: actor, Email: "dev@example.com", Password: "correct horse battery staple", Roles: []string{"developer"}},
+			authapi.CreateUser{Actor: authapi.Actor{Email: "root@example.com"}, Email: "dev@example.com", Password: "x"},
+		}},
+		{"UpdateUser", []any{authapi.UpdateUser{Actor: actor, Email: "dev@example.com", Disabled: &yes}, authapi.UpdateUser{Actor: actor, Email: "dev@example.com"}}},
+		{"RoleChange", []any{authapi.RoleChange{Actor: actor, Email: "dev@example.com", Role: "developer"}}},
+		{"User", []any{user}},
+		{"ProcessUpload", []any{
+			experiments.ProcessUpload{UploadID: "up-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", Size: 48213, Caller: caller},
+			experiments.ProcessUpload{UploadID: "up-1", Caller: experiments.Caller{Email: "root@example.com", IsAdmin: true}},
+		}},
+		{"UpdateExperiment", []any{
+			experiments.Update{Slug: "field-notes", Version: &one, Status: &draft, Fields: json.RawMessage(`{"name":"Notes","description":null}`), Caller: caller},
+			experiments.Update{Slug: "field-notes", Status: &draft, Caller: caller},
+		}},
+		{"DeleteExperiment", []any{experiments.Delete{Slug: "field-notes", Confirm: "field-notes", Caller: caller}}},
+		{"UploadResult", []any{
+			experiments.Result{Experiment: config, Warnings: []experiments.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Created: true},
+			experiments.Result{Experiment: func() experiments.Config { c := config; c.Indexes = []experiments.IndexState{}; return c }(), Warnings: []experiments.Warning{}},
+		}},
+		{"ExperimentUpdated", []any{event, func() experiments.Event { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
+		{"ExperimentDeleted", []any{func() experiments.Event { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},
+	}
+	raw := newRawSchemas(t, filepath.Dir(doc.path))
+	for _, c := range cases {
+		m, err := doc.message(map[string]any{"$ref": "#/components/messages/" + c.message}, "")
+		if err != nil {
+			t.Errorf("%s: %v", c.message, err)
+			continue
+		}
+		for i, v := range c.values {
+			b, err := json.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inst, err := decodeJSON(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.payload.Validate(inst); err != nil {
+				t.Errorf("%s: %T %s does not validate:\n%v", c.message, v, b, err)
+			}
+			if i > 0 {
+				continue
+			}
+			ref := str(mapAt(mapAt(m.node, "payload"), "schema")["$ref"])
+			for _, missing := range raw.unproduced(ref, inst) {
+				t.Errorf("%s: %s documents %s, which %T never writes", c.message, ref, missing, v)
+			}
+		}
+	}
+}
+
+// rawSchemas reads the schema files under schemas/ as plain JSON, to walk
+// them alongside an instance.
+type rawSchemas struct {
+	t     *testing.T
+	dir   string
+	files map[string]any
+}
+
+func newRawSchemas(t *testing.T, dir string) *rawSchemas {
+	return &rawSchemas{t: t, dir: dir, files: map[string]any{}}
+}
+
+func (r *rawSchemas) file(path string) any {
+	if v, ok := r.files[path]; ok {
+		return v
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		r.t.Fatalf("%s: %v", path, err)
+	}
+	r.files[path] = v
+	return v
+}
+
+// unproduced lists the properties (as JSON pointers into the instance)
+// that the schema ref (relative to schemas/) describes but inst lacks.
+func (r *rawSchemas) unproduced(ref string, inst any) []string {
+	var out []string
+	r.walk(filepath.Join(r.dir, "x"), map[string]any{"$ref": ref}, inst, "", &out)
+	return out
+}
+
+func (r *rawSchemas) walk(from string, node, inst any, at string, out *[]string) {
+	n, ok := node.(map[string]any)
+	if !ok {
+		return
+	}
+	if ref, ok := n["$ref"].(string); ok {
+		file, frag, _ := strings.Cut(ref, "#")
+		path := from
+		if file != "" {
+			path = filepath.Join(filepath.Dir(from), filepath.FromSlash(file))
+		}
+		target := r.file(path)
+		if frag != "" {
+			var err error
+			if target, err = lookup(target, "#"+frag); err != nil {
+				r.t.Fatalf("%s: %v", path, err)
+			}
+		}
+		r.walk(path, target, inst, at, out)
+	}
+	for _, s := range sliceOf(n["allOf"]) {
+		r.walk(from, s, inst, at, out)
+	}
+	for _, key := range []string{"oneOf", "anyOf"} {
+		for _, s := range sliceOf(n[key]) {
+			if jsonTypeOK(s, inst) {
+				r.walk(from, s, inst, at, out)
+			}
+		}
+	}
+	switch v := inst.(type) {
+	case map[string]any:
+		for _, name := range sortedKeys(mapAt(n, "properties")) {
+			if _, ok := v[name]; !ok {
+				*out = append(*out, at+"/"+escape(name))
+				continue
+			}
+			r.walk(from, mapAt(n, "properties")[name], v[name], at+"/"+escape(name), out)
+		}
+	case []any:
+		if items, ok := n["items"]; ok {
+			for i, e := range v {
+				r.walk(from, items, e, fmt.Sprintf("%s/%d", at, i), out)
+			}
+		}
+	}
+}
+
+// jsonTypeOK reports whether a oneOf branch's type admits inst.
+func jsonTypeOK(schema, inst any) bool {
+	s, _ := schema.(map[string]any)
+	want := str(s["type"])
+	switch inst.(type) {
+	case nil:
+		return want == "" || want == "null"
+	case map[string]any:
+		return want == "" || want == "object"
+	case []any:
+		return want == "" || want == "array"
+	}
+	return want != "null" && want != "object" && want != "array"
+}
