@@ -127,7 +127,9 @@ func (v *Verifier) verifySignature(token string, now time.Time) (*Claims, error)
 			}
 		}
 	}
-	v.cache[token] = c
+	// The caller's string may alias a reused request buffer (fasthttp):
+	// the map keeps its own copy.
+	v.cache[strings.Clone(token)] = c
 	v.cacheMu.Unlock()
 	return c, nil
 }

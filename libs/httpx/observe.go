@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -61,12 +62,15 @@ func Observe(log *slog.Logger, m *Metrics, errorHandler fiber.ErrorHandler) fibe
 	prop := otel.GetTextMapPropagator()
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
+		// Fiber's strings alias fasthttp's reused buffers; labels and span
+		// attributes outlive the request, so they get copies.
+		method, path := strings.Clone(c.Method()), strings.Clone(c.Path())
 		ctx := c.UserContext()
 		if c.Get("Traceparent") != "" || c.Get("Baggage") != "" {
 			ctx = prop.Extract(ctx, fiberCarrier{c})
 		}
-		ctx, span := tracer.Start(ctx, c.Method(), trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", c.Method()), attribute.String("url.path", c.Path()),
+		ctx, span := tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("url.path", path),
 				attribute.String("gnome.request_id", GetRequestID(c))))
 		defer span.End()
 		c.SetUserContext(ctx)
@@ -80,25 +84,25 @@ func Observe(log *slog.Logger, m *Metrics, errorHandler fiber.ErrorHandler) fibe
 		}
 		status := c.Response().StatusCode()
 		route := c.Route().Path
-		if route == "" || route == "/" && c.Path() != "/" {
+		if route == "" || route == "/" && path != "/" {
 			route = "unmatched"
 		}
-		m.Requests.WithLabelValues(route, c.Method(), strconv.Itoa(status)).Inc()
-		m.Duration.WithLabelValues(route, c.Method()).Observe(time.Since(start).Seconds())
+		m.Requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		m.Duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		if status == fiber.StatusTooManyRequests {
 			m.RateLimited.WithLabelValues(route).Inc()
 		}
-		span.SetName(c.Method() + " " + route)
+		span.SetName(method + " " + route)
 		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 		level := slog.LevelInfo
-		if quietPaths[c.Path()] && status < 400 {
+		if quietPaths[path] && status < 400 {
 			level = slog.LevelDebug
 		}
 		if log.Enabled(ctx, level) {
-			log.Log(ctx, level, "request", "method", c.Method(), "path", c.Path(), "route", route, "status", status,
+			log.Log(ctx, level, "request", "method", method, "path", path, "route", route, "status", status,
 				"duration_ms", float64(time.Since(start).Microseconds())/1000, "client_ip", ClientIP(c).String())
 		}
 		return nil

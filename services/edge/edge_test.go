@@ -130,6 +130,15 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Methods of different lengths on the same connection: a label that
+	// aliased the request buffer would come out garbled ("DELET", "GETT")
+	// and could even make /metrics fail on colliding label sets.
+	for _, m := range []string{"PATCH", "DELETE", "POST", "GET", "PATCH", "GET"} {
+		req, _ := http.NewRequest(m, base+"/no/such/route", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
 	get(t, base+"/health")
 	get(t, base+"/no/such/route")
 	code, hdr, body := get(t, base+"/metrics")
@@ -137,6 +146,11 @@ func TestMetrics(t *testing.T) {
 		t.Fatalf("/metrics = %d %s", code, hdr.Get("Content-Type"))
 	}
 	text := string(body)
+	for _, bad := range []string{`method="DELET"`, `method="GETT"`, `method="PATCHE"`, `method="POSTE"`} {
+		if strings.Contains(text, bad) {
+			t.Errorf("/metrics has a garbled label %s", bad)
+		}
+	}
 	for _, want := range []string{
 		`gnome_http_requests_total{method="GET",route="/health",status="200"}`,
 		`gnome_http_requests_total{method="GET",route="unmatched",status="404"}`,
@@ -145,6 +159,8 @@ func TestMetrics(t *testing.T) {
 		`gnome_db_pool_checkout_seconds_count`,
 		`gnome_jetstream_consumer_pending{consumer="metrics-probe",stream="JOBS_EXPORT"} 1`,
 		`go_goroutines`,
+		`gnome_http_requests_total{method="PATCH",route="unmatched",status="404"} 2`,
+		`gnome_http_requests_total{method="DELETE",route="unmatched",status="404"} 1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
