@@ -297,6 +297,9 @@ func (s *Service) serveStatic(c *fiber.Ctx) error {
 		return c.Redirect(c.Path()+"/", fiber.StatusMovedPermanently)
 	}
 	f := b.files[name]
+	if private(e, name) {
+		f = nil
+	}
 	if f == nil {
 		return httpx.NotFound("no file %q in experiment %q", rel, e.cfg.Slug)
 	}
@@ -335,6 +338,16 @@ func (s *Service) serveStatic(c *fiber.Ctx) error {
 		return c.SendStream(fh, int(f.size))
 	}
 	return c.Send(body)
+}
+
+// private are the bundle's files that are not web content: the manifest
+// (its actor config may hold settings meant for the backend only) and the
+// actor module.
+func private(e *entry, name string) bool {
+	if name == "manifest.json" {
+		return true
+	}
+	return e.manifest != nil && e.manifest.Actor != nil && path.Clean(e.manifest.Actor.Module) == name
 }
 
 // resolve maps a request path to a bundle file: "" and paths ending in "/"

@@ -400,6 +400,12 @@ func TestFullManifestUploads(t *testing.T) {
 	if got.OwnerEmail != "dev@example.com" || got.Manifest.Slug != "field-notes" {
 		t.Errorf("owner %q, manifest slug %q", got.OwnerEmail, got.Manifest.Slug)
 	}
+	// Neither the manifest nor the actor module is web content.
+	for _, f := range []string{"manifest.json", "actor.wasm"} {
+		if r := admin.do("GET", "/experiments/field-notes/"+f, nil, nil); r.status != 404 {
+			t.Errorf("%s served: %d", f, r.status)
+		}
+	}
 	// The page lives under static/, and serves at the root.
 	if page := admin.do("GET", "/experiments/field-notes/", nil, nil); page.status != 200 || string(page.body) != "<p>notes</p>" {
 		t.Errorf("page: %d %s", page.status, page.body)
