@@ -141,6 +141,13 @@ func TestMetrics(t *testing.T) {
 	}
 	get(t, base+"/health")
 	get(t, base+"/no/such/route")
+	// The consumer's pending count is read from the server at scrape time;
+	// wait until the server reports the enqueued job.
+	pending := `gnome_jetstream_consumer_pending{consumer="metrics-probe",stream="JOBS_EXPORT"} 1`
+	eventually(t, 5*time.Second, "the consumer's pending job in /metrics", func() bool {
+		_, _, b := get(t, base+"/metrics")
+		return strings.Contains(string(b), pending)
+	})
 	code, hdr, body := get(t, base+"/metrics")
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
 		t.Fatalf("/metrics = %d %s", code, hdr.Get("Content-Type"))
