@@ -1,14 +1,14 @@
 # g.nome — `make run` starts the whole platform; `make test` runs every test.
 
 GO      ?= go
-MODULES := libs services/edge services/auth services/upload services/export services/actorworker services/gnome bench
+MODULES := libs libs/actorsdk services/edge services/auth services/upload services/export services/actorworker services/gnome bench examples
 SERVICES := edge auth upload export actorworker
 PKGS    := $(foreach m,$(MODULES),./$(m)/...)
 # Tests that start processes or many servers are kept from running in
 # parallel with each other across packages: the machine has 2 cores.
 TESTFLAGS ?= -count=1 -timeout 20m -p 2
 
-.PHONY: all build run test check fmt vet generate test-unit test-race test-e2e bench clean
+.PHONY: all build run test check fmt vet generate generate-check examples bench clean
 
 all: build
 
@@ -30,6 +30,7 @@ test: check build
 check: generate-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./libs/actorsdk/... ./examples/...
 
 fmt:
 	gofmt -w $(MODULES)
@@ -43,6 +44,18 @@ generate-check:
 	    echo "libs/apierr/catalogue_gen.go is out of date with schemas/errors.json: run make generate"; exit 1; fi
 	@cmp -s schemas/manifest.schema.json libs/bundle/manifest.schema.json || \
 	  { echo "libs/bundle/manifest.schema.json is out of date with schemas/manifest.schema.json: run make generate"; exit 1; }
+
+EXAMPLES := $(patsubst examples/%/manifest.json,%,$(wildcard examples/*/manifest.json))
+
+# Each example experiment as an uploadable ZIP: its actor built for wasip1,
+# packed with its manifest and page by examples/cmd/mkzip (Go only).
+examples:
+	@mkdir -p bin/examples
+	@for e in $(EXAMPLES); do \
+		echo "examples/$$e -> bin/examples/$$e.zip"; \
+		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/examples/$$e.wasm ./examples/$$e/actor || exit 1; \
+		$(GO) run ./examples/cmd/mkzip -o bin/examples/$$e.zip -add actor.wasm=bin/examples/$$e.wasm examples/$$e || exit 1; \
+	done
 
 bench: build
 	$(GO) run ./bench/cmd/gnome-bench $(BENCHFLAGS)

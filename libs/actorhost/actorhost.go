@@ -1,0 +1,394 @@
+// Package actorhost runs an experiment's backend: a WebAssembly module, on
+// wazero, in a sandbox with no filesystem, no sockets, no environment and no
+// arguments, reaching the platform only through the host functions below.
+//
+// # The ABI (version 1)
+//
+// All data crosses the boundary as UTF-8 JSON in the guest's linear memory,
+// addressed by (pointer, length) pairs of unsigned 32-bit integers.
+//
+// The guest exports:
+//
+//	memory                              its linear memory
+//	gnome_alloc(size i32) -> i32        a buffer of size bytes the host may write
+//	                                    into; it stays valid until the guest's
+//	                                    next gnome_handle or gnome_init returns
+//	gnome_handle(ptr i32, len i32) -> i64
+//	                                    handles the request envelope at ptr,len
+//	                                    (written by the host into a gnome_alloc
+//	                                    buffer) and returns the response
+//	                                    envelope's location as ptr<<32 | len;
+//	                                    that memory stays valid until the next
+//	                                    call into the guest
+//	gnome_init(ptr i32, len i32) -> i64 optional: called once after
+//	                                    instantiation with the init envelope;
+//	                                    returns 0, or ptr<<32 | len of an error
+//	                                    envelope {"error":{"code","message"}}
+//	_initialize                         optional (WASI reactors): called first
+//
+// The guest imports, from module "gnome":
+//
+//	log(level i32, ptr i32, len i32)    writes one log line (level: 0 debug,
+//	                                    1 info, 2 warn, 3 error)
+//	call(op_ptr i32, op_len i32, req_ptr i32, req_len i32, out_ptr i32, out_cap i32) -> i64
+//	                                    runs host operation op (db.find, kv.get,
+//	                                    ...; see Host) with the JSON request at
+//	                                    req; writes the JSON result envelope
+//	                                    {"ok": ...} or {"error": {"code",
+//	                                    "message"}} to out and returns its
+//	                                    length; when it does not fit in out_cap
+//	                                    it writes nothing and returns -(length),
+//	                                    and the guest fetches it with take
+//	take(out_ptr i32, out_cap i32) -> i64
+//	                                    copies the result the last call could not
+//	                                    fit (out_cap must hold it) and returns its
+//	                                    length, or -1 if there is none
+//
+// and WASI preview 1 (wasi_snapshot_preview1) for its runtime's needs: clocks,
+// random numbers, stdout and stderr (captured into the platform's log),
+// proc_exit. No directory is pre-opened, no environment variable or argument
+// is set, so files and sockets cannot be opened.
+//
+// The request envelope is {"method","path","query","headers":{name:[values]},
+// "body" (base64),"caller":{"email","roles","anonymous"},"request_id"}; the
+// response envelope {"status","headers","body" (base64)}. The init envelope
+// is {"slug","version","config"}. schemas/messages/actor-*.json define them.
+//
+// An instance serves one call at a time. Any trap (a panic, running out of
+// memory, an unreachable instruction), a timeout, or a malformed response
+// breaks it: the caller gets an error and must discard it (Broken).
+package actorhost
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// ABIVersion is the version of the ABI this host speaks.
+const ABIVersion = 1
+
+// Limits bound one actor.
+type Limits struct {
+	// MemoryMB caps the guest's linear memory.
+	MemoryMB int
+	// Timeout bounds each call into the guest (init included).
+	Timeout time.Duration
+	// MaxResponse bounds the response envelope.
+	MaxResponse int
+	// MaxHostResult bounds what one host call returns.
+	MaxHostResult int
+}
+
+// Platform maximums and defaults.
+const (
+	DefaultMemoryMB  = 64
+	MaxMemoryMB      = 512
+	DefaultTimeout   = 2 * time.Second
+	MaxTimeout       = 60 * time.Second
+	DefaultResponse  = 1 << 20
+	DefaultHostReply = 4 << 20
+)
+
+// Normalize fills zero fields with defaults and caps the rest at the
+// platform maximums.
+func (l Limits) Normalize() Limits {
+	if l.MemoryMB <= 0 {
+		l.MemoryMB = DefaultMemoryMB
+	}
+	l.MemoryMB = min(l.MemoryMB, MaxMemoryMB)
+	if l.Timeout <= 0 {
+		l.Timeout = DefaultTimeout
+	}
+	l.Timeout = min(l.Timeout, MaxTimeout)
+	if l.MaxResponse <= 0 {
+		l.MaxResponse = DefaultResponse
+	}
+	if l.MaxHostResult <= 0 {
+		l.MaxHostResult = DefaultHostReply
+	}
+	return l
+}
+
+// Host is what an actor may reach: the worker implements it per actor.
+type Host interface {
+	// Log records a line the guest wrote.
+	Log(ctx context.Context, level int, msg string)
+	// Call runs operation op with the JSON request and returns its JSON
+	// result; an error becomes the guest's error envelope (use
+	// *apierr.Error for a code the guest can act on).
+	Call(ctx context.Context, op string, req []byte) ([]byte, error)
+}
+
+// Errors of a call into the guest; each breaks the instance.
+var (
+	ErrTimeout          = errors.New("the actor did not answer in time")
+	ErrTrap             = errors.New("the actor trapped")
+	ErrResponseTooLarge = errors.New("the actor's response is over the limit")
+	ErrBadResponse      = errors.New("the actor's response is malformed")
+	ErrExited           = errors.New("the actor exited")
+	ErrMissingExport    = errors.New("the module lacks a required export")
+	ErrBroken           = errors.New("the actor instance is broken")
+)
+
+// Engine compiles modules through a compilation cache on disk shared by
+// every actor of the process.
+type Engine struct {
+	cache wazero.CompilationCache
+}
+
+// NewEngine keeps compiled code under cacheDir ("" for memory only).
+func NewEngine(cacheDir string) (*Engine, error) {
+	if cacheDir == "" {
+		return &Engine{cache: wazero.NewCompilationCache()}, nil
+	}
+	if err := os.MkdirAll(cacheDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create compilation cache: %w", err)
+	}
+	c, err := wazero.NewCompilationCacheWithDir(cacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("open compilation cache: %w", err)
+	}
+	return &Engine{cache: c}, nil
+}
+
+// Close releases the cache.
+func (e *Engine) Close(ctx context.Context) error { return e.cache.Close(ctx) }
+
+// Module is a compiled actor module, with its own runtime (its memory limit
+// is the runtime's), from which instances are made.
+type Module struct {
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	limits   Limits
+	hasInit  bool
+}
+
+// Compile checks and compiles wasm for limits. Compiling a module compiled
+// before (by any process sharing the cache directory) reads the cache.
+func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
+	limits = limits.Normalize()
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(e.cache).
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(uint32(limits.MemoryMB) * 16)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("provide wasi: %w", err)
+	}
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("compile actor module: %w", err)
+	}
+	exports := compiled.ExportedFunctions()
+	for _, name := range []string{"gnome_alloc", "gnome_handle"} {
+		if _, ok := exports[name]; !ok {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("%w: %s", ErrMissingExport, name)
+		}
+	}
+	if _, ok := compiled.ExportedMemories()["memory"]; !ok {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("%w: memory", ErrMissingExport)
+	}
+	_, hasInit := exports["gnome_init"]
+	return &Module{rt: rt, compiled: compiled, limits: limits, hasInit: hasInit}, nil
+}
+
+// Limits are the module's limits, normalised.
+func (m *Module) Limits() Limits { return m.limits }
+
+// Close frees the module and every instance made from it.
+func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+
+// Instance is one running actor. It is safe for concurrent use: calls are
+// served one at a time.
+type Instance struct {
+	m      *Module
+	mod    api.Module
+	alloc  api.Function
+	handle api.Function
+	host   Host
+	state  *callState
+
+	mu     sync.Mutex
+	broken error
+}
+
+// callState is what the host functions of one instance share with it.
+type callState struct {
+	host    Host
+	limits  Limits
+	pending []byte // the result take will copy
+}
+
+type stateKey struct{}
+
+// Init is the init envelope.
+type Init struct {
+	Slug    string         `json:"slug"`
+	Version int            `json:"version"`
+	Config  map[string]any `json:"config"`
+}
+
+// Instantiate starts an instance: WASI reactor initialisation, then the
+// module's gnome_init with init, within the timeout.
+func (m *Module) Instantiate(ctx context.Context, name string, host Host, init Init, log *slog.Logger) (*Instance, error) {
+	st := &callState{host: host, limits: m.limits}
+	out := logWriter{log: log, actor: name}
+	cfg := wazero.NewModuleConfig().
+		WithName(name).
+		WithStartFunctions(). // reactors start with _initialize, called below
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStdout(out).WithStderr(out)
+	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.Timeout)
+	defer cancel()
+	mod, err := m.rt.InstantiateModule(ictx, m.compiled, cfg)
+	if err != nil {
+		return nil, classify(ictx, fmt.Errorf("instantiate actor: %w", err))
+	}
+	inst := &Instance{m: m, mod: mod, alloc: mod.ExportedFunction("gnome_alloc"), handle: mod.ExportedFunction("gnome_handle"), host: host, state: st}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if _, err := f.Call(ictx); err != nil {
+			mod.Close(ctx)
+			return nil, classify(ictx, fmt.Errorf("initialise actor: %w", err))
+		}
+	}
+	if m.hasInit {
+		if init.Config == nil {
+			init.Config = map[string]any{} // the envelope's config is an object
+		}
+		data, _ := json.Marshal(init)
+		res, err := inst.invoke(ictx, mod.ExportedFunction("gnome_init"), data)
+		if err != nil {
+			mod.Close(ctx)
+			return nil, err
+		}
+		if res != nil {
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			_ = json.Unmarshal(res, &e)
+			mod.Close(ctx)
+			return nil, fmt.Errorf("actor init refused: %s: %s", e.Error.Code, e.Error.Message)
+		}
+	}
+	return inst, nil
+}
+
+// Handle serves one request envelope and returns the response envelope. An
+// error breaks the instance.
+func (i *Instance) Handle(ctx context.Context, req []byte) ([]byte, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.broken != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBroken, i.broken)
+	}
+	cctx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, i.state), i.m.limits.Timeout)
+	defer cancel()
+	res, err := i.invoke(cctx, i.handle, req)
+	if err == nil && res == nil {
+		err = fmt.Errorf("%w: empty response", ErrBadResponse)
+	}
+	if err != nil {
+		i.broken = err
+		return nil, err
+	}
+	return res, nil
+}
+
+// Broken is the error that broke the instance, or nil.
+func (i *Instance) Broken() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.broken
+}
+
+// Close stops the instance.
+func (i *Instance) Close(ctx context.Context) error { return i.mod.Close(ctx) }
+
+// invoke writes data into a guest buffer, calls fn with it and copies the
+// (ptr<<32|len) result out; a zero result is nil.
+func (i *Instance) invoke(ctx context.Context, fn api.Function, data []byte) ([]byte, error) {
+	res, err := i.alloc.Call(ctx, uint64(len(data)))
+	if err != nil {
+		return nil, classify(ctx, fmt.Errorf("allocate in actor: %w", err))
+	}
+	ptr := uint32(res[0])
+	if len(data) > 0 && !i.mod.Memory().Write(ptr, data) {
+		return nil, fmt.Errorf("%w: allocation outside memory", ErrBadResponse)
+	}
+	out, err := fn.Call(ctx, uint64(ptr), uint64(len(data)))
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	packed := out[0]
+	if packed == 0 {
+		return nil, nil
+	}
+	rptr, rlen := uint32(packed>>32), uint32(packed)
+	if int(rlen) > i.m.limits.MaxResponse {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrResponseTooLarge, rlen, i.m.limits.MaxResponse)
+	}
+	b, ok := i.mod.Memory().Read(rptr, rlen)
+	if !ok {
+		return nil, fmt.Errorf("%w: response outside memory", ErrBadResponse)
+	}
+	return append([]byte(nil), b...), nil
+}
+
+// classify turns a wazero failure into one of this package's errors.
+func classify(ctx context.Context, err error) error {
+	var exit *sys.ExitError
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	case errors.As(err, &exit):
+		if exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled {
+			return fmt.Errorf("%w: %v", ErrTimeout, err)
+		}
+		return fmt.Errorf("%w with code %d", ErrExited, exit.ExitCode())
+	}
+	return fmt.Errorf("%w: %v", ErrTrap, err)
+}
+
+// logWriter turns what the guest prints into log lines.
+type logWriter struct {
+	log   *slog.Logger
+	actor string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	if w.log != nil {
+		w.log.Info("actor output", "actor", w.actor, "text", string(trimNL(p)))
+	}
+	return len(p), nil
+}
+
+func trimNL(p []byte) []byte {
+	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
+		p = p[:len(p)-1]
+	}
+	return p
+}
+
+var _ io.Writer = logWriter{}

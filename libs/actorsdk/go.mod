@@ -1,0 +1,3 @@
+module github.com/gnome-platform/gnome/libs/actorsdk
+
+go 1.26

@@ -1,0 +1,173 @@
+package actorsdk
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+)
+
+// Request is one HTTP request for /experiments/{slug}/api/*.
+type Request struct {
+	// Method is the HTTP method, upper case.
+	Method string
+	// Path is the path below /experiments/{slug}/api, percent-decoded,
+	// starting with "/".
+	Path string
+	// RawQuery is the query string without '?', still percent-encoded.
+	RawQuery string
+	// Query is RawQuery parsed.
+	Query url.Values
+	// Header holds the request headers (without Cookie and Authorization:
+	// Caller says who asks).
+	Header Header
+	// Body is the request body.
+	Body []byte
+	// Caller is who asks, as the platform verified it.
+	Caller Caller
+	// RequestID is the platform's ID of the request, also in its logs.
+	RequestID string
+
+	params map[string]string
+}
+
+// Caller is who sent a request.
+type Caller struct {
+	// Email is the signed-in user's email; "" when Anonymous.
+	Email string `json:"email"`
+	// Roles are the user's platform roles (admin, developer, user).
+	Roles []string `json:"roles"`
+	// Anonymous is true when the caller is not signed in.
+	Anonymous bool `json:"anonymous"`
+}
+
+// HasRole reports whether the caller has role.
+func (c Caller) HasRole(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// PathValue is the path segment the route's {name} wildcard matched, or "".
+func (r *Request) PathValue(name string) string { return r.params[name] }
+
+// DecodeJSON decodes the body, which must be one JSON value, into v.
+func (r *Request) DecodeJSON(v any) error {
+	if len(r.Body) == 0 {
+		return errors.New("the request has no body")
+	}
+	return json.Unmarshal(r.Body, v)
+}
+
+// requestEnvelope is the request as the host sends it.
+type requestEnvelope struct {
+	Method    string              `json:"method"`
+	Path      string              `json:"path"`
+	Query     string              `json:"query"`
+	Headers   map[string][]string `json:"headers"`
+	Body      []byte              `json:"body"`
+	Caller    Caller              `json:"caller"`
+	RequestID string              `json:"request_id"`
+}
+
+func decodeRequest(env []byte) (*Request, error) {
+	var e requestEnvelope
+	if err := json.Unmarshal(env, &e); err != nil {
+		return nil, err
+	}
+	q, err := url.ParseQuery(e.Query)
+	if err != nil {
+		// Keep what parsed: a stray '%' in one parameter should not hide
+		// the others.
+		q = partialQuery(e.Query)
+	}
+	h := make(Header, len(e.Headers))
+	for k, vs := range e.Headers {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	path := e.Path
+	if path == "" {
+		path = "/"
+	}
+	return &Request{
+		Method: strings.ToUpper(e.Method), Path: path, RawQuery: e.Query, Query: q,
+		Header: h, Body: e.Body, Caller: e.Caller, RequestID: e.RequestID,
+	}, nil
+}
+
+func partialQuery(raw string) url.Values {
+	q := url.Values{}
+	for part := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(part, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 == nil && err2 == nil && k != "" {
+			q.Add(k, v)
+		}
+	}
+	return q
+}
+
+// Header is a set of HTTP headers; names are kept in canonical form
+// (Content-Type).
+type Header map[string][]string
+
+// Get is the first value of name, or "".
+func (h Header) Get(name string) string {
+	if vs := h[CanonicalHeaderKey(name)]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// Values are every value of name.
+func (h Header) Values(name string) []string { return h[CanonicalHeaderKey(name)] }
+
+// Set replaces name's values by value.
+func (h Header) Set(name, value string) { h[CanonicalHeaderKey(name)] = []string{value} }
+
+// Add appends value to name's values.
+func (h Header) Add(name, value string) {
+	k := CanonicalHeaderKey(name)
+	h[k] = append(h[k], value)
+}
+
+// Del removes name.
+func (h Header) Del(name string) { delete(h, CanonicalHeaderKey(name)) }
+
+// CanonicalHeaderKey is name with the first letter and every letter after a
+// hyphen in upper case and the others in lower case (content-type gives
+// Content-Type); a name with a character that is not a token character is
+// returned as it is, as net/http does.
+func CanonicalHeaderKey(name string) string {
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return name
+		}
+	}
+	b := []byte(name)
+	upper := true
+	for i, c := range b {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			b[i] = c - 'A' + 'a'
+		}
+		upper = c == '-'
+	}
+	return string(b)
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

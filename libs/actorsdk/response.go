@@ -1,0 +1,137 @@
+package actorsdk
+
+import (
+	"encoding/json"
+	"errors"
+)
+
+// Response is the answer to a request.
+type Response struct {
+	// Status is the HTTP status, 200 to 599; 0 means 200.
+	Status int
+	// Header holds the response headers. The platform drops Set-Cookie,
+	// Content-Length, X-Request-ID, Strict-Transport-Security and the
+	// hop-by-hop headers.
+	Header Header
+	// Body is the response body.
+	Body []byte
+}
+
+// WithHeader sets the header name to value and returns r.
+func (r *Response) WithHeader(name, value string) *Response {
+	if r.Header == nil {
+		r.Header = Header{}
+	}
+	r.Header.Set(name, value)
+	return r
+}
+
+// JSON answers with v rendered as JSON. A value encoding/json cannot render
+// gives a 500 error instead.
+func JSON(status int, v any) *Response {
+	b, err := json.Marshal(v)
+	if err != nil {
+		Log.Error("the response cannot be rendered as JSON", "error", err.Error())
+		return Error(500, CodeInternal, "the response cannot be rendered as JSON")
+	}
+	return Bytes(status, "application/json", b)
+}
+
+// Text answers with s as plain UTF-8 text.
+func Text(status int, s string) *Response {
+	return Bytes(status, "text/plain; charset=utf-8", []byte(s))
+}
+
+// Bytes answers with body of the content type.
+func Bytes(status int, contentType string, body []byte) *Response {
+	return &Response{Status: status, Header: Header{"Content-Type": {contentType}}, Body: body}
+}
+
+// Error answers with the platform's error shape {"error": {"code",
+// "message", "request_id"}}; code should be one of the catalogue's (the
+// Code constants).
+func Error(status int, code, message string) *Response {
+	return errorResponse(status, code, message, "")
+}
+
+func errorResponse(status int, code, message, field string) *Response {
+	type body struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Field     string `json:"field,omitempty"`
+		RequestID string `json:"request_id,omitempty"`
+	}
+	b, _ := json.Marshal(struct {
+		Error body `json:"error"`
+	}{body{code, message, field, currentRequestID}})
+	return Bytes(status, "application/json", b)
+}
+
+// Fail answers with err: a *HostError with its code, its status and its
+// message (a refused query tells the caller why); ErrNoDocuments as 404
+// not_found; anything else as 500 internal, logged but not shown.
+func Fail(err error) *Response {
+	var he *HostError
+	switch {
+	case err == nil:
+		return Error(500, CodeInternal, "internal error")
+	case errors.As(err, &he):
+		return errorResponse(StatusOf(he.Code), he.Code, he.Message, he.Field)
+	case errors.Is(err, ErrNoDocuments):
+		return Error(404, CodeNotFound, "not found")
+	}
+	Log.Error("request failed", "error", err.Error())
+	return Error(500, CodeInternal, "internal error")
+}
+
+// responseEnvelope is the response as the host reads it.
+type responseEnvelope struct {
+	Status  int                 `json:"status"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	Body    []byte              `json:"body,omitempty"`
+}
+
+// encodeResponse renders r as the response envelope; what the host would
+// refuse (a status out of range, an empty header) is mended here, so that a
+// handler's slip costs one 500, not the instance.
+func encodeResponse(r *Response) []byte {
+	if r == nil {
+		r = &Response{Status: 204}
+	}
+	status := r.Status
+	if status == 0 {
+		status = 200
+	}
+	if status < 200 || status > 599 {
+		Log.Error("the handler answered with an invalid status", "status", status)
+		r = Error(500, CodeInternal, "the actor answered with an invalid status")
+		status = 500
+	}
+	env := responseEnvelope{Status: status, Body: r.Body}
+	for k, vs := range r.Header {
+		if len(vs) == 0 || !validHeaderName(k) {
+			continue
+		}
+		if env.Headers == nil {
+			env.Headers = map[string][]string{}
+		}
+		env.Headers[k] = vs
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		b, _ = json.Marshal(responseEnvelope{Status: 500})
+	}
+	return b
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}

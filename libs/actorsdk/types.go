@@ -1,0 +1,166 @@
+package actorsdk
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// M is a document whose key order does not matter: a filter, an update, a
+// document to store.
+type M = map[string]any
+
+// A is an array, such as a pipeline.
+type A = []any
+
+// E is one field of a D.
+type E struct {
+	Key   string
+	Value any
+}
+
+// D is a document whose keys keep their order, as a sort needs:
+// D{{"at", -1}, {"button", 1}}.
+type D []E
+
+// MarshalJSON writes the fields in order.
+func (d D) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, e := range d {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(e.Value)
+		if err != nil {
+			return nil, fmt.Errorf("field %q: %w", e.Key, err)
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// Document is one document as the platform returns it: relaxed Extended
+// JSON.
+type Document json.RawMessage
+
+// Decode decodes the document into v.
+func (d Document) Decode(v any) error { return json.Unmarshal(d, v) }
+
+// UnmarshalJSON keeps the document's JSON text.
+func (d *Document) UnmarshalJSON(b []byte) error {
+	*d = append((*d)[:0], b...)
+	return nil
+}
+
+// MarshalJSON writes the document as it is.
+func (d Document) MarshalJSON() ([]byte, error) {
+	if d == nil {
+		return []byte("null"), nil
+	}
+	return d, nil
+}
+
+// Documents are the documents a read returned, in order.
+type Documents []Document
+
+// Decode decodes the documents into v, a pointer to a slice.
+func (ds Documents) Decode(v any) error {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(d)
+	}
+	b.WriteByte(']')
+	return json.Unmarshal(b.Bytes(), v)
+}
+
+// ObjectID is a MongoDB ObjectId, 24 hexadecimal digits, written as
+// {"$oid": "..."} in Extended JSON. It decodes from that form or a plain
+// string.
+type ObjectID string
+
+// MarshalJSON writes {"$oid": "..."}.
+func (id ObjectID) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		OID string `json:"$oid"`
+	}{string(id)})
+}
+
+// UnmarshalJSON reads {"$oid": "..."} or a string.
+func (id *ObjectID) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '"' {
+		return json.Unmarshal(b, (*string)(id))
+	}
+	var v struct {
+		OID *string `json:"$oid"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.OID == nil {
+		return fmt.Errorf("actorsdk: %s is not an ObjectId", b)
+	}
+	*id = ObjectID(*v.OID)
+	return nil
+}
+
+// DateTime is a BSON date: a time with millisecond precision, written as
+// {"$date": "<RFC 3339>"} so that the store keeps it as a date (sortable,
+// usable by TTL indexes) rather than a string.
+type DateTime time.Time
+
+// Now is the current time as a DateTime.
+func Now() DateTime { return DateTime(time.Now().UTC().Truncate(time.Millisecond)) }
+
+// Time is t as a time.Time.
+func (t DateTime) Time() time.Time { return time.Time(t) }
+
+// MarshalJSON writes {"$date": "<RFC 3339, milliseconds, UTC>"}.
+func (t DateTime) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Date string `json:"$date"`
+	}{time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z07:00")})
+}
+
+// UnmarshalJSON reads the relaxed {"$date": "<RFC 3339>"} and the canonical
+// {"$date": {"$numberLong": "<ms>"}} forms.
+func (t *DateTime) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Date json.RawMessage `json:"$date"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Date == nil {
+		return fmt.Errorf("actorsdk: %s is not a date", b)
+	}
+	var s string
+	if json.Unmarshal(v.Date, &s) == nil {
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return fmt.Errorf("actorsdk: date %q: %w", s, err)
+		}
+		*t = DateTime(tm)
+		return nil
+	}
+	var n struct {
+		Long string `json:"$numberLong"`
+	}
+	if err := json.Unmarshal(v.Date, &n); err != nil || n.Long == "" {
+		return errors.New("actorsdk: " + string(b) + " is not a date")
+	}
+	ms, err := strconv.ParseInt(n.Long, 10, 64)
+	if err != nil {
+		return fmt.Errorf("actorsdk: date %s: %w", b, err)
+	}
+	*t = DateTime(time.UnixMilli(ms).UTC())
+	return nil
+}
