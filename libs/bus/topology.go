@@ -128,7 +128,10 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 		cfg.Description = "each user's current token version; older tokens are refused"
 	case BucketActorLeases:
 		cfg.Description = "actor placement leases, one key per experiment"
-		cfg.TTL = 10 * time.Second
+		// Holders renew every second; a dead holder's lease is gone within
+		// 3 s, and the marker it leaves tells watchers at once.
+		cfg.TTL = 3 * time.Second
+		cfg.LimitMarkerTTL = time.Minute
 	case BucketActorState:
 		cfg.Description = "actor state per experiment, readable from any edge"
 	case BucketActorKV:
