@@ -1,14 +1,42 @@
 // Package actorworker is the actor-worker service: it hosts experiments'
 // backends as sandboxed WebAssembly actors, started as background jobs.
+//
+// One actor runs per active experiment that declares one, on the worker
+// instance holding its lease in actor_leases (one key per slug, renewed every
+// second, expiring unless renewed). An actor is started by a job on
+// JOBS_ACTOR: every instance follows the experiment events and enqueues one
+// (de-duplicated by job ID) for a version with an actor that becomes active;
+// every instance watches the leases and enqueues one when a lease of an
+// active actor expires or is released; and every few seconds each instance
+// reconciles what runs with what should. The instance that takes the job and
+// wins the lease fetches the module from the bundles object store, compiles
+// it through the compilation cache under DATA_DIR, instantiates it, calls its
+// init export and answers on experiments.ActorSubject(slug).
+//
+// Calls are served one at a time from a bounded mailbox. A trap, a timeout
+// or running out of memory discards the instance; a new one starts after an
+// exponential back-off, without limit. A module that cannot be loaded at all
+// (not WebAssembly, a missing export, missing from its bundle) is failed
+// until the experiment changes. The actor's state lives in actor_state for
+// every edge to show.
 package actorworker
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
 	"time"
 
-	"context"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/jobs"
+	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
@@ -18,29 +46,84 @@ const Name = "actorworker"
 // Durable is the consumer every actor-worker instance shares for start jobs.
 const Durable = "actor-start"
 
+// tuning holds the worker's timings; tests of this package shorten some.
+type tuning struct {
+	// Mailbox bounds the calls waiting for an actor.
+	Mailbox int
+	// RenewEvery is how often a held lease is renewed; the lease itself
+	// lives for the actor_leases bucket's TTL after each renewal.
+	RenewEvery time.Duration
+	// Reconcile is how often the instance compares what runs with what
+	// should.
+	Reconcile time.Duration
+	// BackoffMin and BackoffMax bound the wait before a broken instance is
+	// replaced; it doubles with each failure in a row.
+	BackoffMin, BackoffMax time.Duration
+	// RetryFailedStart is when a start that failed for a passing reason
+	// (object store or database unavailable) is tried again.
+	RetryFailedStart time.Duration
+	// HostCall bounds one host function call.
+	HostCall time.Duration
+	// FlushState is how often call counts reach actor_state.
+	FlushState time.Duration
+	// MaxModule bounds the module's size.
+	MaxModule int64
+}
+
+var defaults = tuning{
+	Mailbox:          64,
+	RenewEvery:       time.Second,
+	Reconcile:        5 * time.Second,
+	BackoffMin:       100 * time.Millisecond,
+	BackoffMax:       30 * time.Second,
+	RetryFailedStart: 30 * time.Second,
+	HostCall:         5 * time.Second,
+	FlushState:       time.Second,
+	MaxModule:        64 << 20,
+}
+
 // Service is one instance of the actor-worker service.
 type Service struct {
 	svc.Base
 	// Handlers are the job kinds this worker runs.
 	Handlers jobs.Mux
+
+	d        *svc.Deps
+	tune     tuning
+	leaseTTL time.Duration
+	metrics  *metrics
+
+	engine  *actorhost.Engine
+	queue   *jobs.Queue
+	leases  jetstream.KeyValue
+	states  jetstream.KeyValue
+	kv      jetstream.KeyValue
+	bundles jetstream.ObjectStore
+	configs *mongo.Collection
+	tmpDir  string
+
+	mu       sync.Mutex
+	actors   map[string]*actor
+	stopping bool
+
+	bgStop context.CancelFunc
+	bg     sync.WaitGroup
 }
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
-	s := &Service{Handlers: jobs.Mux{}}
+	s := &Service{d: d, tune: defaults, actors: map[string]*actor{}, Handlers: jobs.Mux{}}
+	s.Handlers[experiments.ActorJobKind] = s.startJob
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
 		Description: "sandboxed WebAssembly actors of experiments",
-		Provision: func(ctx context.Context) error {
-			if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs, bus.StreamEvents); err != nil {
-				return err
-			}
-			return d.Topology.EnsureBuckets(ctx, bus.BucketActorLeases, bus.BucketActorState, bus.BucketActorKV)
-		},
+		Provision:   s.provision,
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {
-			q := jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")
-			w, err := q.NewWorker(ctx, jobs.WorkerOptions{Durable: Durable, Concurrency: 4, AckWait: 15 * time.Second, Log: d.Log}, s.Handlers.Handle)
+			w, err := s.queue.NewWorker(ctx, jobs.WorkerOptions{
+				Durable: Durable, Concurrency: 4, AckWait: 15 * time.Second, Log: d.Log,
+				OnFailed: s.startGivenUp,
+			}, s.Handlers.Handle)
 			if err != nil {
 				return nil, err
 			}
@@ -48,4 +131,131 @@ func New(d *svc.Deps) *Service {
 		},
 	}
 	return s
+}
+
+func (s *Service) provision(ctx context.Context) error {
+	d := s.d
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs, bus.StreamEvents); err != nil {
+		return err
+	}
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorLeases, bus.BucketActorState, bus.BucketActorKV); err != nil {
+		return err
+	}
+	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectBundles); err != nil {
+		return err
+	}
+	leaseCfg, err := d.Topology.KeyValue(bus.BucketActorLeases)
+	if err != nil {
+		return err
+	}
+	s.leaseTTL = leaseCfg.TTL
+	for _, b := range []struct {
+		name string
+		to   *jetstream.KeyValue
+	}{{bus.BucketActorLeases, &s.leases}, {bus.BucketActorState, &s.states}, {bus.BucketActorKV, &s.kv}} {
+		if *b.to, err = d.JS.KeyValue(ctx, b.name); err != nil {
+			return fmt.Errorf("open bucket %s: %w", b.name, err)
+		}
+	}
+	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+		return fmt.Errorf("open bundles store: %w", err)
+	}
+	s.queue = jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")
+	s.configs = d.Store.Collection(store.ExperimentsConfig)
+	s.tmpDir = filepath.Join(d.Config.DataDir, "tmp")
+	if s.engine == nil {
+		if s.engine, err = actorhost.NewEngine(filepath.Join(d.Config.DataDir, "cache", "actors")); err != nil {
+			return err
+		}
+	}
+	s.metrics = newMetrics(d.Telemetry.Registry)
+	return nil
+}
+
+// Start provisions, joins the bus and takes start jobs; following events
+// and leases, and bringing up the actors that should run, happen in the
+// background: starting never waits for actors.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.Base.Start(ctx); err != nil {
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.bgStop = cancel
+	if err := s.follow(ctx, bg); err != nil {
+		cancel()
+		_ = s.Base.Stop(ctx)
+		return err
+	}
+	s.background(bg, s.reconcileLoop)
+	s.background(bg, s.flushLoop)
+	return nil
+}
+
+func (s *Service) background(ctx context.Context, fn func(context.Context)) {
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); fn(ctx) }()
+}
+
+// Stop takes no more jobs, stops following, and hands every actor over: its
+// lease is released so that another instance starts it at once.
+func (s *Service) Stop(ctx context.Context) error {
+	errs := []error{s.Base.Stop(ctx)}
+	if s.bgStop != nil {
+		s.bgStop()
+	}
+	s.bg.Wait()
+	s.mu.Lock()
+	s.stopping = true
+	running := make([]*actor, 0, len(s.actors))
+	for _, a := range s.actors {
+		running = append(running, a)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range running {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.stopAndWait(ctx, stopHandover) }()
+	}
+	wg.Wait()
+	if s.engine != nil {
+		errs = append(errs, s.engine.Close(context.WithoutCancel(ctx)))
+	}
+	return errors.Join(errs...)
+}
+
+// local is the actor of slug this instance runs, or nil.
+func (s *Service) local(slug string) *actor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.actors[slug]
+}
+
+// register records a new actor unless one runs already or the instance is
+// stopping.
+func (s *Service) register(a *actor) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping || s.actors[a.slug] != nil {
+		return false
+	}
+	s.actors[a.slug] = a
+	return true
+}
+
+func (s *Service) forget(a *actor) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.actors[a.slug] == a {
+		delete(s.actors, a.slug)
+	}
+}
+
+func (s *Service) all() []*actor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*actor, 0, len(s.actors))
+	for _, a := range s.actors {
+		out = append(out, a)
+	}
+	return out
 }

@@ -110,7 +110,7 @@ func (s *Service) viewOf(e *entry) view {
 	if !json.Valid(m) {
 		m = json.RawMessage("null")
 	}
-	v := view{Config: e.cfg, Manifest: m, Actor: actorView{State: "none"}}
+	v := view{Config: e.cfg, Manifest: m, Actor: s.actorViewOf(e)}
 	if v.Versions == nil {
 		v.Versions = []experiments.Version{}
 	}
@@ -275,16 +275,10 @@ func (s *Service) deleteExperiment(c *fiber.Ctx) error {
 
 // experimentHealth is the actor's state; experiments without an actor have
 // none.
-func (s *Service) experimentHealth(c *fiber.Ctx) error {
-	e := entryOf(c)
-	return c.JSON(fiber.Map{"slug": e.cfg.Slug, "state": "none", "version": e.cfg.Version})
-}
+func (s *Service) experimentHealth(c *fiber.Ctx) error { return s.actorHealth(c) }
 
 // callActor hands /experiments/{slug}/api/* to the experiment's actor.
-func (s *Service) callActor(c *fiber.Ctx) error {
-	e := entryOf(c)
-	return apierr.New(apierr.CodeUnavailable, "experiment %q has no actor running", e.cfg.Slug)
-}
+func (s *Service) callActor(c *fiber.Ctx) error { return s.actorCall(c) }
 
 func (s *Service) homePage(c *fiber.Ctx) error {
 	var items []listItem

@@ -6,6 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -344,4 +348,57 @@ func expand(ch *channel) []string {
 		out = next
 	}
 	return out
+}
+
+// exerciseActor uploads an experiment whose actor is the worker's raw-ABI
+// probe, waits until its actor answers through the edge, and deletes it, so
+// that actor calls and their replies cross the bus.
+func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr string) {
+	t.Helper()
+	const slug, uploadID = "bus-actor", "up-test2"
+	dir := t.TempDir()
+	wasm := filepath.Join(dir, "probe.wasm")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../../actorworker/testdata/probe")
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the probe actor: %v\n%s", err, out)
+	}
+	module, err := os.ReadFile(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := json.Marshal(map[string]any{"schema_version": "2.0", "slug": slug, "name": "x", "status": "active", "actor": map[string]any{"module": "actor.wasm"}})
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for name, body := range map[string][]byte{"manifest.json": m, "index.html": []byte("<p>actor</p>"), "actor.wasm": module} {
+		w, _ := zw.Create(name)
+		w.Write(body)
+	}
+	zw.Close()
+	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uploads.PutBytes(ctx, uploadID, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	admin := experiments.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: "actor-upload"}
+	if _, err := call[experiments.Result](ctx, d.NC, "actor-upload", experiments.Subject(experiments.EndpointProcess),
+		experiments.ProcessUpload{UploadID: uploadID, Size: int64(buf.Len()), Caller: admin}); err != nil {
+		t.Fatalf("upload the actor experiment: %v", err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	waitFor(t, 30*time.Second, "the actor to answer through the edge", func() bool {
+		resp, err := client.Get("http://" + edgeAddr + "/experiments/" + slug + "/api/echo")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	admin.RequestID = "actor-delete"
+	if _, err := call[experiments.Result](ctx, d.NC, "actor-delete", experiments.Subject(experiments.EndpointDelete),
+		experiments.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
+		t.Fatalf("delete the actor experiment: %v", err)
+	}
 }

@@ -89,7 +89,9 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	cfg := env.Config(t, busTestConfig)
 	d := env.Deps(t, cfg)
-	testenv.Run(t, d, platform.Services(d)...)
+	services := platform.Services(d)
+	testenv.Run(t, d, services...)
+	edgeAddr := services[len(services)-1].(*edge.Service).Addr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -161,6 +163,9 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)
+
+	// Actors: an experiment with an actor, called through the edge.
+	exerciseActor(ctx, t, d, edgeAddr)
 
 	// The running resources match the document.
 	checkLiveTopology(ctx, t, doc, d.JS)

@@ -1,0 +1,133 @@
+package experiments
+
+import (
+	"time"
+
+	"github.com/gnome-platform/gnome/libs/bundle"
+)
+
+// Actor states, as GET /experiments/{slug}/health shows them. ActorNone is
+// never stored: an experiment without a state in actor_state has none.
+const (
+	ActorStarting   = "starting"
+	ActorRunning    = "running"
+	ActorRestarting = "restarting"
+	ActorFailed     = "failed"
+	ActorNone       = "none"
+)
+
+// ActorSubject is the NATS subject the actor of slug answers calls on.
+func ActorSubject(slug string) string { return "gnome.actor." + slug + ".call" }
+
+// ActorQueueGroup is the queue group of actor subscriptions: during a
+// hand-over, a call reaches one instance only.
+const ActorQueueGroup = "actors"
+
+// Headers of an actor call besides the trace context and request ID.
+const (
+	// HeaderDeadline is when the caller stops waiting, in Unix milliseconds;
+	// a call still queued then is dropped.
+	HeaderDeadline = "Gnome-Deadline"
+	// HeaderRetryAfter accompanies an unavailable reply: seconds to wait.
+	HeaderRetryAfter = "Retry-After"
+)
+
+// Timeouts of one call into an actor: the manifest's timeout_ms within the
+// platform's bounds (libs/actorhost enforces the same; a test keeps them equal).
+const (
+	DefaultActorTimeout = 2 * time.Second
+	MaxActorTimeout     = 60 * time.Second
+)
+
+// ActorTimeout is how long one call into the actor a may run.
+func ActorTimeout(a *bundle.Actor) time.Duration {
+	if a == nil || a.TimeoutMS <= 0 {
+		return DefaultActorTimeout
+	}
+	return min(time.Duration(a.TimeoutMS)*time.Millisecond, MaxActorTimeout)
+}
+
+// ActorState is an actor's state in the actor_state bucket, under its slug,
+// written by the worker instance that holds its lease.
+type ActorState struct {
+	Slug     string `json:"slug"`
+	State    string `json:"state"`
+	Version  int    `json:"version"`
+	Checksum string `json:"checksum"`
+	// Seq is the experiment's Seq the actor was started from.
+	Seq int64 `json:"seq"`
+	// Worker is the actor-worker instance hosting it.
+	Worker string `json:"worker"`
+	// StartedAt is when the current instance began serving.
+	StartedAt *time.Time `json:"started_at,omitempty"`
+	// Restarts counts instances discarded after a trap, a timeout or
+	// running out of memory, since this version was first started.
+	Restarts    int        `json:"restarts"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// Calls counts calls served since this version was first started.
+	Calls int64 `json:"calls"`
+	// RetryAt is when a failed start is tried again; absent when only a new
+	// version or a change of the experiment can help.
+	RetryAt   *time.Time `json:"retry_at,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// ActorLease is the value of an actor's lease in actor_leases: the worker
+// instance that may run it. The key expires unless its holder renews it.
+type ActorLease struct {
+	Worker     string    `json:"worker"`
+	Version    int       `json:"version"`
+	Checksum   string    `json:"checksum"`
+	AcquiredAt time.Time `json:"acquired_at"`
+}
+
+// ActorStartJob is the payload of a job on jobs.actor.start.
+type ActorStartJob struct {
+	Slug     string `json:"slug"`
+	Version  int    `json:"version"`
+	Checksum string `json:"checksum"`
+	// Reason is one of the ActorStart constants.
+	Reason string `json:"reason"`
+}
+
+// Why an actor start job was queued.
+const (
+	StartDeployed     = "deployed"
+	StartOnDemand     = "on_demand"
+	StartLeaseExpired = "lease_expired"
+	StartRestart      = "restart"
+)
+
+// ActorJobKind is the job kind of actor starts on JOBS_ACTOR.
+const ActorJobKind = "start"
+
+// ActorRequest is the request envelope an edge sends to an actor
+// (docs/actors.md, section 4; schemas/messages/actor-request.json).
+type ActorRequest struct {
+	Method string `json:"method"`
+	// Path is below /experiments/{slug}/api, percent-decoded, from "/".
+	Path string `json:"path"`
+	// Query is the raw query string without "?".
+	Query   string              `json:"query"`
+	Headers map[string][]string `json:"headers"`
+	// Body is base64 in JSON; never null.
+	Body      []byte      `json:"body"`
+	Caller    ActorCaller `json:"caller"`
+	RequestID string      `json:"request_id"`
+}
+
+// ActorCaller is who asks, as the edge verified it.
+type ActorCaller struct {
+	Email     string   `json:"email"`
+	Roles     []string `json:"roles"`
+	Anonymous bool     `json:"anonymous"`
+}
+
+// ActorResponse is an actor's response envelope
+// (schemas/messages/actor-response.json).
+type ActorResponse struct {
+	Status  int                 `json:"status"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	Body    []byte              `json:"body,omitempty"`
+}

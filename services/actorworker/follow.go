@@ -1,0 +1,319 @@
+package actorworker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/jobs"
+)
+
+// startJob runs a start job: the current version of the experiment starts
+// here if no instance holds its lease. The job names the occasion; what
+// starts is always what the experiment's configuration says now.
+func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
+	var p experiments.ActorStartJob
+	if err := job.Decode(&p); err != nil || p.Slug == "" {
+		return jobs.Permanent(fmt.Errorf("malformed actor start job: %v", err))
+	}
+	cfg, err := s.experiment(ctx, p.Slug)
+	if err != nil {
+		return err
+	}
+	sp := specOf(cfg)
+	if sp == nil {
+		return nil // deleted, not active, or without an actor since
+	}
+	if a := s.local(sp.slug); a != nil {
+		a.reload(sp)
+		return nil
+	}
+	if p.Reason != experiments.StartRestart {
+		st, err := s.readState(ctx, sp.slug)
+		if err != nil {
+			return err
+		}
+		if failedForNow(st, sp.seq) {
+			return nil // only a change of the experiment, or its retry time, starts it again
+		}
+	}
+	rev, held, err := s.acquireLease(ctx, sp)
+	if err != nil {
+		return fmt.Errorf("take the lease of %s: %w", sp.slug, err)
+	}
+	if !held {
+		// Another instance runs it and follows the experiment itself; if that
+		// instance is gone, its lease expires and a new job follows.
+		return nil
+	}
+	return s.launch(ctx, sp, rev, p.Reason)
+}
+
+// launch starts sp's actor under the lease just taken and waits until it
+// serves, waits to restart, or failed to load.
+func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason string) error {
+	a := newActor(s, sp, leaseRev)
+	if !s.register(a) {
+		s.releaseLease(ctx, a)
+		return nil
+	}
+	st := experiments.ActorState{Slug: sp.slug}
+	if prev, _ := s.readState(ctx, sp.slug); prev != nil && prev.Checksum == sp.checksum {
+		// The same version moves here: keep its history.
+		st.Restarts, st.Calls, st.LastError, st.LastErrorAt = prev.Restarts, prev.Calls, prev.LastError, prev.LastErrorAt
+	}
+	st.State, st.Worker, st.Version, st.Checksum, st.Seq = experiments.ActorStarting, s.d.InstanceID, sp.version, sp.checksum, sp.seq
+	a.update(func(cur *experiments.ActorState) { *cur = st })
+	renewCtx, stopRenew := context.WithCancel(context.Background())
+	a.stopRenew = stopRenew
+	go s.renewLease(renewCtx, a)
+	a.log.Info("actor starting", "version", sp.version, "reason", reason)
+	started := make(chan error, 1)
+	go a.run(started)
+	select {
+	case err := <-started:
+		return err
+	case <-ctx.Done():
+		a.requestStop(stopHandover)
+		return ctx.Err()
+	}
+}
+
+// failedForNow reports whether st is a failure of the experiment state seq
+// that is not to be retried yet (or ever, without a change).
+func failedForNow(st *experiments.ActorState, seq int64) bool {
+	return st != nil && st.State == experiments.ActorFailed && st.Seq == seq && (st.RetryAt == nil || time.Now().Before(*st.RetryAt))
+}
+
+// startGivenUp records a start job that failed every attempt; reconciling
+// tries again after RetryFailedStart.
+func (s *Service) startGivenUp(ctx context.Context, job *jobs.Job, err error) {
+	var p experiments.ActorStartJob
+	if job.Decode(&p) != nil || p.Slug == "" || s.local(p.Slug) != nil {
+		return
+	}
+	now := time.Now().UTC()
+	retry := now.Add(s.tune.RetryFailedStart)
+	s.putState(experiments.ActorState{
+		Slug: p.Slug, State: experiments.ActorFailed, Version: p.Version, Checksum: p.Checksum,
+		LastError: err.Error(), LastErrorAt: &now, RetryAt: &retry, UpdatedAt: now,
+	})
+}
+
+// enqueueStart queues a start job for cfg's actor; occasion makes the job
+// ID, so that every instance reacting to the same occasion queues one job.
+func (s *Service) enqueueStart(ctx context.Context, cfg *experiments.Config, reason, occasion string) {
+	id := fmt.Sprintf("%s@%d:%s:%s", cfg.Slug, cfg.Version, reason, occasion)
+	_, err := s.queue.Enqueue(ctx, experiments.ActorJobKind, id,
+		experiments.ActorStartJob{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Reason: reason})
+	if err != nil {
+		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", cfg.Slug, "reason", reason, "err", err)
+	}
+}
+
+// follow starts following the experiment events and the leases; both run
+// until bg ends. Every instance follows every event (an ordered consumer
+// of its own, from now on), since each must act on the actors it runs;
+// events missed while no instance ran are made up for by reconciling.
+func (s *Service) follow(ctx, bg context.Context) error {
+	cons, err := s.d.JS.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"events.experiment.>"},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("follow experiment events: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		var ev experiments.Event
+		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Slug == "" {
+			return
+		}
+		ectx, rid := bus.Extract(bg, msg.Headers())
+		ectx, cancel := context.WithTimeout(ectx, 10*time.Second)
+		defer cancel()
+		s.onEvent(ectx, msg.Subject(), ev, rid)
+	})
+	if err != nil {
+		return fmt.Errorf("follow experiment events: %w", err)
+	}
+	// The watcher stops with the context it was made with: bg, not ctx.
+	w, err := s.leases.WatchAll(bg, jetstream.UpdatesOnly())
+	if err != nil {
+		cc.Stop()
+		return fmt.Errorf("watch actor leases: %w", err)
+	}
+	s.background(bg, func(ctx context.Context) {
+		defer cc.Stop()
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || (e.Operation() != jetstream.KeyValueDelete && e.Operation() != jetstream.KeyValuePurge) {
+					continue
+				}
+				lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				s.onLeaseGone(lctx, e.Key(), e.Revision())
+				cancel()
+			}
+		}
+	})
+	return nil
+}
+
+// onEvent acts on an experiment's change: the instance running its actor
+// reloads or stops it; an active version with an actor that runs nowhere
+// gets a start job.
+func (s *Service) onEvent(ctx context.Context, subject string, ev experiments.Event, rid string) {
+	deleted := subject == experiments.SubjectDeleted
+	var cfg *experiments.Config
+	if !deleted {
+		var err error
+		if cfg, err = s.experiment(ctx, ev.Slug); err != nil {
+			s.d.Log.WarnContext(ctx, "read experiment for its event failed; reconciling will catch up", "slug", ev.Slug, "err", err)
+			return
+		}
+		if cfg != nil && cfg.Seq < ev.Seq {
+			return // a stale read; the newer state's own event follows
+		}
+	}
+	sp := specOf(cfg)
+	if a := s.local(ev.Slug); a != nil {
+		if sp == nil {
+			a.requestStop(stopRetire)
+		} else {
+			a.reload(sp)
+		}
+	} else if sp != nil {
+		s.enqueueStart(ctx, cfg, experiments.StartDeployed, fmt.Sprint(cfg.Seq))
+	}
+	if sp != nil {
+		return
+	}
+	// No actor should run: remove what remains of one that ran nowhere.
+	if held, err := s.leaseHeld(ctx, ev.Slug); err == nil && !held && s.local(ev.Slug) == nil {
+		s.dropState(ctx, ev.Slug)
+	}
+	if deleted {
+		s.purgeKV(ctx, ev.Slug)
+	}
+}
+
+// onLeaseGone queues a start when the lease of an actor that should run
+// expired or was released.
+func (s *Service) onLeaseGone(ctx context.Context, slug string, rev uint64) {
+	cfg, err := s.experiment(ctx, slug)
+	if err != nil {
+		s.d.Log.WarnContext(ctx, "read experiment for an expired lease failed; reconciling will catch up", "slug", slug, "err", err)
+		return
+	}
+	if specOf(cfg) == nil {
+		return
+	}
+	s.enqueueStart(ctx, cfg, experiments.StartLeaseExpired, fmt.Sprint(rev))
+}
+
+// reconcileLoop compares what runs with what should, at start and every
+// Reconcile.
+func (s *Service) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(s.tune.Reconcile)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, s.tune.Reconcile)
+		if err := s.reconcile(rctx); err != nil && ctx.Err() == nil {
+			s.d.Log.Warn("reconciling actors failed", "err", err)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile stops or reloads the actors running here that no longer match
+// their experiment, and queues a start for every active actor that no
+// instance holds, unless it failed for good.
+func (s *Service) reconcile(ctx context.Context) error {
+	cur, err := s.configs.Find(ctx, bson.D{{Key: "status", Value: experiments.StatusActive}})
+	if err != nil {
+		return fmt.Errorf("list active experiments: %w", err)
+	}
+	var active []experiments.Config
+	if err := cur.All(ctx, &active); err != nil {
+		return fmt.Errorf("list active experiments: %w", err)
+	}
+	want := map[string]*spec{}
+	for i := range active {
+		if sp := specOf(&active[i]); sp != nil {
+			want[sp.slug] = sp
+		}
+	}
+	for _, a := range s.all() {
+		if sp := want[a.slug]; sp == nil {
+			a.requestStop(stopRetire)
+		} else {
+			a.reload(sp)
+		}
+	}
+	window := fmt.Sprint(time.Now().Unix() / max(1, int64(s.tune.RetryFailedStart/time.Second)))
+	for i := range active {
+		cfg := &active[i]
+		if want[cfg.Slug] == nil || s.local(cfg.Slug) != nil {
+			continue
+		}
+		held, err := s.leaseHeld(ctx, cfg.Slug)
+		if err != nil {
+			return err
+		}
+		if held {
+			continue
+		}
+		st, err := s.readState(ctx, cfg.Slug)
+		if err != nil {
+			return err
+		}
+		if failedForNow(st, cfg.Seq) {
+			continue
+		}
+		reason := experiments.StartDeployed
+		if st != nil {
+			reason = experiments.StartLeaseExpired
+		}
+		s.enqueueStart(ctx, cfg, reason, "reconcile-"+window)
+	}
+	return nil
+}
+
+// purgeKV removes every key of slug's key-value store.
+func (s *Service) purgeKV(ctx context.Context, slug string) {
+	lister, err := s.kv.ListKeysFiltered(ctx, slug+".>")
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrNoKeysFound) {
+			s.d.Log.WarnContext(ctx, "list actor keys failed", "slug", slug, "err", err)
+		}
+		return
+	}
+	defer func() { _ = lister.Stop() }()
+	for k := range lister.Keys() {
+		if !strings.HasPrefix(k, slug+".") {
+			continue
+		}
+		if err := s.kv.Purge(ctx, k); err != nil {
+			s.d.Log.WarnContext(ctx, "purge actor key failed", "slug", slug, "key", k, "err", err)
+		}
+	}
+}

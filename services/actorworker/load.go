@@ -1,0 +1,156 @@
+package actorworker
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gnome-platform/gnome/libs/actorhost"
+	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/experiments"
+)
+
+// spec is what an actor runs: one experiment version's module, limits,
+// config and data scope.
+type spec struct {
+	slug     string
+	version  int
+	checksum string
+	seq      int64
+	actor    bundle.Actor
+	scope    []string
+	limits   actorhost.Limits
+	// key changes exactly when the running actor must be replaced: another
+	// bundle, or another actor field or data scope in the manifest.
+	key string
+}
+
+// specOf is the actor cfg should run, or nil when it should run none: the
+// experiment is not active or declares no actor.
+func specOf(cfg *experiments.Config) *spec {
+	if cfg == nil || cfg.Status != experiments.StatusActive {
+		return nil
+	}
+	m, _, err := bundle.ParseManifest([]byte(cfg.Manifest))
+	if err != nil || m.Actor == nil {
+		return nil
+	}
+	a := *m.Actor
+	limits := actorhost.Limits{MemoryMB: a.MemoryMB, Timeout: time.Duration(a.TimeoutMS) * time.Millisecond}.Normalize()
+	key, _ := json.Marshal([]any{cfg.Checksum, a, m.DataScope})
+	return &spec{
+		slug: cfg.Slug, version: cfg.Version, checksum: cfg.Checksum, seq: cfg.Seq,
+		actor: a, scope: m.DataScope, limits: limits, key: string(key),
+	}
+}
+
+// experiment reads slug's configuration; nil when it does not exist.
+func (s *Service) experiment(ctx context.Context, slug string) (*experiments.Config, error) {
+	var cfg experiments.Config
+	err := s.configs.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
+	}
+	return &cfg, nil
+}
+
+// loadError is a start failure no retry can mend: only another version or
+// manifest can.
+type loadError struct{ err error }
+
+func (e loadError) Error() string { return e.err.Error() }
+func (e loadError) Unwrap() error { return e.err }
+
+func permanent(format string, args ...any) error { return loadError{fmt.Errorf(format, args...)} }
+
+func isPermanent(err error) bool { var le loadError; return errors.As(err, &le) }
+
+// compile fetches sp's module from its bundle and compiles it.
+func (s *Service) compile(ctx context.Context, sp *spec) (*actorhost.Module, error) {
+	wasm, err := s.fetchModule(ctx, sp)
+	if err != nil {
+		return nil, err
+	}
+	t := time.Now()
+	m, err := s.engine.Compile(ctx, wasm, sp.limits)
+	s.metrics.compile.Observe(time.Since(t).Seconds())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, permanent("%w", err)
+	}
+	return m, nil
+}
+
+// fetchModule reads the module out of the version's bundle, checking the
+// bundle against its checksum.
+func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
+	obj, err := s.bundles.Get(ctx, experiments.BundleObject(sp.slug, sp.checksum))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, permanent("the bundle of version %d is not in the object store", sp.version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch bundle of %s: %w", sp.slug, err)
+	}
+	defer obj.Close()
+	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create work directory: %w", err)
+	}
+	f, err := os.CreateTemp(s.tmpDir, "actor-bundle-*.zip")
+	if err != nil {
+		return nil, fmt.Errorf("create work file: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	h := sha256.New()
+	size, err := io.Copy(io.MultiWriter(f, h), obj)
+	if err != nil {
+		return nil, fmt.Errorf("fetch bundle of %s: %w", sp.slug, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sp.checksum {
+		return nil, fmt.Errorf("bundle of %s arrived with checksum %s, want %s", sp.slug, got, sp.checksum)
+	}
+	zr, err := zip.NewReader(f, size)
+	if err != nil {
+		return nil, permanent("open bundle: %w", err)
+	}
+	name := path.Clean(sp.actor.Module)
+	for _, zf := range zr.File {
+		if zf.Name != name {
+			continue
+		}
+		if zf.UncompressedSize64 > uint64(s.tune.MaxModule) {
+			return nil, permanent("module %s is %d bytes, over the limit of %d", name, zf.UncompressedSize64, s.tune.MaxModule)
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			return nil, permanent("open module %s: %w", name, err)
+		}
+		defer rc.Close()
+		wasm, err := io.ReadAll(io.LimitReader(rc, s.tune.MaxModule+1))
+		if err != nil {
+			return nil, permanent("read module %s: %w", name, err)
+		}
+		if int64(len(wasm)) > s.tune.MaxModule {
+			return nil, permanent("module %s is over the limit of %d bytes", name, s.tune.MaxModule)
+		}
+		return wasm, nil
+	}
+	return nil, permanent("module %s is not in the bundle", name)
+}

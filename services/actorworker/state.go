@@ -1,0 +1,105 @@
+package actorworker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gnome-platform/gnome/libs/experiments"
+)
+
+// update changes the actor's state and writes it to actor_state. Writes
+// are serialised by the actor's lock, so the last one written is the
+// latest.
+func (a *actor) update(fn func(*experiments.ActorState)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fn(&a.state)
+	a.state.UpdatedAt = time.Now().UTC()
+	a.moveGauge(a.state.State)
+	a.dirty = false
+	a.s.putState(a.state)
+}
+
+// setGauge moves the actor to another state in the actors-by-state metric
+// ("" takes it out).
+func (a *actor) setGauge(state string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.moveGauge(state)
+}
+
+func (a *actor) moveGauge(state string) {
+	if state == a.gauge {
+		return
+	}
+	if a.gauge != "" {
+		a.s.metrics.actors.WithLabelValues(a.gauge).Dec()
+	}
+	if state != "" {
+		a.s.metrics.actors.WithLabelValues(state).Inc()
+	}
+	a.gauge = state
+}
+
+// flush writes the state if calls were counted since the last write.
+func (a *actor) flush() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.dirty {
+		return
+	}
+	a.dirty = false
+	a.state.UpdatedAt = time.Now().UTC()
+	a.s.putState(a.state)
+}
+
+func (s *Service) putState(st experiments.ActorState) {
+	b, _ := json.Marshal(st)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := s.states.Put(ctx, st.Slug, b); err != nil {
+		s.d.Log.Warn("write actor state failed", "slug", st.Slug, "state", st.State, "err", err)
+	}
+}
+
+// readState is slug's stored state, or nil.
+func (s *Service) readState(ctx context.Context, slug string) (*experiments.ActorState, error) {
+	e, err := s.states.Get(ctx, slug)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st experiments.ActorState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return nil, nil
+	}
+	return &st, nil
+}
+
+func (s *Service) dropState(ctx context.Context, slug string) {
+	if err := s.states.Delete(ctx, slug); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.d.Log.Warn("remove actor state failed", "slug", slug, "err", err)
+	}
+}
+
+// flushLoop writes call counts at most every FlushState.
+func (s *Service) flushLoop(ctx context.Context) {
+	t := time.NewTicker(s.tune.FlushState)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, a := range s.all() {
+				a.flush()
+			}
+		}
+	}
+}

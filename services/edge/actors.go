@@ -1,0 +1,372 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/httpx"
+	"github.com/gnome-platform/gnome/libs/jobs"
+)
+
+// The actor call path: ANY /experiments/{slug}/api/* becomes a NATS request
+// to the experiment's actor (experiments.ActorSubject), carrying the request
+// envelope of docs/actors.md; the reply is the actor's response envelope or
+// an error. Health reads the actor's state from actor_state.
+
+const tracerName = "github.com/gnome-platform/gnome/services/edge"
+
+// maxActorBody bounds the body of a request to an actor.
+const maxActorBody = 1 << 20
+
+// callSlack is how much longer than the actor's own time limit the edge
+// waits, for queueing and transport.
+const callSlack = time.Second
+
+// Request headers an actor never sees, and response headers it may not set
+// (docs/actors.md, section 4).
+var (
+	hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	dropIn   = headerSet(append([]string{"Cookie", "Authorization", "Proxy-Authorization"}, hopByHop...))
+	dropOut  = headerSet(append([]string{"Set-Cookie", "Content-Length", "X-Request-Id", "Strict-Transport-Security"}, hopByHop...))
+)
+
+func headerSet(names []string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[textproto.CanonicalMIMEHeaderKey(n)] = true
+	}
+	return m
+}
+
+// actorBus is what one edge instance uses of the actors' resources, opened
+// on first use.
+type actorBus struct {
+	states jetstream.KeyValue
+	leases jetstream.KeyValue
+	queue  *jobs.Queue
+
+	// cache follows actor_state for the experiment lists.
+	mu     sync.RWMutex
+	cache  map[string]experiments.ActorState
+	synced chan struct{}
+}
+
+var (
+	actorBusesMu sync.Mutex
+	actorBuses   = map[*Service]*actorBus{}
+)
+
+// actorBus opens the buckets and queue once per edge instance.
+func (s *Service) actorBus(ctx context.Context) (*actorBus, error) {
+	actorBusesMu.Lock()
+	defer actorBusesMu.Unlock()
+	if ab := actorBuses[s]; ab != nil {
+		return ab, nil
+	}
+	d := s.d
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorState, bus.BucketActorLeases); err != nil {
+		return nil, err
+	}
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs); err != nil {
+		return nil, err
+	}
+	ab := &actorBus{cache: map[string]experiments.ActorState{}, synced: make(chan struct{}), queue: jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")}
+	var err error
+	if ab.states, err = d.JS.KeyValue(ctx, bus.BucketActorState); err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bus.BucketActorState, err)
+	}
+	if ab.leases, err = d.JS.KeyValue(ctx, bus.BucketActorLeases); err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bus.BucketActorLeases, err)
+	}
+	// The watcher lives as long as the instance's connection.
+	w, err := ab.states.WatchAll(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", bus.BucketActorState, err)
+	}
+	go ab.follow(w)
+	actorBuses[s] = ab
+	return ab, nil
+}
+
+func (ab *actorBus) follow(w jetstream.KeyWatcher) {
+	for e := range w.Updates() {
+		if e == nil {
+			close(ab.synced)
+			continue
+		}
+		ab.mu.Lock()
+		var st experiments.ActorState
+		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &st) == nil {
+			ab.cache[e.Key()] = st
+		} else {
+			delete(ab.cache, e.Key())
+		}
+		ab.mu.Unlock()
+	}
+}
+
+// cached is slug's state as last seen by the watcher.
+func (ab *actorBus) cached(slug string) (experiments.ActorState, bool) {
+	select {
+	case <-ab.synced:
+	default:
+		// Only the first use waits for the watcher's initial values.
+		select {
+		case <-ab.synced:
+		case <-time.After(time.Second):
+		}
+	}
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	st, ok := ab.cache[slug]
+	return st, ok
+}
+
+// runsActor reports whether e should have an actor running.
+func runsActor(e *entry) bool {
+	return e.cfg.Status == experiments.StatusActive && e.manifest != nil && e.manifest.Actor != nil
+}
+
+// actorViewOf is the actor part of an experiment's view.
+func (s *Service) actorViewOf(e *entry) actorView {
+	if !runsActor(e) {
+		return actorView{State: experiments.ActorNone}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ab, err := s.actorBus(ctx)
+	if err != nil {
+		return actorView{State: experiments.ActorStarting}
+	}
+	if st, ok := ab.cached(e.cfg.Slug); ok && st.State != "" {
+		return actorView{State: st.State}
+	}
+	return actorView{State: experiments.ActorStarting}
+}
+
+// actorHealth answers GET /experiments/{slug}/health from actor_state: the
+// state the worker holding the actor wrote, or starting when no worker
+// holds it yet (a state left by a worker that died is stale until its
+// lease expires and another takes over).
+func (s *Service) actorHealth(c *fiber.Ctx) error {
+	e := entryOf(c)
+	if !runsActor(e) {
+		return c.JSON(fiber.Map{"slug": e.cfg.Slug, "state": experiments.ActorNone, "version": e.cfg.Version})
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+	defer cancel()
+	ab, err := s.actorBus(ctx)
+	if err != nil {
+		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
+	}
+	st, err := getJSON[experiments.ActorState](ctx, ab.states, e.cfg.Slug)
+	if err != nil {
+		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
+	}
+	if st == nil || (st.State == experiments.ActorFailed && st.Checksum != e.cfg.Checksum) {
+		// Nothing yet, or the failure of a version no longer current.
+		st = &experiments.ActorState{Slug: e.cfg.Slug, State: experiments.ActorStarting, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Seq: e.cfg.Seq}
+	} else if st.State != experiments.ActorFailed {
+		lease, err := getJSON[experiments.ActorLease](ctx, ab.leases, e.cfg.Slug)
+		if err != nil {
+			return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
+		}
+		if lease == nil || lease.Worker != st.Worker {
+			st.State, st.StartedAt = experiments.ActorStarting, nil
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(st)
+}
+
+func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (*T, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var v T
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return nil, nil
+	}
+	return &v, nil
+}
+
+// actorCall hands the request to the experiment's actor and sends back its
+// response.
+func (s *Service) actorCall(c *fiber.Ctx) error {
+	e := entryOf(c)
+	slug := e.cfg.Slug
+	if !runsActor(e) {
+		return apierr.New(apierr.CodeUnavailable, "experiment %q has no actor running", slug)
+	}
+	// The body is read even when over the limit (limitBodies bounds it at
+	// 4 MB), so that the client hears the 413 instead of a reset connection.
+	body := c.Body()
+	if len(body) > maxActorBody {
+		return apierr.New(apierr.CodePayloadTooLarge, "the body is over the actor limit of %d bytes", maxActorBody)
+	}
+	rid := httpx.GetRequestID(c)
+	req := experiments.ActorRequest{
+		Method:    c.Method(),
+		Path:      actorPath(string(c.Request().URI().Path()), slug),
+		Query:     string(c.Request().URI().QueryString()),
+		Headers:   actorHeaders(c),
+		Body:      append([]byte{}, body...),
+		Caller:    experiments.ActorCaller{Roles: []string{}, Anonymous: true},
+		RequestID: rid,
+	}
+	if cl := claimsOf(c); cl != nil {
+		req.Caller = experiments.ActorCaller{Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+	}
+	data, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode actor request: %w", err)
+	}
+	if int64(len(data)) > s.d.NC.MaxPayload() {
+		return apierr.New(apierr.CodePayloadTooLarge, "the request is over what the bus carries (%d bytes)", s.d.NC.MaxPayload())
+	}
+
+	timeout := experiments.ActorTimeout(e.manifest.Actor) + callSlack
+	ctx, cancel := context.WithTimeout(c.UserContext(), timeout)
+	defer cancel()
+	subject := experiments.ActorSubject(slug)
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "actor call", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("gnome.slug", slug), attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.destination.name", subject)))
+	defer span.End()
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	bus.Inject(ctx, msg.Header, rid)
+	deadline, _ := ctx.Deadline()
+	msg.Header.Set(experiments.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+
+	reply, err := s.d.NC.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return s.startOnDemand(c.UserContext(), e)
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+			return apierr.Wrap(apierr.CodeTimeout, err, fmt.Sprintf("the actor of %q did not answer in time", slug))
+		}
+		return apierr.Wrap(apierr.CodeUnavailable, err, fmt.Sprintf("the actor of %q could not be reached", slug))
+	}
+	if code := reply.Header.Get(bus.HeaderErrorCode); code != "" {
+		var be apierr.BodyError
+		if json.Unmarshal(reply.Data, &be) != nil || be.Code == "" {
+			be = apierr.BodyError{Code: apierr.Code(code), Message: reply.Header.Get(bus.HeaderError)}
+		}
+		span.SetStatus(codes.Error, string(be.Code))
+		ae := apierr.FromBody(be)
+		ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(experiments.HeaderRetryAfter))
+		return ae
+	}
+	var res experiments.ActorResponse
+	if err := json.Unmarshal(reply.Data, &res); err != nil || res.Status < 200 || res.Status > 599 {
+		span.SetStatus(codes.Error, "malformed response")
+		return apierr.New(apierr.CodeBadGateway, "the actor of %q answered with a malformed response", slug)
+	}
+	span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
+	for name, values := range res.Headers {
+		if dropOut[textproto.CanonicalMIMEHeaderKey(name)] {
+			continue
+		}
+		for _, v := range values {
+			c.Response().Header.Add(name, v)
+		}
+	}
+	return c.Status(res.Status).Send(res.Body)
+}
+
+// actorPath is the request path below /experiments/{slug}/api, from "/".
+func actorPath(path, slug string) string {
+	p := strings.TrimPrefix(path, "/experiments/"+slug+"/api")
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
+}
+
+// actorHeaders are the request's headers an actor may see, by canonical
+// name: without credentials and hop-by-hop headers, nor those the
+// Connection header names.
+func actorHeaders(c *fiber.Ctx) map[string][]string {
+	out := map[string][]string{}
+	drop := map[string]bool{}
+	for _, f := range strings.Split(c.Get(fiber.HeaderConnection), ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			drop[textproto.CanonicalMIMEHeaderKey(f)] = true
+		}
+	}
+	c.Request().Header.VisitAll(func(k, v []byte) {
+		name := textproto.CanonicalMIMEHeaderKey(string(k))
+		if dropIn[name] || drop[name] {
+			return
+		}
+		out[name] = append(out[name], string(v))
+	})
+	return out
+}
+
+// startOnDemand answers a call that found no actor running: unavailable,
+// with the reason when the actor failed for good, and otherwise with
+// Retry-After while a start job (at most one per experiment version every
+// ten seconds) brings it up, unless a worker holds its lease already and
+// is starting or restarting it.
+func (s *Service) startOnDemand(ctx context.Context, e *entry) error {
+	slug := e.cfg.Slug
+	starting := apierr.New(apierr.CodeUnavailable, "the actor of %q is not running yet; it is being started", slug)
+	starting.RetryAfter = 1
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	ab, err := s.actorBus(ctx)
+	if err != nil {
+		return starting
+	}
+	if lease, err := getJSON[experiments.ActorLease](ctx, ab.leases, slug); err != nil || lease != nil {
+		return starting
+	}
+	st, err := getJSON[experiments.ActorState](ctx, ab.states, slug)
+	if err != nil {
+		return starting
+	}
+	if st != nil && st.State == experiments.ActorFailed && st.Seq == e.cfg.Seq {
+		failed := apierr.New(apierr.CodeUnavailable, "the actor of %q failed to start: %s", slug, st.LastError)
+		if st.RetryAt != nil {
+			if time.Now().Before(*st.RetryAt) {
+				failed.RetryAfter = int(math.Ceil(time.Until(*st.RetryAt).Seconds()))
+				return failed
+			}
+		} else {
+			return failed
+		}
+	}
+	id := fmt.Sprintf("%s@%d:%s:%d", slug, e.cfg.Version, experiments.StartOnDemand, time.Now().Unix()/10)
+	job := experiments.ActorStartJob{Slug: slug, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Reason: experiments.StartOnDemand}
+	if _, err := ab.queue.Enqueue(ctx, experiments.ActorJobKind, id, job); err != nil {
+		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", slug, "err", err)
+	}
+	return starting
+}
