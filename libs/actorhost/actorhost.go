@@ -217,7 +217,12 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Modu
 func (m *Module) Limits() Limits { return m.limits }
 
 // Close frees the module and every instance made from it.
-func (m *Module) Close(ctx context.Context) error { return m.rt.Close(ctx) }
+// The compiled code is closed too: with a shared compilation cache, wazero
+// would otherwise keep every module version's machine code for good.
+func (m *Module) Close(ctx context.Context) error {
+	err := m.compiled.Close(ctx)
+	return errors.Join(err, m.rt.Close(ctx))
+}
 
 // Instance is one running actor. It is safe for concurrent use: calls are
 // served one at a time.

@@ -127,19 +127,25 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // same connections, noting how the CPUs were shared meanwhile (pid is the
 // server's). header, when given, goes on every request.
 func (e *env) measureServer(ctx context.Context, url string, pid int, header ...http.Header) (loadResult, error) {
+	return e.measureServerConns(ctx, url, pid, e.conns, header...)
+}
+
+// measureServerConns is measureServer over conns connections instead of
+// -conns.
+func (e *env) measureServerConns(ctx context.Context, url string, pid, conns int, header ...http.Header) (loadResult, error) {
 	target := vegeta.Target{Method: http.MethodGet, URL: url}
 	if len(header) > 0 {
 		target.Header = header[0]
 	}
-	client := loadClient(e.conns)
+	client := loadClient(conns)
 	defer client.CloseIdleConnections()
 	if e.warmup > 0 {
-		if _, err := hammer(ctx, client, target, e.conns, e.warmup); err != nil {
+		if _, err := hammer(ctx, client, target, conns, e.warmup); err != nil {
 			return loadResult{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	before := sampleCPU(pid)
-	r, err := hammer(ctx, client, target, e.conns, e.duration)
+	r, err := hammer(ctx, client, target, conns, e.duration)
 	r.cpu = cpuBetween(before, sampleCPU(pid))
 	return r, err
 }

@@ -47,6 +47,9 @@ var benchmarks = []benchmark{
 	{"upload", "10 MB experiment from POST to served vs unzip + SHA-256 of it in process", benchUpload},
 	{"uploadmem", "edge resident memory growth during a 100 MB upload (services as separate processes)", benchUploadMemory},
 	{"static", "GET of an experiment's page vs GET /health on the same server", benchStatic},
+	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process", benchActorCall},
+	{"actorstart", "actor start, experiment made active → first 200, cold and warm compilation cache, vs compiling in process", benchActorStart},
+	{"failover", "SIGKILL of the actor-worker hosting an actor → served again by the other (separate processes)", benchFailover},
 }
 
 func main() { os.Exit(run()) }

@@ -144,6 +144,7 @@ var gnomeVars = []string{
 type gnomeServer struct {
 	*proc
 	httpAddr string
+	natsAddr string // the embedded NATS server's client address
 }
 
 // startGnome starts `gnome serve` with embedded NATS and store on fresh
@@ -168,7 +169,7 @@ func (e *env) startGnome(dataDir, logName string, extra ...string) (*gnomeServer
 	if err != nil {
 		return nil, err
 	}
-	return &gnomeServer{proc: p, httpAddr: addrs[0]}, nil
+	return &gnomeServer{proc: p, httpAddr: addrs[0], natsAddr: addrs[1]}, nil
 }
 
 func cleanEnv(in []string) []string {
