@@ -76,6 +76,9 @@ type actor struct {
 	quit     chan stopReason
 	quitOnce sync.Once
 	done     chan struct{}
+	// ending is set when the loop has ended and finish is letting go of
+	// the lease and state; a reload then reaches no one.
+	ending atomic.Bool
 
 	// The lease: its revision, and when it was last renewed.
 	leaseRev  atomic.Uint64
@@ -440,6 +443,7 @@ func replyError(m *nats.Msg, ae *apierr.Error) {
 // finish runs when the loop ends: the actor stops answering, calls still
 // queued are refused, and the lease and state are left as the reason says.
 func (a *actor) finish() {
+	a.ending.Store(true)
 	if a.sub != nil {
 		_ = a.sub.Unsubscribe()
 	}

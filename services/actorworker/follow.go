@@ -33,8 +33,16 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 		return nil // deleted, not active, or without an actor since
 	}
 	if a := s.local(sp.slug); a != nil {
-		a.reload(sp)
-		return nil
+		if !a.ending.Load() {
+			a.reload(sp)
+			return nil
+		}
+		// It is stopping: once it has let go of its lease, start anew.
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	if p.Reason != experiments.StartRestart {
 		st, err := s.readState(ctx, sp.slug)
