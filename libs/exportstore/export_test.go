@@ -1,0 +1,4 @@
+package exportstore
+
+// ParseEndpoint is parseEndpoint, for the tests.
+var ParseEndpoint = parseEndpoint

@@ -1,0 +1,405 @@
+package exportstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// ObjectStore keeps objects in a JetStream object store, in its standard
+// layout (NATS ADR-20, what nats.go and every client read): an object is
+// chunk messages on a subject of its own, $O.<bucket>.C.<nuid> (a new nuid
+// per Put), and one meta message on $O.<bucket>.M.<base64url(key)> naming
+// the nuid, the chunk count, the size and the SHA-256. Stat, Open and
+// listings see only meta messages.
+//
+// Put writes the chunks itself rather than through nats.go's
+// ObjectStore.Put, for two reasons: nats.go publishes all chunks without
+// waiting (thousands in flight), so a server that stores slower than the
+// client sends (fsync per message, as the embedded server does) queues the
+// whole object in its memory, in this process when it is embedded; and it
+// publishes the meta behind the chunks without knowing whether they were
+// stored, so a refused chunk (bucket full) can leave a visible meta with
+// missing chunks. Here at most putWindow chunks are unacknowledged, and
+// the meta is published only once every chunk is acknowledged.
+//
+// How a partial object stays invisible:
+//   - if the reader fails or ctx ends, the chunks sent so far are purged
+//     and no meta is published: the key keeps its previous object;
+//   - if the process dies midway, its chunks stay in the stream without a
+//     meta: invisible, but taking space until the stream is purged;
+//   - a visible meta always has all its chunks stored; if publishing the
+//     meta itself fails, its chunks are kept, as it may have been stored;
+//   - a replacing Put swaps the meta in one message (a subject rollup),
+//     then purges the old chunks; a reader of the old object at that
+//     moment fails.
+//
+// Memory: Put holds putWindow chunks (1 MiB); Open fetches readChunks
+// chunks (1 MiB) at a time, as it is read. A reader may pause up to
+// readIdle (5 minutes) between Reads. A NATS server embedded in the same
+// process adds its own buffers: its message block caches (8 MiB blocks, up
+// to about 16 MiB while an object is read back).
+type ObjectStore struct {
+	js     jetstream.JetStream
+	bucket string
+
+	mu sync.Mutex
+	b  *bound
+}
+
+type bound struct {
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream
+	pub    jetstream.JetStream // for async chunk publishes
+}
+
+const (
+	chunkSize  = 128 << 10
+	putWindow  = 8
+	readChunks = 8
+	// readIdle is how long a reader may pause before the server drops its
+	// consumer (and the next Read fails).
+	readIdle = 5 * time.Minute
+	// ackWait bounds the wait for one chunk's acknowledgement, or for one
+	// chunk while reading, when ctx allows longer: past it the storage is
+	// taken to be unavailable.
+	ackWait = 30 * time.Second
+)
+
+// NewObjectStore uses the object store named bucket (bus.ObjectExports in
+// the platform), which its owner provisions (bus.Topology); it is looked up
+// at first use, so the store can be built before the bucket exists or
+// while NATS is away.
+func NewObjectStore(js jetstream.JetStream, bucket string) *ObjectStore {
+	return &ObjectStore{js: js, bucket: bucket}
+}
+
+// Name implements Store.
+func (s *ObjectStore) Name() string { return "nats-object-store:" + s.bucket }
+
+func (s *ObjectStore) bind(ctx context.Context) (*bound, error) {
+	s.mu.Lock()
+	b := s.b
+	s.mu.Unlock()
+	if b != nil {
+		return b, nil
+	}
+	obs, err := s.js.ObjectStore(ctx, s.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("exportstore: object store %s: %w", s.bucket, err)
+	}
+	stream, err := s.js.Stream(ctx, "OBJ_"+s.bucket)
+	if err != nil {
+		return nil, fmt.Errorf("exportstore: object store %s: %w", s.bucket, err)
+	}
+	pub, err := jetstream.New(s.js.Conn(), jetstream.WithPublishAsyncTimeout(ackWait))
+	if err != nil {
+		return nil, fmt.Errorf("exportstore: object store %s: %w", s.bucket, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.b == nil {
+		s.b = &bound{obs: obs, stream: stream, pub: pub}
+	}
+	return s.b, nil
+}
+
+// Ping implements Store.
+func (s *ObjectStore) Ping(ctx context.Context) error {
+	b, err := s.bind(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := b.obs.Status(ctx); err != nil {
+		return fmt.Errorf("exportstore: object store %s: %w", s.bucket, err)
+	}
+	return nil
+}
+
+func (s *ObjectStore) chunkSubject(id string) string {
+	return fmt.Sprintf("$O.%s.C.%s", s.bucket, id)
+}
+
+type inflight struct {
+	ack jetstream.PubAckFuture
+	buf []byte
+}
+
+// Put implements Store.
+func (s *ObjectStore) Put(ctx context.Context, key string, r io.Reader) (Object, error) {
+	if err := checkKey(key); err != nil {
+		return Object{}, err
+	}
+	b, err := s.bind(ctx)
+	if err != nil {
+		return Object{}, err
+	}
+	old, err := b.obs.GetInfo(ctx, key, jetstream.GetObjectInfoShowDeleted())
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return Object{}, s.err("put", key, err)
+	}
+
+	id := nuid.Next()
+	subj := s.chunkSubject(id)
+	h := sha256.New()
+	var size uint64
+	var chunks uint32
+	var pending []inflight // oldest first, at most putWindow
+	fail := func(err error) (Object, error) {
+		s.abandon(ctx, b, subj, pending)
+		return Object{}, fmt.Errorf("exportstore: put %q: %w", key, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		var buf []byte
+		if len(pending) == putWindow {
+			// Wait for the oldest chunk to be stored, then reuse its buffer.
+			if buf, err = awaitOldest(ctx, &pending); err != nil {
+				return fail(err)
+			}
+		} else {
+			buf = make([]byte, chunkSize)
+		}
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			ack, err := b.pub.PublishMsgAsync(&nats.Msg{Subject: subj, Data: buf[:n]})
+			if err != nil {
+				return fail(err)
+			}
+			pending = append(pending, inflight{ack, buf})
+			size += uint64(n)
+			chunks++
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fail(rerr)
+		}
+	}
+	for len(pending) > 0 {
+		if _, err := awaitOldest(ctx, &pending); err != nil {
+			return fail(err)
+		}
+	}
+
+	// Every chunk is stored: publishing the meta makes the object visible.
+	data, err := json.Marshal(jetstream.ObjectInfo{
+		ObjectMeta: jetstream.ObjectMeta{Name: key, Opts: &jetstream.ObjectMetaOptions{ChunkSize: chunkSize}},
+		Bucket:     s.bucket, NUID: id, Size: size, Chunks: chunks, Digest: jetstream.GetObjectDigestValue(h),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	meta := nats.NewMsg(fmt.Sprintf("$O.%s.M.%s", s.bucket, base64.URLEncoding.EncodeToString([]byte(key))))
+	meta.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	meta.Data = data
+	if _, err := s.js.PublishMsg(ctx, meta); err != nil {
+		// Stored or not is unknown: keep the chunks, so that a stored meta
+		// names a complete object.
+		return Object{}, fmt.Errorf("exportstore: put %q: publish meta: %w", key, err)
+	}
+	if old != nil && !old.Deleted && old.NUID != "" {
+		// Best effort: left over, they are invisible.
+		_ = b.stream.Purge(ctx, jetstream.WithPurgeSubject(s.chunkSubject(old.NUID)))
+	}
+	return Object{Key: key, Size: int64(size), ModTime: time.Now().UTC()}, nil
+}
+
+// awaitOldest waits for the oldest pending chunk to be acknowledged and
+// takes it out of pending, giving back its buffer. If ctx ends first, the
+// chunk stays pending, for abandon to wait for.
+func awaitOldest(ctx context.Context, pending *[]inflight) ([]byte, error) {
+	p := (*pending)[0]
+	select {
+	case <-p.ack.Ok():
+		*pending = (*pending)[1:]
+		return p.buf, nil
+	case err := <-p.ack.Err():
+		*pending = (*pending)[1:]
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func awaitAck(ctx context.Context, f jetstream.PubAckFuture) error {
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// abandon purges the chunks of a failed Put, once those still in flight
+// are acknowledged or refused (bounded), so none is stored after the purge.
+func (s *ObjectStore) abandon(ctx context.Context, b *bound, subj string, pending []inflight) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for _, p := range pending {
+		_ = awaitAck(ctx, p.ack)
+	}
+	_ = b.stream.Purge(ctx, jetstream.WithPurgeSubject(subj))
+}
+
+// Stat implements Store.
+func (s *ObjectStore) Stat(ctx context.Context, key string) (Object, error) {
+	b, err := s.bind(ctx)
+	if err != nil {
+		return Object{}, err
+	}
+	info, err := b.obs.GetInfo(ctx, key)
+	if err != nil {
+		return Object{}, s.err("stat", key, err)
+	}
+	return Object{Key: key, Size: int64(info.Size), ModTime: info.ModTime}, nil
+}
+
+// Open implements Store. The reader checks the chunk count, the size and
+// the SHA-256 recorded in the meta, and fails its last Read on a mismatch.
+func (s *ObjectStore) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
+	b, err := s.bind(ctx)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	info, err := b.obs.GetInfo(ctx, key)
+	if err != nil {
+		return nil, Object{}, s.err("open", key, err)
+	}
+	if info.Opts != nil && info.Opts.Link != nil {
+		return nil, Object{}, fmt.Errorf("exportstore: open %q: object store links are not supported", key)
+	}
+	r := &chunkReader{ctx: ctx, info: info, h: sha256.New(), stream: b.stream}
+	if info.Chunks > 0 {
+		// A plain pull consumer, fetched exactly the chunks still due, a
+		// few at a time: nothing is sent ahead of the reader.
+		cons, err := b.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			FilterSubject: s.chunkSubject(info.NUID), DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: readIdle, MemoryStorage: true, Replicas: 1,
+		})
+		if err != nil {
+			return nil, Object{}, s.err("open", key, err)
+		}
+		r.cons = cons
+	}
+	return r, Object{Key: key, Size: int64(info.Size), ModTime: info.ModTime}, nil
+}
+
+type chunkReader struct {
+	ctx    context.Context
+	info   *jetstream.ObjectInfo
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	batch  jetstream.MessageBatch
+	h      hash.Hash
+	cur    []byte
+	got    uint32
+	size   uint64
+	err    error
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 && r.err == nil {
+		r.err = r.next()
+	}
+	if len(r.cur) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func (r *chunkReader) next() error {
+	if r.got == r.info.Chunks {
+		if r.size != r.info.Size || jetstream.GetObjectDigestValue(r.h) != r.info.Digest {
+			return fmt.Errorf("exportstore: read %q: content does not match its size and digest", r.info.Name)
+		}
+		return io.EOF
+	}
+	if r.batch == nil {
+		ctx, cancel := context.WithTimeout(r.ctx, ackWait)
+		batch, err := r.cons.Fetch(int(min(readChunks, r.info.Chunks-r.got)), jetstream.FetchContext(ctx))
+		if err != nil {
+			cancel()
+			return fmt.Errorf("exportstore: read %q: %w", r.info.Name, err)
+		}
+		r.batch = &cancelBatch{batch, cancel}
+	}
+	m, ok := <-r.batch.Messages()
+	if !ok {
+		err := r.batch.Error()
+		r.batch.(*cancelBatch).cancel()
+		r.batch = nil
+		if err == nil {
+			return nil // the batch is done; fetch the next
+		}
+		return fmt.Errorf("exportstore: read %q: chunk %d of %d: %w", r.info.Name, r.got+1, r.info.Chunks, err)
+	}
+	r.cur = m.Data()
+	r.got++
+	r.size += uint64(len(r.cur))
+	r.h.Write(r.cur)
+	return nil
+}
+
+type cancelBatch struct {
+	jetstream.MessageBatch
+	cancel context.CancelFunc
+}
+
+func (r *chunkReader) Close() error {
+	if r.batch != nil {
+		r.batch.(*cancelBatch).cancel()
+		r.batch = nil
+	}
+	if r.cons != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
+		defer cancel()
+		// Best effort: an idle consumer is removed by the server anyway.
+		_ = r.stream.DeleteConsumer(ctx, r.cons.CachedInfo().Name)
+		r.cons = nil
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (s *ObjectStore) Delete(ctx context.Context, key string) error {
+	b, err := s.bind(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.obs.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return s.err("delete", key, err)
+	}
+	return nil
+}
+
+// DownloadURL implements Store: the object store has no links of its own.
+func (s *ObjectStore) DownloadURL(context.Context, string, time.Duration) (string, bool, error) {
+	return "", false, nil
+}
+
+func (s *ObjectStore) err(op, key string, err error) error {
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("exportstore: %s %q: %w", op, key, ErrNotFound)
+	}
+	return fmt.Errorf("exportstore: %s %q: %w", op, key, err)
+}

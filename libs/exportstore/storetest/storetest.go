@@ -1,0 +1,422 @@
+// Package storetest is the conformance suite of exportstore.Store: what
+// every backend must do, stated as tests. exportstore's tests run it
+// against the JetStream object store and against S3 (a real versitygw
+// server); another backend passes it before it is used.
+//
+// Beyond the contract in exportstore's documentation, the suite checks
+// that a 40 MiB object is streamed: while it is written, and while it is
+// read back, the process's heap grows by well under its size
+// (LargeObjectIsStreamed). The measure covers the whole test process,
+// servers included when they run in it, so it is an upper bound for the
+// client side.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+
+	"github.com/gnome-platform/gnome/libs/exportstore"
+)
+
+const (
+	// LargeSize is the size of the streamed object.
+	LargeSize = 40 << 20
+	// MaxHeapGrowth is how much the heap may grow while it is written or
+	// read.
+	MaxHeapGrowth = 32 << 20
+	// failAfter is where failing readers fail: past the first S3 part
+	// (16 MiB), so parts have been uploaded and must be dropped.
+	failAfter = 20 << 20
+)
+
+// Run runs the suite. Each call of newStore gives a store with no objects,
+// of its own for the rest of the test. Cases run one after another: the
+// memory measure needs a quiet process.
+func Run(t *testing.T, newStore func(t *testing.T) exportstore.Store) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, context.Context, exportstore.Store)
+	}{
+		{"PutOpenStatDelete", putOpenStatDelete},
+		{"EmptyObject", emptyObject},
+		{"MissingKey", missingKey},
+		{"OverwriteReplaces", overwriteReplaces},
+		{"LargeObjectIsStreamed", largeObjectIsStreamed},
+		{"FailingReaderLeavesNoObject", failingReaderLeavesNoObject},
+		{"FailedOverwriteKeepsThePrevious", failedOverwriteKeepsPrevious},
+		{"CancelledPutLeavesNoObject", cancelledPutLeavesNoObject},
+		{"DownloadURL", downloadURL},
+		{"PingAndName", pingAndName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			tc.fn(t, ctx, newStore(t))
+		})
+	}
+}
+
+func putOpenStatDelete(t *testing.T, ctx context.Context, s exportstore.Store) {
+	key := "exports/2024 Q1/naïve+résumé (1).zip"
+	data := Bytes(3, 300_000)
+	start := time.Now()
+	obj, err := s.Put(ctx, key, bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if obj.Key != key || obj.Size != int64(len(data)) {
+		t.Errorf("Put gave %+v, want key %q size %d", obj, key, len(data))
+	}
+	checkModTime(t, "Put", obj.ModTime, start)
+	st, err := s.Stat(ctx, key)
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if st.Key != key || st.Size != int64(len(data)) {
+		t.Errorf("Stat gave %+v, want key %q size %d", st, key, len(data))
+	}
+	checkModTime(t, "Stat", st.ModTime, start)
+	if got := read(t, ctx, s, key); !bytes.Equal(got, data) {
+		t.Errorf("Open read %d bytes, not the %d put", len(got), len(data))
+	}
+	if err := s.Delete(ctx, key); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := s.Stat(ctx, key); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Stat after Delete: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.Open(ctx, key); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Open after Delete: %v, want ErrNotFound", err)
+	}
+	if err := s.Delete(ctx, key); err != nil {
+		t.Errorf("second Delete: %v, want nil", err)
+	}
+}
+
+func emptyObject(t *testing.T, ctx context.Context, s exportstore.Store) {
+	obj, err := s.Put(ctx, "empty.zip", bytes.NewReader(nil))
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if obj.Size != 0 {
+		t.Errorf("Put gave size %d, want 0", obj.Size)
+	}
+	if st, err := s.Stat(ctx, "empty.zip"); err != nil || st.Size != 0 {
+		t.Errorf("Stat: %+v, %v; want size 0", st, err)
+	}
+	if got := read(t, ctx, s, "empty.zip"); len(got) != 0 {
+		t.Errorf("Open read %d bytes, want 0", len(got))
+	}
+}
+
+func missingKey(t *testing.T, ctx context.Context, s exportstore.Store) {
+	if _, err := s.Stat(ctx, "never/put.zip"); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Stat: %v, want ErrNotFound", err)
+	}
+	if rc, _, err := s.Open(ctx, "never/put.zip"); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Open: %v, want ErrNotFound", err)
+		if rc != nil {
+			rc.Close()
+		}
+	}
+	if err := s.Delete(ctx, "never/put.zip"); err != nil {
+		t.Errorf("Delete: %v, want nil", err)
+	}
+}
+
+func overwriteReplaces(t *testing.T, ctx context.Context, s exportstore.Store) {
+	v1, v2 := Bytes(1, 5000), Bytes(2, 200_000)
+	if _, err := s.Put(ctx, "x.zip", bytes.NewReader(v1)); err != nil {
+		t.Fatalf("Put v1: %v", err)
+	}
+	obj, err := s.Put(ctx, "x.zip", bytes.NewReader(v2))
+	if err != nil {
+		t.Fatalf("Put v2: %v", err)
+	}
+	if obj.Size != int64(len(v2)) {
+		t.Errorf("Put v2 gave size %d, want %d", obj.Size, len(v2))
+	}
+	if st, err := s.Stat(ctx, "x.zip"); err != nil || st.Size != int64(len(v2)) {
+		t.Errorf("Stat: %+v, %v; want size %d", st, err, len(v2))
+	}
+	if got := read(t, ctx, s, "x.zip"); !bytes.Equal(got, v2) {
+		t.Errorf("Open read %d bytes, not v2", len(got))
+	}
+}
+
+func largeObjectIsStreamed(t *testing.T, ctx context.Context, s exportstore.Store) {
+	src := NewGenerator(7, LargeSize)
+	var obj exportstore.Object
+	var err error
+	put := measure(func() { obj, err = s.Put(ctx, "large.zip", src) })
+	if err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if obj.Size != LargeSize {
+		t.Errorf("Put gave size %d, want %d", obj.Size, LargeSize)
+	}
+	h := sha256.New()
+	var n int64
+	get := measure(func() {
+		var rc io.ReadCloser
+		rc, obj, err = s.Open(ctx, "large.zip")
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		n, err = io.Copy(h, rc)
+	})
+	if err != nil {
+		t.Fatalf("Open and read: %v", err)
+	}
+	if obj.Size != LargeSize || n != LargeSize || !bytes.Equal(h.Sum(nil), src.Sum()) {
+		t.Errorf("read back %d bytes (Open said %d); content equal: %v", n, obj.Size, bytes.Equal(h.Sum(nil), src.Sum()))
+	}
+	t.Logf("%s, %d MiB: Put heap peak +%.1f MiB (allocated %.1f MiB); Open heap peak +%.1f MiB (allocated %.1f MiB)",
+		s.Name(), LargeSize>>20, mib(put.peak), mib(put.total), mib(get.peak), mib(get.total))
+	if put.peak >= MaxHeapGrowth {
+		t.Errorf("heap grew by %.1f MiB while putting %d MiB: not streamed (limit %d MiB)", mib(put.peak), LargeSize>>20, MaxHeapGrowth>>20)
+	}
+	if get.peak >= MaxHeapGrowth {
+		t.Errorf("heap grew by %.1f MiB while reading %d MiB: not streamed (limit %d MiB)", mib(get.peak), LargeSize>>20, MaxHeapGrowth>>20)
+	}
+}
+
+var errBoom = errors.New("storetest: the reader failed")
+
+func failingReaderLeavesNoObject(t *testing.T, ctx context.Context, s exportstore.Store) {
+	_, err := s.Put(ctx, "broken.zip", io.MultiReader(NewGenerator(4, failAfter), errReader{errBoom}))
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Put: %v, want the reader's error", err)
+	}
+	if st, err := s.Stat(ctx, "broken.zip"); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Stat after the failed Put: %+v, %v; want ErrNotFound", st, err)
+	}
+	if _, _, err := s.Open(ctx, "broken.zip"); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Open after the failed Put: %v, want ErrNotFound", err)
+	}
+}
+
+func failedOverwriteKeepsPrevious(t *testing.T, ctx context.Context, s exportstore.Store) {
+	v1 := Bytes(5, 70_000)
+	if _, err := s.Put(ctx, "kept.zip", bytes.NewReader(v1)); err != nil {
+		t.Fatalf("Put v1: %v", err)
+	}
+	_, err := s.Put(ctx, "kept.zip", io.MultiReader(NewGenerator(6, failAfter), errReader{errBoom}))
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("failing Put: %v, want the reader's error", err)
+	}
+	if st, err := s.Stat(ctx, "kept.zip"); err != nil || st.Size != int64(len(v1)) {
+		t.Errorf("Stat: %+v, %v; want the previous object, size %d", st, err, len(v1))
+	}
+	if got := read(t, ctx, s, "kept.zip"); !bytes.Equal(got, v1) {
+		t.Errorf("Open read %d bytes, not the previous object", len(got))
+	}
+}
+
+func cancelledPutLeavesNoObject(t *testing.T, ctx context.Context, s exportstore.Store) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The job is stopped midway: the context ends while the reader still
+	// has data.
+	r := &cancellingReader{r: NewGenerator(8, failAfter), after: 1 << 20, cancel: cancel}
+	if _, err := s.Put(pctx, "cancelled.zip", r); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put: %v, want context.Canceled", err)
+	}
+	if st, err := s.Stat(ctx, "cancelled.zip"); !errors.Is(err, exportstore.ErrNotFound) {
+		t.Errorf("Stat after the cancelled Put: %+v, %v; want ErrNotFound", st, err)
+	}
+}
+
+func downloadURL(t *testing.T, ctx context.Context, s exportstore.Store) {
+	key := "exports/2024 Q1/naïve+résumé (1).zip"
+	data := Bytes(9, 100_000)
+	if _, err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	link, ok, err := s.DownloadURL(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatalf("DownloadURL: %v", err)
+	}
+	if !ok {
+		if link != "" {
+			t.Errorf("DownloadURL gave %q with ok false", link)
+		}
+		return // the caller streams through Open, tested above
+	}
+	status, got := fetch(t, ctx, link)
+	if status != http.StatusOK || !bytes.Equal(got, data) {
+		t.Errorf("GET of the link: %d, %d bytes; want 200 and the %d bytes put", status, len(got), len(data))
+	}
+	if link, ok, err := s.DownloadURL(ctx, key, 0); err != nil || !ok {
+		t.Errorf("DownloadURL with the default lifetime: %q %v %v", link, ok, err)
+	}
+
+	short, _, err := s.DownloadURL(ctx, key, time.Second)
+	if err != nil {
+		t.Fatalf("DownloadURL 1s: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+	if status, _ := fetch(t, ctx, short); status != http.StatusForbidden {
+		t.Errorf("GET of an expired link: %d, want 403", status)
+	}
+}
+
+func pingAndName(t *testing.T, ctx context.Context, s exportstore.Store) {
+	if err := s.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if s.Name() == "" {
+		t.Error("Name is empty")
+	}
+}
+
+func read(t *testing.T, ctx context.Context, s exportstore.Store, key string) []byte {
+	t.Helper()
+	rc, obj, err := s.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("Open %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	if obj.Key != key || obj.Size != int64(len(b)) {
+		t.Errorf("Open gave %+v for %d bytes", obj, len(b))
+	}
+	return b
+}
+
+func fetch(t *testing.T, ctx context.Context, link string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
+	if err != nil {
+		t.Fatalf("link %q: %v", link, err)
+	}
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", link, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", link, err)
+	}
+	return resp.StatusCode, b
+}
+
+func checkModTime(t *testing.T, op string, got, start time.Time) {
+	t.Helper()
+	// Storage clocks keep whole seconds.
+	if got.Before(start.Add(-2*time.Second)) || got.After(time.Now().Add(2*time.Second)) {
+		t.Errorf("%s gave ModTime %s, not around now (%s)", op, got, start)
+	}
+}
+
+// Bytes returns n bytes of seeded random data.
+func Bytes(seed uint64, n int) []byte {
+	b, _ := io.ReadAll(NewGenerator(seed, int64(n)))
+	return b
+}
+
+// Generator reads n bytes of seeded random data, holding none of it, and
+// keeps their SHA-256.
+type Generator struct {
+	src  *rand.ChaCha8
+	left int64
+	h    interface {
+		io.Writer
+		Sum([]byte) []byte
+	}
+}
+
+// NewGenerator returns a Generator of n bytes.
+func NewGenerator(seed uint64, n int64) *Generator {
+	var s [32]byte
+	copy(s[:], fmt.Sprint(seed))
+	return &Generator{src: rand.NewChaCha8(s), left: n, h: sha256.New()}
+}
+
+func (g *Generator) Read(p []byte) (int, error) {
+	if g.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > g.left {
+		p = p[:g.left]
+	}
+	n, _ := g.src.Read(p)
+	g.h.Write(p[:n])
+	g.left -= int64(n)
+	return n, nil
+}
+
+// Sum is the SHA-256 of the bytes read so far.
+func (g *Generator) Sum() []byte { return g.h.Sum(nil) }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+type cancellingReader struct {
+	r      io.Reader
+	after  int64
+	read   int64
+	cancel context.CancelFunc
+}
+
+func (c *cancellingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.read += int64(n); c.read >= c.after {
+		c.cancel()
+	}
+	return n, err
+}
+
+type usage struct{ peak, total uint64 }
+
+// measure runs fn and reports how far the heap grew above its level before
+// (sampled every few milliseconds, with the collector made eager so that
+// garbage does not count) and how much was allocated in all.
+func measure(fn func()) usage {
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	peak := base.HeapAlloc
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapAlloc)
+			}
+		}
+	}()
+	fn()
+	close(stop)
+	<-done
+	var end runtime.MemStats
+	runtime.ReadMemStats(&end)
+	return usage{peak: max(peak, end.HeapAlloc) - base.HeapAlloc, total: end.TotalAlloc - base.TotalAlloc}
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
