@@ -2,11 +2,13 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"html/template"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -62,6 +64,9 @@ func (s *Service) render(c *fiber.Ctx, status int, name string, p page) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	return c.Status(status).Send(buf.Bytes())
 }
+
+// hashCallTimeout bounds sign-in and sign-up, which hash a password.
+const hashCallTimeout = 20 * time.Second
 
 // formBodyMax caps sign-in and sign-up bodies.
 const formBodyMax = 8 << 10
@@ -148,7 +153,10 @@ func (s *Service) login(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sess, err := bus.Call[authapi.Session](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointLogin),
+	// A password hash is deliberately slow, and slower on a loaded machine.
+	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
+	defer cancel()
+	sess, err := bus.Call[authapi.Session](ctx, s.d.NC, authapi.Subject(authapi.EndpointLogin),
 		authapi.Credentials{Email: cr.Email, Password: cr.Password})
 	if err != nil {
 		if !isJSON && apierr.From(err).Code == apierr.CodeInvalidCredentials {
@@ -198,7 +206,9 @@ func (s *Service) register(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sess, err := bus.Call[authapi.Session](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointRegister),
+	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
+	defer cancel()
+	sess, err := bus.Call[authapi.Session](ctx, s.d.NC, authapi.Subject(authapi.EndpointRegister),
 		authapi.Credentials{Email: cr.Email, Password: cr.Password})
 	if err != nil {
 		ae := apierr.From(err)
@@ -262,7 +272,9 @@ func (s *Service) createUser(c *fiber.Ctx) error {
 	if err := jsonBody(c, &req); err != nil {
 		return err
 	}
-	u, err := bus.Call[authapi.User](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointUsersCreate),
+	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
+	defer cancel()
+	u, err := bus.Call[authapi.User](ctx, s.d.NC, authapi.Subject(authapi.EndpointUsersCreate),
 		authapi.CreateUser{Actor: s.actor(c), Email: req.Email, Password: req.Password, Roles: req.Roles})
 	if err != nil {
 		return err
