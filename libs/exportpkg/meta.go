@@ -1,0 +1,164 @@
+package exportpkg
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bundle"
+)
+
+// Type is the kind of package.
+type Type string
+
+// The package types.
+const (
+	UploadReady Type = "upload-ready"
+	Standalone  Type = "standalone"
+	Docker      Type = "docker"
+)
+
+// Types are every package type, in the order the platform offers them.
+var Types = []Type{Standalone, UploadReady, Docker}
+
+// ParseType reads a type as requests name it; anything else is a
+// validation_failed error on /type.
+func ParseType(s string) (Type, error) {
+	switch t := Type(s); t {
+	case UploadReady, Standalone, Docker:
+		return t, nil
+	}
+	return "", apierr.New(apierr.CodeValidationFailed, "unknown export type %q: use standalone, upload-ready or docker", s).OnField("/type")
+}
+
+// HasData reports whether packages of the type carry the experiment's data
+// and configuration.
+func (t Type) HasData() bool { return t == Standalone || t == Docker }
+
+// FormatVersion is the version of the package format written here; Open
+// refuses packages of a later one.
+const FormatVersion = 1
+
+// Names of the package's own entries.
+const (
+	MetaFile    = bundle.PlatformDir + "/export.json"
+	ConfigFile  = bundle.PlatformDir + "/config.json"
+	DataDir     = bundle.PlatformDir + "/data/"
+	DataExt     = ".jsonl"
+	ReadmeFile  = "README.md"
+	Dockerfile  = "Dockerfile"
+	ComposeFile = "docker-compose.yml"
+	DeployFile  = "DEPLOY.md"
+)
+
+// DataFile is the entry of the base collection name's documents.
+func DataFile(name string) string { return DataDir + name + DataExt }
+
+// BundleDir is where the bundle's files sit in a package of type t.
+func BundleDir(t Type, slug string) string {
+	if t == UploadReady {
+		return ""
+	}
+	return "experiments/" + slug + "/"
+}
+
+// FileName is the name a package is offered for download under.
+func FileName(slug string, version int, t Type) string {
+	return fmt.Sprintf("%s-v%d-%s.zip", slug, version, t)
+}
+
+// Meta is .gnome/export.json; the package comment describes each field.
+type Meta struct {
+	Format          int          `json:"format"`
+	Type            Type         `json:"type"`
+	Slug            string       `json:"slug"`
+	Name            string       `json:"name"`
+	Version         int          `json:"version"`
+	Checksum        string       `json:"checksum"`
+	CreatedAt       time.Time    `json:"created_at"`
+	PlatformVersion string       `json:"platform_version"`
+	BundleDir       string       `json:"bundle_dir"`
+	Files           int          `json:"files"`
+	Collections     []Collection `json:"collections"`
+	Documents       int64        `json:"documents"`
+	Image           string       `json:"image,omitempty"`
+}
+
+// Collection is one collection's data file.
+type Collection struct {
+	// Name is the base name: the collection is {slug}_{Name}.
+	Name string `json:"name"`
+	// Collection is the full name the documents were exported from.
+	Collection string `json:"collection"`
+	// File is the data file's entry, DataFile(Name).
+	File      string `json:"file"`
+	Documents int64  `json:"documents"`
+	// SHA256 is the hex SHA-256 of the data file as unpacked.
+	SHA256 string `json:"sha256"`
+}
+
+// ErrInvalidPackage marks a package that Open, ReadCollection or Import
+// refuse because it does not follow the format; the bundle's own refusals
+// come with their *apierr.Error too.
+var ErrInvalidPackage = errors.New("not a valid export package")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidPackage, fmt.Sprintf(format, args...))
+}
+
+var (
+	// baseSyntax is the scoped library's syntax of base collection names.
+	baseSyntax = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
+	slugSyntax = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	hexSHA256  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// check refuses a description that does not follow the format.
+func (m *Meta) check() error {
+	switch {
+	case m.Format < 1:
+		return invalid("export.json has no format version")
+	case m.Format > FormatVersion:
+		return invalid("the package has format %d; this platform reads up to %d (upgrade it)", m.Format, FormatVersion)
+	}
+	if _, err := ParseType(string(m.Type)); err != nil {
+		return invalid("export.json: unknown type %q", m.Type)
+	}
+	if !slugSyntax.MatchString(m.Slug) {
+		return invalid("export.json: slug %q is not a slug", m.Slug)
+	}
+	if m.BundleDir != BundleDir(m.Type, m.Slug) {
+		return invalid("export.json: bundle_dir %q, want %q for a %s package", m.BundleDir, BundleDir(m.Type, m.Slug), m.Type)
+	}
+	if !m.Type.HasData() && len(m.Collections) > 0 {
+		return invalid("export.json: an upload-ready package lists collections")
+	}
+	if len(m.Collections) > MaxCollections {
+		return invalid("export.json lists %d collections, over the limit of %d", len(m.Collections), MaxCollections)
+	}
+	seen := make(map[string]bool, len(m.Collections))
+	var total int64
+	for _, c := range m.Collections {
+		switch {
+		case !baseSyntax.MatchString(c.Name):
+			return invalid("export.json: collection name %q is not a base name", c.Name)
+		case seen[c.Name]:
+			return invalid("export.json lists collection %q twice", c.Name)
+		case c.File != DataFile(c.Name):
+			return invalid("export.json: collection %q has file %q, want %q", c.Name, c.File, DataFile(c.Name))
+		case c.Documents < 0 || c.Documents > math.MaxInt64-total:
+			return invalid("export.json: collection %q has %d documents", c.Name, c.Documents)
+		case !hexSHA256.MatchString(c.SHA256):
+			return invalid("export.json: collection %q has no valid sha256", c.Name)
+		}
+		seen[c.Name] = true
+		total += c.Documents
+	}
+	if total != m.Documents {
+		return invalid("export.json counts %d documents but its collections %d", m.Documents, total)
+	}
+	return nil
+}

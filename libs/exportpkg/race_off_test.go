@@ -1,0 +1,5 @@
+//go:build !race
+
+package exportpkg_test
+
+const raceEnabled = false
