@@ -21,6 +21,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/jsondepth"
 	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
@@ -399,27 +400,8 @@ func checkJSON(data []byte) error {
 	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return errors.New("not a JSON object")
 	}
-	depth, inString, escaped := 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			if depth++; depth > MaxDepth {
-				return fmt.Errorf("nested deeper than %d levels", MaxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
+	if jsondepth.Exceeds(data, MaxDepth) {
+		return fmt.Errorf("nested deeper than %d levels", MaxDepth)
 	}
 	if !json.Valid(data) {
 		return errors.New("not valid JSON")

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/jsondepth"
 )
 
 // MaxJSONBytes is the largest JSON input the Parse functions take.
@@ -67,29 +68,8 @@ func checkJSON(data []byte, open byte) error {
 		}
 		return apierr.New(apierr.CodeInvalidJson, "not %s", what)
 	}
-	maxDepth := DefaultLimits.MaxDepth + jsonDepthSlack
-	depth, inString, escaped := 0, false, false
-	for _, c := range data {
-		switch {
-		case inString:
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			depth++
-			if depth > maxDepth {
-				return apierr.New(apierr.CodeScopeLimit, "the JSON is nested deeper than %d levels", DefaultLimits.MaxDepth)
-			}
-		case c == '}' || c == ']':
-			depth--
-		}
+	if jsondepth.Exceeds(data, DefaultLimits.MaxDepth+jsonDepthSlack) {
+		return apierr.New(apierr.CodeScopeLimit, "the JSON is nested deeper than %d levels", DefaultLimits.MaxDepth)
 	}
 	if !json.Valid(data) {
 		return apierr.New(apierr.CodeInvalidJson, "not valid JSON")
