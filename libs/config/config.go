@@ -62,6 +62,12 @@ type Config struct {
 	MetricsAllowed []netip.Prefix
 
 	B2 B2Config
+	// ExportRetention is how long a ready export stays downloadable before
+	// the clean-up deletes its file (EXPORT_RETENTION_HOURS, 24 by default).
+	ExportRetention time.Duration
+	// ExportLinkTTL is how long a presigned download link works
+	// (EXPORT_LINK_TTL_SECONDS, 900 by default).
+	ExportLinkTTL time.Duration
 
 	// ShutdownGrace bounds how long in-flight requests and jobs get on SIGTERM
 	// before jobs are handed back to the queue.
@@ -176,7 +182,9 @@ func LoadFrom(get Getenv) (*Config, error) {
 			Bucket:   str("B2_BUCKET_NAME", ""),
 			Endpoint: str("B2_ENDPOINT_URL", ""),
 		},
-		ShutdownGrace: time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
+		ExportRetention: time.Duration(integer("EXPORT_RETENTION_HOURS", 24, 1)) * time.Hour,
+		ExportLinkTTL:   time.Duration(integer("EXPORT_LINK_TTL_SECONDS", 900, 60)) * time.Second,
+		ShutdownGrace:   time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
 	}
 
 	if c.Env != Development && c.Env != Production {

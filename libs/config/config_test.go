@@ -83,6 +83,8 @@ func TestDefaults(t *testing.T) {
 		LogLevel:           "INFO",
 		LogFormat:          "text",
 		MaxUploadSizeMB:    100,
+		ExportRetention:    24 * time.Hour,
+		ExportLinkTTL:      15 * time.Minute,
 		ShutdownGrace:      20 * time.Second,
 		EnableRegistration: false,
 	}
@@ -134,6 +136,8 @@ func TestEveryVariableIsRead(t *testing.T) {
 		"B2_BUCKET_NAME":           "exports",
 		"B2_ENDPOINT_URL":          "https://s3.example.com",
 		"SHUTDOWN_GRACE_SECONDS":   "7",
+		"EXPORT_RETENTION_HOURS":   "48",
+		"EXPORT_LINK_TTL_SECONDS":  "300",
 	})
 	want := &config.Config{
 		Env:                config.Production,
@@ -159,9 +163,11 @@ func TestEveryVariableIsRead(t *testing.T) {
 			netip.MustParsePrefix("192.168.1.1/32"),
 			netip.MustParsePrefix("2001:db8::/32"),
 		},
-		MetricsAllowed: []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")},
-		B2:             config.B2Config{KeyID: "kid", Key: "key", Bucket: "exports", Endpoint: "https://s3.example.com"},
-		ShutdownGrace:  7 * time.Second,
+		MetricsAllowed:  []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")},
+		B2:              config.B2Config{KeyID: "kid", Key: "key", Bucket: "exports", Endpoint: "https://s3.example.com"},
+		ExportRetention: 48 * time.Hour,
+		ExportLinkTTL:   5 * time.Minute,
+		ShutdownGrace:   7 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("parsed:\n got %+v\nwant %+v", c, want)

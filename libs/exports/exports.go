@@ -1,0 +1,195 @@
+// Package exports is the export as every service sees it: its log record in
+// export_logs, the export service's contract on the bus, the progress it
+// publishes, and the job it queues. The edge asks, the export service
+// decides and builds; nothing else writes export_logs.
+package exports
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
+	"time"
+
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+)
+
+// Statuses of an export. Queued and running are live; the rest are final,
+// except that a ready export may still become invalidated.
+const (
+	StatusQueued      = "queued"
+	StatusRunning     = "running"
+	StatusReady       = "ready"
+	StatusFailed      = "failed"
+	StatusInvalidated = "invalidated"
+)
+
+// Live reports whether status is one a job may still change.
+func Live(status string) bool { return status == StatusQueued || status == StatusRunning }
+
+// Log is an export's document in export_logs. Its _id is the export ID (so
+// every lookup by ID is an _id lookup on any store); ExportID repeats it
+// under a unique index of its own. The original platform's fields keep
+// their names: slug_id, export_type, user_email, file_size, checksum,
+// b2_file_name (the storage key), invalidated, created_at.
+type Log struct {
+	ID          string         `bson:"_id" json:"id"`
+	ExportID    string         `bson:"export_id" json:"-"`
+	Slug        string         `bson:"slug_id" json:"slug"`
+	Type        exportpkg.Type `bson:"export_type" json:"type"`
+	UserEmail   string         `bson:"user_email" json:"user_email"`
+	FileSize    int64          `bson:"file_size" json:"size"`
+	Checksum    string         `bson:"checksum" json:"checksum"`
+	StorageKey  string         `bson:"b2_file_name" json:"-"`
+	FileName    string         `bson:"file_name" json:"file_name"`
+	Invalidated bool           `bson:"invalidated" json:"invalidated"`
+	CreatedAt   time.Time      `bson:"created_at" json:"created_at"`
+
+	Status   string  `bson:"status" json:"status"`
+	Progress float64 `bson:"progress" json:"progress"`
+	Step     string  `bson:"step" json:"step"`
+	Error    string  `bson:"error,omitempty" json:"error,omitempty"`
+
+	InvalidatedAt *time.Time `bson:"invalidated_at,omitempty" json:"invalidated_at,omitempty"`
+	InvalidatedBy string     `bson:"invalidated_by,omitempty" json:"invalidated_by,omitempty"`
+
+	// Version and VersionChecksum are the experiment version exported
+	// (VersionChecksum is the bundle's SHA-256, experiments.Config.Checksum);
+	// ConfigSeq and DataSeq the experiment's configuration and data state
+	// when the job was queued. Together with the type they are the source
+	// key: a ready export with the experiment's current source key is
+	// reused instead of building again.
+	Version         int    `bson:"version" json:"version"`
+	VersionChecksum string `bson:"version_checksum" json:"version_checksum"`
+	ConfigSeq       int64  `bson:"config_seq" json:"-"`
+	DataSeq         int64  `bson:"data_seq" json:"-"`
+	SourceKey       string `bson:"source_key" json:"-"`
+	// ReusedFrom names the export whose file this one shares.
+	ReusedFrom string `bson:"reused_from,omitempty" json:"reused_from,omitempty"`
+
+	Documents int64      `bson:"documents" json:"documents"`
+	Attempts  int        `bson:"attempts" json:"attempts"`
+	StartedAt *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty"`
+	// HeartbeatAt is the last sign of life of the job building it.
+	HeartbeatAt *time.Time `bson:"heartbeat_at,omitempty" json:"-"`
+	FinishedAt  *time.Time `bson:"finished_at,omitempty" json:"finished_at,omitempty"`
+	// ExpiresAt is when a ready export stops being downloadable; the
+	// clean-up then deletes its file and sets Expired.
+	ExpiresAt *time.Time `bson:"expires_at,omitempty" json:"expires_at,omitempty"`
+	Expired   bool       `bson:"expired" json:"expired"`
+	UpdatedAt time.Time  `bson:"updated_at" json:"updated_at"`
+}
+
+// Downloadable reports whether the export's file may be handed out at now.
+func (l *Log) Downloadable(now time.Time) bool {
+	return l.Status == StatusReady && !l.Invalidated && !l.Expired && (l.ExpiresAt == nil || now.Before(*l.ExpiresAt))
+}
+
+// StorageKey is where an export's package is stored.
+func StorageKey(id string) string { return "exports/" + id + ".zip" }
+
+// idPattern is what NewID makes; anything else is no export of ours.
+var idPattern = regexp.MustCompile(`^ex-[0-9a-f]{32}$`)
+
+// NewID makes an export ID.
+func NewID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "ex-" + hex.EncodeToString(b)
+}
+
+// ValidID reports whether id has the shape of an export ID.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
+// Export service contract: request/reply endpoints on gnome.export.<name>.
+const (
+	Service = "export"
+	// EndpointRequest asks for an export: it reuses a ready one of the
+	// same source, joins one being built, or queues a job. Request → Requested.
+	EndpointRequest = "request"
+	// EndpointGet returns one export's log. Get → Log.
+	EndpointGet = "get"
+	// EndpointList lists export logs, newest first; admins only. List → Listed.
+	EndpointList = "list"
+	// EndpointInvalidate invalidates an export; admins only. Invalidate → Log.
+	EndpointInvalidate = "invalidate"
+	// EndpointDownload tells where an export's file is. Get → Download.
+	EndpointDownload = "download"
+)
+
+// Subject is the request subject of an export service endpoint.
+func Subject(endpoint string) string { return bus.Subject(Service, endpoint) }
+
+// Request asks for an export of the experiment's current version. The edge
+// has already applied the experiment's access rules for the caller.
+type Request struct {
+	Slug   string             `json:"slug"`
+	Type   exportpkg.Type     `json:"type"`
+	Caller experiments.Caller `json:"caller"`
+}
+
+// Requested is the answer to Request: Reused is true when Export is a
+// ready export of the same source (the edge answers 200), false when it is
+// queued or being built (202).
+type Requested struct {
+	Export Log  `json:"export"`
+	Reused bool `json:"reused"`
+}
+
+// Get names one export. Only its requester and admins see it; anyone else
+// gets not_found, as if it did not exist.
+type Get struct {
+	ID     string             `json:"id"`
+	Caller experiments.Caller `json:"caller"`
+}
+
+// List asks for export logs, of one experiment when Slug is set.
+type List struct {
+	Slug   string             `json:"slug,omitempty"`
+	Limit  int                `json:"limit,omitempty"`
+	Caller experiments.Caller `json:"caller"`
+}
+
+// Listed is the answer to List.
+type Listed struct {
+	Exports []Log `json:"exports"`
+}
+
+// Invalidate marks an export invalidated, and deletes its file (and so
+// invalidates every export sharing it) when DeleteFiles is set.
+type Invalidate struct {
+	ID          string             `json:"id"`
+	DeleteFiles bool               `json:"delete_files"`
+	Caller      experiments.Caller `json:"caller"`
+}
+
+// Download tells the edge how to hand out an export's file: redirect to URL
+// when it is set (a presigned link of S3-compatible storage, valid until
+// URLExpires), else stream StorageKey from the exports object store.
+type Download struct {
+	Export     Log        `json:"export"`
+	StorageKey string     `json:"storage_key"`
+	URL        string     `json:"url,omitempty"`
+	URLExpires *time.Time `json:"url_expires,omitempty"`
+}
+
+// ProgressSubject is where every change of an export's log is published
+// (core NATS, not stored): the whole Log as JSON. Subscribers that may have
+// missed one read the log again with Get.
+func ProgressSubject(id string) string { return "exports.progress." + id }
+
+// ProgressWildcard matches every export's progress.
+const ProgressWildcard = "exports.progress.*"
+
+// Job kinds on the JOBS_EXPORT stream (subjects jobs.export.<kind>).
+const (
+	JobPrefix = "jobs.export"
+	JobBuild  = "build"
+)
+
+// BuildJob is the payload of a build job; the job ID is the export ID, so
+// enqueueing it twice is de-duplicated by the stream.
+type BuildJob struct {
+	ID string `json:"id"`
+}
