@@ -35,6 +35,8 @@ func TestManifestSchemaViolations(t *testing.T) {
 		{"bad slug", `{"slug": "Not A Slug", "name": "X"}`, "/slug", []string{"/slug"}},
 		{"slug with a slash", `{"slug": "a/b", "name": "X"}`, "/slug", nil},
 		{"empty slug", `{"slug": "", "name": "X"}`, "/slug", nil},
+		{"reserved slug", `{"slug": "shared", "name": "X"}`, "/slug", nil},
+		{"slug of the platform's collections", `{"slug": "export", "name": "X"}`, "/slug", nil},
 		{"missing slug", `{"name": "X"}`, "/slug", []string{"/slug: is required"}},
 		{"missing name", `{"slug": "demo"}`, "/name", nil},
 		{"bad status", `{"slug": "demo", "name": "X", "status": "live"}`, "/status", nil},

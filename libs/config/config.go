@@ -68,6 +68,11 @@ type Config struct {
 	// ExportLinkTTL is how long a presigned download link works
 	// (EXPORT_LINK_TTL_SECONDS, 900 by default).
 	ExportLinkTTL time.Duration
+	// ExportJobAckWait is how long an export job may go without a sign of
+	// life from its worker before another worker takes it over
+	// (EXPORT_JOB_ACK_WAIT_SECONDS, 30 by default); workers signal every
+	// third of it.
+	ExportJobAckWait time.Duration
 
 	// ShutdownGrace bounds how long in-flight requests and jobs get on SIGTERM
 	// before jobs are handed back to the queue.
@@ -182,9 +187,10 @@ func LoadFrom(get Getenv) (*Config, error) {
 			Bucket:   str("B2_BUCKET_NAME", ""),
 			Endpoint: str("B2_ENDPOINT_URL", ""),
 		},
-		ExportRetention: time.Duration(integer("EXPORT_RETENTION_HOURS", 24, 1)) * time.Hour,
-		ExportLinkTTL:   time.Duration(integer("EXPORT_LINK_TTL_SECONDS", 900, 60)) * time.Second,
-		ShutdownGrace:   time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
+		ExportRetention:  time.Duration(integer("EXPORT_RETENTION_HOURS", 24, 1)) * time.Hour,
+		ExportLinkTTL:    time.Duration(integer("EXPORT_LINK_TTL_SECONDS", 900, 60)) * time.Second,
+		ExportJobAckWait: time.Duration(integer("EXPORT_JOB_ACK_WAIT_SECONDS", 30, 3)) * time.Second,
+		ShutdownGrace:    time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
 	}
 
 	if c.Env != Development && c.Env != Production {

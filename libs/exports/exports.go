@@ -68,8 +68,11 @@ type Log struct {
 	// ReusedFrom names the export whose file this one shares.
 	ReusedFrom string `bson:"reused_from,omitempty" json:"reused_from,omitempty"`
 
-	Documents int64      `bson:"documents" json:"documents"`
-	Attempts  int        `bson:"attempts" json:"attempts"`
+	Documents int64 `bson:"documents" json:"documents"`
+	Attempts  int   `bson:"attempts" json:"attempts"`
+	// Worker is the export service instance (svc.Deps.InstanceID) that ran
+	// the latest attempt.
+	Worker    string     `bson:"worker,omitempty" json:"worker,omitempty"`
 	StartedAt *time.Time `bson:"started_at,omitempty" json:"started_at,omitempty"`
 	// HeartbeatAt is the last sign of life of the job building it.
 	HeartbeatAt *time.Time `bson:"heartbeat_at,omitempty" json:"-"`
@@ -192,4 +195,12 @@ const (
 // enqueueing it twice is de-duplicated by the stream.
 type BuildJob struct {
 	ID string `json:"id"`
+	// What the export was asked for, for those who read the queue; the
+	// worker goes by the log.
+	Slug        string         `json:"slug"`
+	Type        exportpkg.Type `json:"type"`
+	Version     int            `json:"version"`
+	Checksum    string         `json:"checksum"`
+	RequestedBy string         `json:"requested_by"`
+	RequestedAt time.Time      `json:"requested_at"`
 }

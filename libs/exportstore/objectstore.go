@@ -71,9 +71,8 @@ const (
 	// readIdle is how long a reader may pause before the server drops its
 	// consumer (and the next Read fails).
 	readIdle = 5 * time.Minute
-	// ackWait bounds the wait for one chunk's acknowledgement, or for one
-	// chunk while reading, when ctx allows longer: past it the storage is
-	// taken to be unavailable.
+	// ackWait bounds the wait for one chunk's acknowledgement when ctx
+	// allows longer: past it the storage is taken to be unavailable.
 	ackWait = 30 * time.Second
 )
 
@@ -307,7 +306,7 @@ type chunkReader struct {
 	info   *jetstream.ObjectInfo
 	stream jetstream.Stream
 	cons   jetstream.Consumer
-	batch  jetstream.MessageBatch
+	batch  *countedBatch
 	h      hash.Hash
 	cur    []byte
 	got    uint32
@@ -335,24 +334,34 @@ func (r *chunkReader) next() error {
 		return io.EOF
 	}
 	if r.batch == nil {
-		ctx, cancel := context.WithTimeout(r.ctx, ackWait)
-		batch, err := r.cons.Fetch(int(min(readChunks, r.info.Chunks-r.got)), jetstream.FetchContext(ctx))
-		if err != nil {
-			cancel()
+		// The chunks are stored already: ask for those there now rather
+		// than wait for more, so that chunks deleted under the reader are
+		// an error at once rather than a wait.
+		if err := r.ctx.Err(); err != nil {
 			return fmt.Errorf("exportstore: read %q: %w", r.info.Name, err)
 		}
-		r.batch = &cancelBatch{batch, cancel}
+		batch, err := r.cons.FetchNoWait(int(min(readChunks, r.info.Chunks-r.got)))
+		if err != nil {
+			return fmt.Errorf("exportstore: read %q: %w", r.info.Name, err)
+		}
+		r.batch = &countedBatch{MessageBatch: batch}
 	}
-	m, ok := <-r.batch.Messages()
+	cb := r.batch
+	m, ok := <-cb.Messages()
 	if !ok {
-		err := r.batch.Error()
-		r.batch.(*cancelBatch).cancel()
+		err := cb.Error()
 		r.batch = nil
-		if err == nil {
+		if err == nil && cb.n > 0 {
 			return nil // the batch is done; fetch the next
+		}
+		if err == nil {
+			// Chunks were due and none came: they are gone, the object
+			// deleted or replaced while it was read.
+			return fmt.Errorf("exportstore: read %q: chunk %d of %d is missing: the object was deleted or replaced while read", r.info.Name, r.got+1, r.info.Chunks)
 		}
 		return fmt.Errorf("exportstore: read %q: chunk %d of %d: %w", r.info.Name, r.got+1, r.info.Chunks, err)
 	}
+	cb.n++
 	r.cur = m.Data()
 	r.got++
 	r.size += uint64(len(r.cur))
@@ -360,16 +369,13 @@ func (r *chunkReader) next() error {
 	return nil
 }
 
-type cancelBatch struct {
+type countedBatch struct {
 	jetstream.MessageBatch
-	cancel context.CancelFunc
+	n int // messages received
 }
 
 func (r *chunkReader) Close() error {
-	if r.batch != nil {
-		r.batch.(*cancelBatch).cancel()
-		r.batch = nil
-	}
+	r.batch = nil
 	if r.cons != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
 		defer cancel()

@@ -86,8 +86,14 @@ func (j *Job) Decode(v any) error { return json.Unmarshal(j.Data, v) }
 
 // Progress tells the server the job is alive, resetting its ack deadline.
 // Workers call it on their own every AckWait/3; handlers may call it at
-// each step too.
-func (j *Job) Progress() error { return j.msg.InProgress() }
+// each step too. A job given to OnFailed after it was abandoned has no
+// delivery to keep alive: Progress does nothing there.
+func (j *Job) Progress() error {
+	if j.msg == nil {
+		return nil
+	}
+	return j.msg.InProgress()
+}
 
 // Handler does a job's work. Returning nil acks the job; an error makes it
 // run again after a back-off, until MaxAttempts, unless it is Permanent.
@@ -103,6 +109,11 @@ func Permanent(err error) error { return permanent{err} }
 
 // IsPermanent reports whether err was marked with Permanent.
 func IsPermanent(err error) bool { var p permanent; return errors.As(err, &p) }
+
+// ErrAbandoned is wrapped by the error OnFailed gets for a job whose last
+// delivery went unanswered: its worker died (or stalled past AckWait)
+// without acking it, and no delivery is left.
+var ErrAbandoned = errors.New("the job's worker stopped responding")
 
 // WorkerOptions configure a worker.
 type WorkerOptions struct {
@@ -122,6 +133,16 @@ type WorkerOptions struct {
 	Concurrency int
 	// OnFailed is called once when a job is given up: its last attempt
 	// failed or it failed permanently. Use it to record the reason.
+	//
+	// It is also called, with an error wrapping ErrAbandoned, for a job
+	// whose last delivery died with its worker (a killed process never
+	// reaches its own OnFailed): some instance of the durable that is
+	// running learns it from the server's max-deliveries advisory, reads
+	// the job back from the stream by its sequence, calls OnFailed and
+	// removes it. The advisory is not stored, so a job abandoned while no
+	// instance runs is not reported; callers that must know keep their own
+	// deadline too. Rarely (a worker starved past AckWait on the last
+	// attempt), OnFailed may run for a job whose handler is still running.
 	OnFailed func(ctx context.Context, job *Job, err error)
 	Log      *slog.Logger
 }
@@ -155,6 +176,13 @@ type Worker struct {
 	hard   context.CancelFunc
 	loop   sync.WaitGroup
 	active sync.WaitGroup
+	// advisories receives the server's max-deliveries advisories of the
+	// durable (see WorkerOptions.OnFailed); reports counts their handling,
+	// which admits no more once reportsOff is set.
+	advisories *nats.Subscription
+	reportsMu  sync.Mutex
+	reportsOff bool
+	reports    sync.WaitGroup
 }
 
 // NewWorker creates (or updates) the durable consumer. Call Start to run.
@@ -187,6 +215,7 @@ func (w *Worker) Start() {
 	w.stop = cancel
 	w.hardCx, w.hard = context.WithCancel(context.Background())
 	slots := make(chan struct{}, w.o.Concurrency)
+	w.watchAbandoned()
 	w.loop.Add(1)
 	go func() {
 		defer w.loop.Done()
@@ -230,6 +259,13 @@ func (w *Worker) Stop(ctx context.Context) error {
 		return nil
 	}
 	w.stop()
+	if w.advisories != nil {
+		_ = w.advisories.Unsubscribe()
+	}
+	w.reportsMu.Lock()
+	w.reportsOff = true
+	w.reportsMu.Unlock()
+	w.reports.Wait()
 	w.loop.Wait()
 	done := make(chan struct{})
 	go func() { w.active.Wait(); close(done) }()
@@ -308,6 +344,88 @@ func (w *Worker) run(msg jetstream.Msg) {
 		delay := w.o.Backoff[min(job.Attempt-1, len(w.o.Backoff)-1)]
 		w.o.Log.WarnContext(ctx, "job attempt failed; retrying", "job", job.ID, "attempt", job.Attempt, "retry_in", delay, "err", err)
 		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// AdvisoryMaxDeliveries is the subject of the server's advisory that a
+// consumer's message ran out of deliveries.
+func AdvisoryMaxDeliveries(stream, durable string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + durable
+}
+
+// watchAbandoned subscribes to the durable's max-deliveries advisories, in
+// a queue group so that one instance of the durable handles each.
+func (w *Worker) watchAbandoned() {
+	if w.o.OnFailed == nil {
+		return
+	}
+	nc := w.q.js.Conn()
+	sub, err := nc.QueueSubscribe(AdvisoryMaxDeliveries(w.q.stream, w.o.Durable), "gnome-jobs-"+w.o.Durable, func(m *nats.Msg) {
+		var adv struct {
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries uint64 `json:"deliveries"`
+		}
+		if json.Unmarshal(m.Data, &adv) != nil || adv.StreamSeq == 0 {
+			return
+		}
+		w.reportsMu.Lock()
+		defer w.reportsMu.Unlock()
+		if w.reportsOff {
+			return // stopping: another instance, or none, reports it
+		}
+		w.reports.Add(1)
+		go func() {
+			defer w.reports.Done()
+			w.abandoned(adv.StreamSeq, int(adv.Deliveries))
+		}()
+	})
+	if err != nil {
+		w.o.Log.Warn("watch abandoned jobs failed; a job whose worker dies on its last attempt will not be reported", "consumer", w.o.Durable, "err", err)
+		return
+	}
+	// Once the server knows the subscription, no advisory passes it by.
+	_ = nc.Flush()
+	w.advisories = sub
+}
+
+// abandoned reports the job at stream sequence seq, whose last delivery
+// went unanswered, to OnFailed, and removes it from the stream (a
+// work-queue stream keeps a message nobody acked).
+func (w *Worker) abandoned(seq uint64, deliveries int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := w.q.js.Stream(ctx, w.q.stream)
+	if err != nil {
+		w.o.Log.Warn("read an abandoned job failed", "consumer", w.o.Durable, "seq", seq, "err", err)
+		return
+	}
+	raw, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.o.Log.Warn("read an abandoned job failed", "consumer", w.o.Durable, "seq", seq, "err", err)
+		}
+		return // gone already: acked, or reported by another instance
+	}
+	job := &Job{
+		ID:          raw.Header.Get(jetstream.MsgIDHeader),
+		Kind:        raw.Header.Get(HeaderKind),
+		Subject:     raw.Subject,
+		Data:        raw.Data,
+		Attempt:     deliveries,
+		MaxAttempts: w.o.MaxAttempts,
+	}
+	jctx, rid := bus.Extract(ctx, raw.Header)
+	jctx = telemetry.WithRequestID(jctx, rid)
+	jctx, span := otel.Tracer(tracerName).Start(jctx, "abandoned "+job.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("gnome.job.id", job.ID),
+			attribute.Int("gnome.job.attempt", job.Attempt)))
+	defer span.End()
+	ferr := fmt.Errorf("%w: no sign of life within %s on the last of %d attempts", ErrAbandoned, w.o.AckWait, w.o.MaxAttempts)
+	span.SetStatus(codes.Error, ferr.Error())
+	w.o.Log.ErrorContext(jctx, "job failed", "job", job.ID, "kind", job.Kind, "attempt", job.Attempt, "err", ferr)
+	w.o.OnFailed(jctx, job, ferr)
+	if err := stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		w.o.Log.WarnContext(jctx, "remove an abandoned job failed", "job", job.ID, "seq", seq, "err", err)
 	}
 }
 

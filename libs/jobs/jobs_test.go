@@ -2,10 +2,13 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/bus"
@@ -18,7 +21,8 @@ import (
 // natsQueue is the JetStream queue seen through the suite's interface.
 type natsQueue struct {
 	*jobs.Queue
-	js jetstream.JetStream
+	js  jetstream.JetStream
+	url string
 }
 
 func (q natsQueue) NewWorker(ctx context.Context, o jobs.WorkerOptions, h jobs.Handler) (jobstest.Worker, error) {
@@ -44,7 +48,101 @@ func newQueue(t *testing.T) natsQueue {
 	if err := (bus.Topology{JS: js}).EnsureStreams(ctx, bus.StreamExportJobs); err != nil {
 		t.Fatal(err)
 	}
-	return natsQueue{jobs.NewQueue(js, bus.StreamExportJobs, "jobs.export"), js}
+	return natsQueue{jobs.NewQueue(js, bus.StreamExportJobs, "jobs.export"), js, env.NATSURL}
+}
+
+// connection is another client of q's server, as another process would
+// have; it is closed at cleanup unless closed before.
+func (q natsQueue) connection(t *testing.T, name string) (*nats.Conn, *jobs.Queue) {
+	t.Helper()
+	nc, err := bus.Connect(q.url, name, telemetry.NewLogger(io.Discard, "ERROR", "text"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, jobs.NewQueue(js, bus.StreamExportJobs, "jobs.export")
+}
+
+// A job whose worker dies during its last attempt (a killed process sends
+// neither ack nor nak, and never reaches its own OnFailed) is reported by
+// another instance of the durable once its ack deadline passes, with the
+// job as it was enqueued, and leaves the stream.
+func TestAbandonedLastAttemptIsReported(t *testing.T) {
+	t.Parallel()
+	q := newQueue(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := jobs.WorkerOptions{Durable: "abandon", AckWait: time.Second, MaxAttempts: 1, Log: telemetry.NewLogger(io.Discard, "ERROR", "text")}
+
+	// The victim takes the job and hangs on to it.
+	victimConn, victimQueue := q.connection(t, "victim")
+	started := make(chan struct{})
+	victim, err := victimQueue.NewWorker(ctx, o, func(ctx context.Context, _ *jobs.Job) error {
+		close(started)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Start()
+	t.Cleanup(func() {
+		// Its job's context ends only when Stop gives up waiting.
+		sctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = victim.Stop(sctx)
+	})
+	if _, err := q.Enqueue(ctx, "build", "doomed", map[string]int{"n": 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the job was not taken")
+	}
+
+	// The survivor runs beside it, then the victim dies.
+	type report struct {
+		job *jobs.Job
+		err error
+	}
+	reports := make(chan report, 4)
+	so := o
+	so.OnFailed = func(_ context.Context, j *jobs.Job, err error) { reports <- report{j, err} }
+	var handled atomic.Int32
+	survivor, err := q.Queue.NewWorker(ctx, so, func(context.Context, *jobs.Job) error { handled.Add(1); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor.Start()
+	t.Cleanup(func() { _ = survivor.Stop(context.Background()) })
+	victimConn.Close()
+	died := time.Now()
+
+	select {
+	case r := <-reports:
+		if r.job.ID != "doomed" || r.job.Kind != "build" || string(r.job.Data) != `{"n":7}` || r.job.Attempt != 1 || r.job.MaxAttempts != 1 {
+			t.Errorf("OnFailed got job %+v", r.job)
+		}
+		if !errors.Is(r.err, jobs.ErrAbandoned) {
+			t.Errorf("OnFailed got %v, want ErrAbandoned", r.err)
+		}
+		if err := r.job.Progress(); err != nil {
+			t.Errorf("Progress of an abandoned job: %v", err)
+		}
+		t.Logf("reported %v after the worker died", time.Since(died).Round(time.Millisecond))
+	case <-ctx.Done():
+		t.Fatal("the abandoned job was never reported")
+	}
+	eventually(t, "the stream to be empty", func() bool { return streamMsgs(t, q.js) == 0 })
+	time.Sleep(1500 * time.Millisecond)
+	if n := len(reports); n != 0 || handled.Load() != 0 {
+		t.Errorf("after the report: %d more reports, %d deliveries to the survivor", n, handled.Load())
+	}
 }
 
 func TestConformance(t *testing.T) {

@@ -33,6 +33,10 @@
 // wrongly without an error, those are refused with store_unsupported instead;
 // see StoreKind.
 //
+// Every write that changes the experiment's data increases its data version
+// (DataSeq) afterwards, so that exports can tell a package of the data that
+// is still current from a stale one.
+//
 // A Scope is immutable and safe for concurrent use.
 package scoped
 
@@ -160,12 +164,20 @@ func New(db *mongo.Database, slug string, dataScope []string, opts ...Option) (*
 	return s, nil
 }
 
+// platformPrefixes are the parts before the first '_' of the platform's own
+// collections (experiments_config, export_logs, audit_log, casbin_rules,
+// data_versions, standalone_imports): an experiment with such a slug could
+// name one of them as its {slug}_{name}. The manifest schema refuses them too.
+var platformPrefixes = []string{"experiments", "export", "audit", "casbin", "data", "standalone"}
+
 func checkSlug(slug string) error {
 	switch {
 	case !slugSyntax.MatchString(slug):
 		return fmt.Errorf("is not 1 to 64 lowercase letters, digits, '_' or '-'")
 	case slug == Self || slug == Shared || strings.HasPrefix(slug, Shared+"_"):
 		return fmt.Errorf("is reserved: its collections would be the platform's shared ones")
+	case slices.Contains(platformPrefixes, slug):
+		return fmt.Errorf("is reserved: its collections could be the platform's own")
 	}
 	return nil
 }
@@ -408,7 +420,10 @@ func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (any, error) {
 	}
 	res, err := s.db.Collection(t.coll).InsertOne(ctx, d)
 	if err != nil {
-		return nil, s.storeError("the insert", err)
+		return nil, s.noteWrite(ctx, false, s.storeError("the insert", err))
+	}
+	if err := s.noteWrite(ctx, true, nil); err != nil {
+		return nil, err
 	}
 	return res.InsertedID, nil
 }
@@ -444,7 +459,10 @@ func (s *Scope) InsertMany(ctx context.Context, ref Ref, docs any) ([]any, error
 	}
 	res, err := s.db.Collection(t.coll).InsertMany(ctx, ds)
 	if err != nil {
-		return nil, s.storeError("the insert", err)
+		return nil, s.noteWrite(ctx, false, s.storeError("the insert", err))
+	}
+	if err := s.noteWrite(ctx, true, nil); err != nil {
+		return nil, err
 	}
 	return res.InsertedIDs, nil
 }
@@ -491,7 +509,10 @@ func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o Updat
 		res, err = coll.UpdateOne(ctx, f, u, options.UpdateOne().SetUpsert(o.Upsert))
 	}
 	if err != nil {
-		return UpdateResult{}, s.storeError("the update", err)
+		return UpdateResult{}, s.noteWrite(ctx, false, s.storeError("the update", err))
+	}
+	if err := s.noteWrite(ctx, res.ModifiedCount > 0 || res.UpsertedCount > 0 || res.UpsertedID != nil, nil); err != nil {
+		return UpdateResult{}, err
 	}
 	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}, nil
 }
@@ -509,7 +530,10 @@ func (s *Scope) ReplaceOne(ctx context.Context, ref Ref, filter, replacement any
 	}
 	res, err := s.db.Collection(t.coll).ReplaceOne(ctx, f, d, options.Replace().SetUpsert(o.Upsert))
 	if err != nil {
-		return UpdateResult{}, s.storeError("the replacement", err)
+		return UpdateResult{}, s.noteWrite(ctx, false, s.storeError("the replacement", err))
+	}
+	if err := s.noteWrite(ctx, res.ModifiedCount > 0 || res.UpsertedCount > 0 || res.UpsertedID != nil, nil); err != nil {
+		return UpdateResult{}, err
 	}
 	return UpdateResult{Matched: res.MatchedCount, Modified: res.ModifiedCount, UpsertedID: res.UpsertedID}, nil
 }
@@ -539,7 +563,10 @@ func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (int
 		res, err = coll.DeleteOne(ctx, f)
 	}
 	if err != nil {
-		return 0, s.storeError("the delete", err)
+		return 0, s.noteWrite(ctx, false, s.storeError("the delete", err))
+	}
+	if err := s.noteWrite(ctx, res.DeletedCount > 0, nil); err != nil {
+		return 0, err
 	}
 	return res.DeletedCount, nil
 }

@@ -218,6 +218,12 @@ func TestNewValidatesSlugAndDataScope(t *testing.T) {
 		// names, which every experiment with "shared" reads unfiltered.
 		{"shared", nil, false},
 		{"shared_x", nil, false},
+		// These would name the platform's own collections (export_logs,
+		// data_versions, ...).
+		{"export", nil, false},
+		{"data", nil, false},
+		{"experiments", nil, false},
+		{"exports", nil, true},
 		{"exp-a", []string{"Exp-B"}, false},
 		{"exp-a", []string{"exp.b"}, false},
 		{"exp-a", []string{""}, false},

@@ -24,6 +24,11 @@ const (
 	ExperimentsConfig = "experiments_config"
 	ExportLogs        = "export_logs"
 	AuditLog          = "audit_log"
+	// DataVersions holds one counter per experiment ({_id: slug, seq,
+	// updated_at}) that libs/scoped increases after every write that
+	// changed the experiment's data; exports compare it to tell whether a
+	// package of the data is still current. Its _id is its only key.
+	DataVersions = "data_versions"
 )
 
 // SlowCommand is the duration past which a command is logged.
@@ -139,9 +144,18 @@ var CoreIndexes = map[string][]mongo.IndexModel{
 	ExperimentsConfig: {
 		{Keys: bson.D{{Key: "slug", Value: 1}}, Options: options.Index().SetName("slug_unique").SetUnique(true)},
 	},
+	// The export service's queries: by export ID (unique, so a job can
+	// never make a second log of one export), an experiment's logs newest
+	// first, the ready or live export of a source, the live jobs by
+	// heartbeat (stale ones) and the ready ones by expiry (clean-up).
 	ExportLogs: {
+		{Keys: bson.D{{Key: "export_id", Value: 1}}, Options: options.Index().SetName("export_id_unique").SetUnique(true)},
 		{Keys: bson.D{{Key: "slug_id", Value: 1}}, Options: options.Index().SetName("slug_id")},
 		{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")},
+		{Keys: bson.D{{Key: "slug_id", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("slug_id_created_at")},
+		{Keys: bson.D{{Key: "source_key", Value: 1}, {Key: "status", Value: 1}}, Options: options.Index().SetName("source_key_status")},
+		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "heartbeat_at", Value: 1}}, Options: options.Index().SetName("status_heartbeat_at")},
+		{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")},
 		{Keys: bson.D{{Key: "checksum", Value: 1}, {Key: "invalidated", Value: 1}}, Options: options.Index().SetName("checksum_invalidated")},
 	},
 }

@@ -108,7 +108,8 @@ func TestEnsureIndexesIsIdempotentAndEnforcesUniqueEmail(t *testing.T) {
 	for coll, wants := range map[string][]string{
 		store.Users:             {"email_unique"},
 		store.ExperimentsConfig: {"slug_unique"},
-		store.ExportLogs:        {"slug_id", "created_at", "checksum_invalidated"},
+		store.ExportLogs: {"export_id_unique", "slug_id", "created_at", "slug_id_created_at", "source_key_status",
+			"status_heartbeat_at", "expires_at", "checksum_invalidated"},
 	} {
 		names := indexNames(t, s.Collection(coll))
 		for _, want := range wants {
@@ -128,6 +129,14 @@ func TestEnsureIndexesIsIdempotentAndEnforcesUniqueEmail(t *testing.T) {
 	}
 	if _, err := users.InsertOne(ctx(t), bson.D{{Key: "email", Value: "b@example.com"}}); err != nil {
 		t.Errorf("another email refused: %v", err)
+	}
+
+	logs := s.Collection(store.ExportLogs)
+	if _, err := logs.InsertOne(ctx(t), bson.D{{Key: "_id", Value: "ex-1"}, {Key: "export_id", Value: "ex-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := logs.InsertOne(ctx(t), bson.D{{Key: "_id", Value: "ex-2"}, {Key: "export_id", Value: "ex-1"}}); !mongo.IsDuplicateKeyError(err) {
+		t.Errorf("second export log with the same export_id: err = %v, want a duplicate key error", err)
 	}
 
 	exps := s.Collection(store.ExperimentsConfig)

@@ -44,6 +44,8 @@ type page struct {
 	Next         string
 	Users        []authapi.User
 	Experiments  []listItem
+	Exports      []exportView
+	ExportsError string
 }
 
 // listItem is an experiment on the home page.
@@ -242,7 +244,8 @@ func (s *Service) adminPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.render(c, fiber.StatusOK, "admin", page{Title: "Administration", Users: list.Users})
+	exps, expErr := s.adminExports(c)
+	return s.render(c, fiber.StatusOK, "admin", page{Title: "Administration", Users: list.Users, Exports: exps, ExportsError: expErr})
 }
 
 func (s *Service) listUsers(c *fiber.Ctx) error {

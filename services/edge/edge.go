@@ -50,6 +50,9 @@ type Service struct {
 
 	// Addr is the address the server listens on, known once started.
 	Addr string
+	// Only, when set before Start, is the one experiment this edge serves
+	// (gnome standalone); see standalone.go.
+	Only string
 }
 
 // New builds the edge on d; it listens on d.Config.HTTPAddr when started.
@@ -226,10 +229,12 @@ func (s *Service) newApp() *fiber.App {
 		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
 	}))
 	app.Use(limitBodies, s.identify, s.csrf)
+	s.useOnly(app)
 	app.Get("/health", s.health.handleHealth)
 	app.Get("/health/detailed", s.health.handleDetailed)
 	app.Get("/metrics", httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed))
 	s.accountRoutes(app)
 	s.experimentRoutes(app)
+	s.exportRoutes(app)
 	return app
 }

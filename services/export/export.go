@@ -1,11 +1,35 @@
-// Package export is the export service: it builds experiment packages as
-// background jobs and keeps their logs.
+// Package export is the export service: it builds experiment packages
+// (libs/exportpkg) as background jobs, keeps their logs in export_logs and
+// their files in the export store (libs/exportstore), and answers the edge
+// through the contract of libs/exports.
+//
+// An export goes: request (reuse a ready package of the same source, join
+// one being built for the same requester, or log a queued one and queue a
+// build job) → build job (on JOBS_EXPORT, durable export-worker: the
+// package streamed from the database and the bundle straight into the
+// store, progress written to the log and published on
+// exports.progress.<id>) → ready, with its checksum and an expiry. A new
+// version or the deletion of the experiment (its events, read through the
+// durable export-invalidator) or an admin invalidates it; the clean-up
+// deletes files past retention and fails jobs that stopped responding.
 package export
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/config"
+	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -17,32 +41,160 @@ const Name = "export"
 // Durable is the consumer every export worker instance shares.
 const Durable = "export-worker"
 
+// InvalidatorDurable is the consumer of experiment events every export
+// service instance shares: each event invalidates the exports it makes
+// stale, once.
+const InvalidatorDurable = "export-invalidator"
+
+// Options tune the service; zero fields take the production defaults
+// (DefaultOptions). Tests shorten them.
+type Options struct {
+	// AckWait, MaxAttempts and Backoff are the build jobs' (libs/jobs):
+	// a job silent for AckWait is given to another worker; a job fails
+	// after MaxAttempts deliveries, waiting Backoff between attempts.
+	AckWait     time.Duration
+	MaxAttempts int
+	Backoff     []time.Duration
+	// Concurrency bounds the builds one instance runs at once.
+	Concurrency int
+	// ProgressEvery is the least time between two progress writes of one
+	// build (a change of step is written at once).
+	ProgressEvery time.Duration
+	// HeartbeatEvery is how often a build marks its log alive and checks
+	// that it was not invalidated meanwhile.
+	HeartbeatEvery time.Duration
+	// CleanupEvery is how often the clean-up runs; zero is a tenth of the
+	// retention, at most 10 minutes.
+	CleanupEvery time.Duration
+	// StaleAfter is how long a running export's log may go without a
+	// heartbeat before the clean-up fails it; zero is twice the longest a
+	// job can take between deliveries over all its attempts.
+	StaleAfter time.Duration
+	// QueuedFor is how long an export may stay queued before the clean-up
+	// fails it: longer than JOBS_EXPORT keeps a job.
+	QueuedFor time.Duration
+	// Files is where packages are stored; nil: exportstore.FromConfig.
+	Files exportstore.Store
+}
+
+// DefaultOptions are the production settings for cfg.
+func DefaultOptions(cfg *config.Config) Options {
+	o := Options{
+		AckWait:        30 * time.Second,
+		MaxAttempts:    5,
+		Backoff:        []time.Duration{time.Second, 5 * time.Second, 30 * time.Second},
+		Concurrency:    2,
+		ProgressEvery:  250 * time.Millisecond,
+		HeartbeatEvery: 5 * time.Second,
+		QueuedFor:      25 * time.Hour,
+	}
+	if cfg != nil && cfg.ExportJobAckWait > 0 {
+		o.AckWait = cfg.ExportJobAckWait
+	}
+	return o
+}
+
+func (o Options) withDefaults(cfg *config.Config) Options {
+	d := DefaultOptions(cfg)
+	if o.AckWait <= 0 {
+		o.AckWait = d.AckWait
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = d.MaxAttempts
+	}
+	if len(o.Backoff) == 0 {
+		o.Backoff = d.Backoff
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = d.Concurrency
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = d.ProgressEvery
+	}
+	if o.HeartbeatEvery <= 0 {
+		o.HeartbeatEvery = min(d.HeartbeatEvery, o.AckWait/3)
+	}
+	if o.CleanupEvery <= 0 {
+		o.CleanupEvery = min(cfg.ExportRetention/10, 10*time.Minute)
+		if o.CleanupEvery <= 0 {
+			o.CleanupEvery = 10 * time.Minute
+		}
+	}
+	if o.StaleAfter <= 0 {
+		// A job's log may rightly stay silent for an ack deadline (its
+		// worker died) plus a back-off, at each attempt.
+		var span time.Duration
+		for i := range o.MaxAttempts {
+			span += o.AckWait + o.Backoff[min(i, len(o.Backoff)-1)]
+		}
+		o.StaleAfter = 2 * span
+	}
+	if o.QueuedFor <= 0 {
+		o.QueuedFor = d.QueuedFor
+	}
+	return o
+}
+
 // Service is one instance of the export service.
 type Service struct {
 	svc.Base
 	// Handlers are the job kinds this worker runs.
 	Handlers jobs.Mux
+
+	d       *svc.Deps
+	o       Options
+	logs    logs
+	configs *mongo.Collection
+	bundles jetstream.ObjectStore
+	files   exportstore.Store
+	queue   *jobs.Queue
+	tmp     string
+
+	invalidator jetstream.ConsumeContext
+	bgStop      context.CancelFunc
+	bg          sync.WaitGroup
+
+	// progressHook, set by tests, sees every progress report of a build
+	// before it is written, on the build's writer goroutine.
+	progressHook func(id string, fraction float64, step string)
 }
 
-// New builds the service on d.
-func New(d *svc.Deps) *Service {
-	s := &Service{Handlers: jobs.Mux{}}
+// New builds the service on d with the production options.
+func New(d *svc.Deps) *Service { return NewWith(d, Options{}) }
+
+// NewWith builds the service on d with o.
+func NewWith(d *svc.Deps, o Options) *Service {
+	s := &Service{
+		d: d, o: o.withDefaults(d.Config), Handlers: jobs.Mux{},
+		logs:    logs{d.Store.Collection(store.ExportLogs)},
+		configs: d.Store.Collection(store.ExperimentsConfig),
+		queue:   jobs.NewQueue(d.JS, bus.StreamExportJobs, exports.JobPrefix),
+	}
+	s.Handlers[exports.JobBuild] = s.build
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
 		Description: "export packages built as background jobs",
-		Provision: func(ctx context.Context) error {
-			if err := d.Topology.EnsureStreams(ctx, bus.StreamExportJobs, bus.StreamEvents); err != nil {
-				return err
+		Provision:   s.provision,
+		Endpoints: func(srv *bus.Server) error {
+			for name, h := range map[string]bus.RawHandler{
+				exports.EndpointRequest:    bus.JSON(s.request),
+				exports.EndpointGet:        bus.JSON(s.get),
+				exports.EndpointList:       bus.JSON(s.list),
+				exports.EndpointInvalidate: bus.JSON(s.invalidate),
+				exports.EndpointDownload:   bus.JSON(s.download),
+			} {
+				if err := srv.Handle(name, h); err != nil {
+					return err
+				}
 			}
-			if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectExports); err != nil {
-				return err
-			}
-			return d.Store.EnsureIndexes(ctx, store.ExportLogs)
+			return nil
 		},
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {
-			q := jobs.NewQueue(d.JS, bus.StreamExportJobs, "jobs.export")
-			w, err := q.NewWorker(ctx, jobs.WorkerOptions{Durable: Durable, Concurrency: 2, Log: d.Log}, s.Handlers.Handle)
+			w, err := s.queue.NewWorker(ctx, jobs.WorkerOptions{
+				Durable: Durable, Concurrency: s.o.Concurrency, AckWait: s.o.AckWait,
+				MaxAttempts: s.o.MaxAttempts, Backoff: s.o.Backoff, Log: d.Log, OnFailed: s.buildFailed,
+			}, s.Handlers.Handle)
 			if err != nil {
 				return nil, err
 			}
@@ -50,4 +202,73 @@ func New(d *svc.Deps) *Service {
 		},
 	}
 	return s
+}
+
+func (s *Service) provision(ctx context.Context) error {
+	d := s.d
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamExportJobs, bus.StreamEvents); err != nil {
+		return err
+	}
+	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectExports, bus.ObjectBundles); err != nil {
+		return err
+	}
+	if err := d.Store.EnsureIndexes(ctx, store.ExportLogs); err != nil {
+		return err
+	}
+	var err error
+	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+		return fmt.Errorf("open bundles store: %w", err)
+	}
+	s.files = s.o.Files
+	if s.files == nil {
+		if s.files, err = exportstore.FromConfig(d.Config.B2, d.JS); err != nil {
+			return err
+		}
+	}
+	s.tmp = filepath.Join(d.Config.DataDir, "tmp", "export")
+	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
+		return fmt.Errorf("create export work dir: %w", err)
+	}
+	return nil
+}
+
+// Start provisions, serves the endpoints, takes build jobs, follows the
+// experiment events and runs the clean-up.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.Base.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.followEvents(ctx); err != nil {
+		_ = s.Base.Stop(ctx)
+		return err
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.bgStop = cancel
+	s.bg.Add(1)
+	go func() { defer s.bg.Done(); s.cleanupLoop(bg) }()
+	return nil
+}
+
+// Stop leaves the queue group, stops following events and the clean-up,
+// then finishes or hands back the builds in flight within ctx.
+func (s *Service) Stop(ctx context.Context) error {
+	var errs []error
+	if s.Server != nil {
+		errs = append(errs, s.Server.Stop(ctx))
+		s.Server = nil
+	}
+	if s.invalidator != nil {
+		// An event being handled finishes; those not acked come again.
+		s.invalidator.Stop()
+		select {
+		case <-s.invalidator.Closed():
+		case <-ctx.Done():
+		}
+	}
+	if s.bgStop != nil {
+		s.bgStop()
+	}
+	s.bg.Wait()
+	errs = append(errs, s.Base.Stop(ctx))
+	return errors.Join(errs...)
 }

@@ -163,6 +163,10 @@ func (s *Service) delete(ctx context.Context, req experiments.Delete) (experimen
 	if err := s.dropData(ctx, req.Slug); err != nil {
 		return experiments.Result{}, err
 	}
+	// Exports of the dropped data are no longer current.
+	if err := scoped.BumpDataSeq(ctx, s.d.Store.DB, req.Slug); err != nil {
+		return experiments.Result{}, err
+	}
 	cur.Seq++
 	m, _, _ := bundle.ParseManifest([]byte(cur.Manifest))
 	if err := s.announce(ctx, cur, experiments.SubjectDeleted, "delete", m != nil && m.Actor != nil); err != nil {

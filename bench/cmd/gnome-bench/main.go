@@ -49,6 +49,7 @@ var benchmarks = []benchmark{
 	{"static", "GET of an experiment's page vs GET /health on the same server", benchStatic},
 	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process", benchActorCall},
 	{"actorstart", "actor start, experiment made active → first 200, cold and warm compilation cache, vs compiling in process", benchActorStart},
+	{"export", "100 MB experiment (files and data) exported standalone, POST to ready, vs zip -r + sha256sum of its files; export service memory", benchExport},
 	{"failover", "SIGKILL of the actor-worker hosting an actor → served again by the other (separate processes)", benchFailover},
 }
 

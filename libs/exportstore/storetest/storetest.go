@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) exportstore.Store) {
 		{"FailingReaderLeavesNoObject", failingReaderLeavesNoObject},
 		{"FailedOverwriteKeepsThePrevious", failedOverwriteKeepsPrevious},
 		{"CancelledPutLeavesNoObject", cancelledPutLeavesNoObject},
+		{"DeleteWhileReading", deleteWhileReading},
 		{"DownloadURL", downloadURL},
 		{"PingAndName", pingAndName},
 	} {
@@ -152,6 +153,39 @@ func overwriteReplaces(t *testing.T, ctx context.Context, s exportstore.Store) {
 	if got := read(t, ctx, s, "x.zip"); !bytes.Equal(got, v2) {
 		t.Errorf("Open read %d bytes, not v2", len(got))
 	}
+}
+
+// deleteWhileReading deletes an object a reader is in the middle of: the
+// reader then either delivers the whole, intact content (a backend may keep
+// serving what it opened) or fails, within seconds; it never hangs until its
+// context ends, nor delivers something else without an error.
+func deleteWhileReading(t *testing.T, ctx context.Context, s exportstore.Store) {
+	data := Bytes(9, 8<<20)
+	if _, err := s.Put(ctx, "gone.zip", bytes.NewReader(data)); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	rc, _, err := s.Open(ctx, "gone.zip")
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer rc.Close()
+	head := make([]byte, 1<<10)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatalf("read the start: %v", err)
+	}
+	if err := s.Delete(ctx, "gone.zip"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	start := time.Now()
+	rest, err := io.ReadAll(rc)
+	took := time.Since(start)
+	if took > 20*time.Second {
+		t.Errorf("reading on after the delete took %v", took)
+	}
+	if err == nil && !bytes.Equal(append(head, rest...), data) {
+		t.Errorf("the read after the delete ended without an error but with %d bytes that are not the object", len(head)+len(rest))
+	}
+	t.Logf("after the delete: %d more bytes in %v, err %v", len(rest), took.Round(time.Millisecond), err)
 }
 
 func largeObjectIsStreamed(t *testing.T, ctx context.Context, s exportstore.Store) {

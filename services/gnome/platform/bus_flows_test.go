@@ -22,6 +22,8 @@ import (
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/services/edge"
@@ -44,6 +46,9 @@ const (
 	ridBadLogin          = "probe-login-wrong-password"
 	ridWeakCreate        = "probe-create-weak-password"
 	ridDeleteUnconfirmed = "probe-delete-unconfirmed"
+	ridExportBadType     = "probe-export-unknown-type"
+	ridExportNotYours    = "probe-export-not-yours"
+	ridExportGone        = "probe-export-download-invalidated"
 )
 
 // wantErrors are the error replies the exercise provokes, by request ID.
@@ -51,6 +56,9 @@ var wantErrors = map[string]apierr.Code{
 	ridBadLogin:          apierr.CodeInvalidCredentials,
 	ridWeakCreate:        apierr.CodeValidationFailed,
 	ridDeleteUnconfirmed: apierr.CodeValidationFailed,
+	ridExportBadType:     apierr.CodeValidationFailed,
+	ridExportNotYours:    apierr.CodeNotFound,
+	ridExportGone:        apierr.CodeGone,
 }
 
 // call is bus.Call with a request ID, as the edge makes it.
@@ -400,5 +408,92 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 	if _, err := call[experiments.Result](ctx, d.NC, "actor-delete", experiments.Subject(experiments.EndpointDelete),
 		experiments.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
 		t.Fatalf("delete the actor experiment: %v", err)
+	}
+}
+
+// exerciseExports uploads an experiment and calls every endpoint of the
+// export service as the edge does: a request that queues a build (whose
+// job and progress cross the bus), one refused for its type, the export
+// read while it is built, a second request that reuses it, the list, the
+// download, a read by someone else, an invalidation with its files, and a
+// download then refused as gone; the experiment's deletion comes last.
+func exerciseExports(t *testing.T, d *svc.Deps) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const slug, uploadID = "bus-export", "up-test3"
+	archive := experimentZIP(t, map[string]any{"schema_version": "2.0", "slug": slug, "name": "x", "status": "active"})
+	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uploads.PutBytes(ctx, uploadID, archive); err != nil {
+		t.Fatal(err)
+	}
+	caller := func(email string, isAdmin bool, rid string) experiments.Caller {
+		roles := []string{"user"}
+		if isAdmin {
+			roles = []string{"admin"}
+		}
+		return experiments.Caller{Email: email, Roles: roles, IsAdmin: isAdmin, RequestID: rid}
+	}
+	if _, err := call[experiments.Result](ctx, d.NC, "export-upload", experiments.Subject(experiments.EndpointProcess),
+		experiments.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller(busAdminEmail, true, "export-upload")}); err != nil {
+		t.Fatalf("upload the export experiment: %v", err)
+	}
+
+	const reader = "reader@example.com"
+	req, err := call[exports.Requested](ctx, d.NC, "export-request", exports.Subject(exports.EndpointRequest),
+		exports.Request{Slug: slug, Type: exportpkg.Standalone, Caller: caller(reader, false, "export-request")})
+	if err != nil || req.Reused || req.Export.Status != exports.StatusQueued {
+		t.Fatalf("export.request: %+v %v", req, err)
+	}
+	id := req.Export.ID
+	_, err = call[exports.Requested](ctx, d.NC, ridExportBadType, exports.Subject(exports.EndpointRequest),
+		exports.Request{Slug: slug, Type: "tarball", Caller: caller(reader, false, ridExportBadType)})
+	if ae := wantCode(t, "export.request of an unknown type", err, apierr.CodeValidationFailed); ae.Field != "/type" {
+		t.Errorf("export.request of an unknown type: field %q", ae.Field)
+	}
+	var l exports.Log
+	waitFor(t, 30*time.Second, "the export to be built", func() bool {
+		l, err = call[exports.Log](ctx, d.NC, "export-get", exports.Subject(exports.EndpointGet), exports.Get{ID: id, Caller: caller(reader, false, "export-get")})
+		if err != nil {
+			t.Fatalf("export.get: %v", err)
+		}
+		if l.Status == exports.StatusFailed || l.Status == exports.StatusInvalidated {
+			t.Fatalf("the export ended %s: %+v", l.Status, l)
+		}
+		return l.Status == exports.StatusReady
+	})
+	again, err := call[exports.Requested](ctx, d.NC, "export-request-again", exports.Subject(exports.EndpointRequest),
+		exports.Request{Slug: slug, Type: exportpkg.Standalone, Caller: caller(reader, false, "export-request-again")})
+	if err != nil || !again.Reused || again.Export.ID != id {
+		t.Fatalf("export.request again: %+v %v", again, err)
+	}
+	listed, err := call[exports.Listed](ctx, d.NC, "export-list", exports.Subject(exports.EndpointList),
+		exports.List{Slug: slug, Caller: caller(busAdminEmail, true, "export-list")})
+	if err != nil || len(listed.Exports) != 1 || listed.Exports[0].ID != id {
+		t.Fatalf("export.list: %+v %v", listed, err)
+	}
+	dl, err := call[exports.Download](ctx, d.NC, "export-download", exports.Subject(exports.EndpointDownload),
+		exports.Get{ID: id, Caller: caller(reader, false, "export-download")})
+	if err != nil || dl.StorageKey != exports.StorageKey(id) || dl.Export.Checksum != l.Checksum {
+		t.Fatalf("export.download: %+v %v", dl, err)
+	}
+	_, err = call[exports.Log](ctx, d.NC, ridExportNotYours, exports.Subject(exports.EndpointGet),
+		exports.Get{ID: id, Caller: caller("dev@example.com", false, ridExportNotYours)})
+	wantCode(t, "export.get by another user", err, apierr.CodeNotFound)
+	inv, err := call[exports.Log](ctx, d.NC, "export-invalidate", exports.Subject(exports.EndpointInvalidate),
+		exports.Invalidate{ID: id, DeleteFiles: true, Caller: caller(busAdminEmail, true, "export-invalidate")})
+	if err != nil || !inv.Invalidated || inv.Status != exports.StatusInvalidated {
+		t.Fatalf("export.invalidate: %+v %v", inv, err)
+	}
+	_, err = call[exports.Download](ctx, d.NC, ridExportGone, exports.Subject(exports.EndpointDownload),
+		exports.Get{ID: id, Caller: caller(reader, false, ridExportGone)})
+	wantCode(t, "export.download of an invalidated export", err, apierr.CodeGone)
+
+	if _, err := call[experiments.Result](ctx, d.NC, "export-delete", experiments.Subject(experiments.EndpointDelete),
+		experiments.Delete{Slug: slug, Confirm: slug, Caller: caller(busAdminEmail, true, "export-delete")}); err != nil {
+		t.Fatalf("delete the export experiment: %v", err)
 	}
 }

@@ -11,10 +11,13 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
 )
 
-// TestContractTypesMatchSchemas marshals the Go types of the auth and
-// upload contracts (libs/authapi, libs/experiments) and checks the JSON
+// TestContractTypesMatchSchemas marshals the Go types of the auth, upload
+// and export contracts (libs/authapi, libs/experiments, libs/exports) and
+// checks the JSON
 // against the payload schemas of the messages that carry them: every value
 // the code can produce validates, and a value with every field filled shows
 // every property the schema documents, so a schema cannot describe a field
@@ -40,6 +43,19 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 	}
 	event := experiments.Event{Slug: "field-notes", Version: 1, Checksum: checksum, Status: "active", OwnerEmail: "dev@example.com",
 		HasActor: true, Seq: 3, Reason: "upload", At: at, RequestID: "req-1"}
+	exportID, otherID := "ex-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", "ex-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	fullLog := exports.Log{
+		ID: exportID, ExportID: exportID, Slug: "field-notes", Type: exportpkg.Docker, UserEmail: "reader@example.com",
+		FileSize: 48213, Checksum: checksum, StorageKey: exports.StorageKey(otherID), FileName: "field-notes-v1-docker.zip",
+		Invalidated: true, CreatedAt: ms, Status: exports.StatusInvalidated, Progress: 1, Step: "done", Error: "earlier attempt failed",
+		InvalidatedAt: &ms, InvalidatedBy: "new version 2", Version: 1, VersionChecksum: checksum, ConfigSeq: 3, DataSeq: 7,
+		SourceKey: "docker|" + checksum + "|3|7", ReusedFrom: otherID, Documents: 1200, Attempts: 2, Worker: "gnome-1-4711-a1b2c3",
+		StartedAt: &ms, HeartbeatAt: &ms, FinishedAt: &ms, ExpiresAt: &ms, Expired: true, UpdatedAt: ms,
+	}
+	queuedLog := exports.Log{ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, UserEmail: "reader@example.com",
+		FileName: "field-notes-v1-standalone.zip", CreatedAt: ms, Status: exports.StatusQueued, Step: "queued",
+		Version: 1, VersionChecksum: checksum, UpdatedAt: ms}
+	exportCaller := experiments.Caller{Email: "reader@example.com", Roles: []string{"user"}, RequestID: "req-1"}
 
 	// Per message: the fullest value first (every field set), then other
 	// values the code sends.
@@ -76,6 +92,20 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		}},
 		{"ExperimentUpdated", []any{event, func() experiments.Event { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
 		{"ExperimentDeleted", []any{func() experiments.Event { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},
+		{"ExportRequest", []any{exports.Request{Slug: "field-notes", Type: exportpkg.UploadReady, Caller: exportCaller}, exports.Request{Caller: exportCaller}}},
+		{"ExportRequested", []any{exports.Requested{Export: fullLog, Reused: true}, exports.Requested{Export: queuedLog}}},
+		{"ExportGet", []any{exports.Get{ID: exportID, Caller: exportCaller}}},
+		{"ExportLog", []any{fullLog, queuedLog}},
+		{"ExportProgress", []any{fullLog, queuedLog}},
+		{"ExportList", []any{exports.List{Slug: "field-notes", Limit: 10, Caller: caller}, exports.List{Caller: caller}}},
+		{"ExportListed", []any{exports.Listed{Exports: []exports.Log{fullLog}}, exports.Listed{Exports: []exports.Log{}}}},
+		{"ExportInvalidate", []any{exports.Invalidate{ID: exportID, DeleteFiles: true, Caller: caller}}},
+		{"ExportDownload", []any{
+			exports.Download{Export: fullLog, StorageKey: exports.StorageKey(exportID), URL: "https://s3.example.com/exports/x.zip?X-Amz-Signature=1", URLExpires: &at},
+			exports.Download{Export: queuedLog, StorageKey: exports.StorageKey(exportID)},
+		}},
+		{"ExportBuildJob", []any{exports.BuildJob{ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, Version: 1, Checksum: checksum,
+			RequestedBy: "reader@example.com", RequestedAt: at}}},
 	}
 	raw := newRawSchemas(t, filepath.Dir(doc.path))
 	for _, c := range cases {

@@ -26,6 +26,8 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
@@ -136,14 +138,15 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	}
 
 	// A job on JOBS_EXPORT, which the export worker takes and settles (with
-	// no handler for the kind registered, it fails it permanently).
-	const exportID = "exp_contract_probe_1"
-	q := jobs.NewQueue(d.JS, bus.StreamExportJobs, "jobs.export")
-	job := map[string]any{
-		"export_id": exportID, "slug": "field-notes", "type": "standalone", "version": 1,
-		"requested_by": "reader@example.com", "requested_at": time.Now().UTC().Format(time.RFC3339),
+	// no export of that ID recorded, it fails it permanently).
+	exportID := exports.NewID()
+	q := jobs.NewQueue(d.JS, bus.StreamExportJobs, exports.JobPrefix)
+	job := exports.BuildJob{
+		ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, Version: 1,
+		Checksum:    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		RequestedBy: "reader@example.com", RequestedAt: time.Now().UTC(),
 	}
-	if dup, err := q.Enqueue(telemetry.WithRequestID(ctx, "enqueue-export"), "build", exportID, job); err != nil || dup {
+	if dup, err := q.Enqueue(telemetry.WithRequestID(ctx, "enqueue-export"), exports.JobBuild, exportID, job); err != nil || dup {
 		t.Fatalf("enqueue: duplicate=%v err=%v", dup, err)
 	}
 	waitFor(t, 10*time.Second, "the export worker to settle the job", func() bool {
@@ -166,6 +169,11 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	// Actors: an experiment with an actor, called through the edge.
 	exerciseActor(ctx, t, d, edgeAddr)
+
+	// Exports: every endpoint of the export service, a build job with its
+	// progress, and the invalidation of an export by its experiment's
+	// deletion.
+	exerciseExports(t, d)
 
 	// The running resources match the document.
 	checkLiveTopology(ctx, t, doc, d.JS)
@@ -279,8 +287,10 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	want := map[string]int{
 		"StatusRequest": len(edge.Services), "StatusReply": len(edge.Services), "ErrorReply": 1 + len(wantErrors),
 		"DiscoveryRequest": 6, "PingReply": len(edge.Services), "InfoReply": 2 + len(edge.Services), "StatsReply": 2,
-		"ExportBuildJob": 2, // published, then delivered to the worker
-		"Credentials":    3, "Session": 2, "Logout": 1, "EmptyReply": 1, "ListUsers": 1, "Users": 1,
+		"ExportBuildJob": 4, // the probe's and the exercise's, each published, then delivered to the worker
+		"ExportRequest":  3, "ExportRequested": 2, "ExportGet": 3, "ExportLog": 2, "ExportList": 1, "ExportListed": 1,
+		"ExportInvalidate": 1, "ExportDownload": 1, "ExportProgress": 3,
+		"Credentials": 3, "Session": 2, "Logout": 1, "EmptyReply": 1, "ListUsers": 1, "Users": 1,
 		"CreateUser": 2, "UpdateUser": 1, "RoleChange": 2, "User": 4,
 		"ProcessUpload": 1, "UpdateExperiment": 1, "DeleteExperiment": 2, "UploadResult": 3,
 		// Each event is published, then handed to the edge's catalog.

@@ -5,6 +5,7 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -73,6 +74,11 @@ func Services(d *svc.Deps) []svc.Service {
 type Options struct {
 	// InfraOnly starts only the embedded NATS and store and prints their URLs.
 	InfraOnly bool
+	// Standalone, when set, runs only this package's experiment (gnome
+	// standalone): its data imported and its bundle installed before the
+	// edge takes requests, and the edge serving nothing else. See
+	// standalone.go.
+	Standalone *Package
 	// Out receives the lines meant for the person at the terminal.
 	Out io.Writer
 }
@@ -106,27 +112,58 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 		return nil
 	}
 
+	var staged *stagedBundle
+	if o.Standalone != nil {
+		if staged, err = stageBundle(cfg, o.Standalone); err != nil {
+			return err
+		}
+		defer staged.remove()
+	}
+
 	deps, err := svc.Connect(ctx, cfg, tel, infra.NATSURL, infra.MongoURI, "gnome")
 	if err != nil {
 		return err
 	}
 	deps.Started = start
 	services := Services(deps)
-	g := &svc.Group{Log: log, Services: services}
-	if err := g.Start(ctx); err != nil {
+	// The edge starts on its own, last: a standalone run installs its
+	// experiment in between, so the first request finds it in place.
+	web := services[len(services)-1].(*edge.Service)
+	back := &svc.Group{Log: log, Services: services[:len(services)-1]}
+	front := &svc.Group{Log: log, Services: []svc.Service{web}}
+	if err := back.Start(ctx); err != nil {
 		deps.Close(context.Background())
 		return err
 	}
-	addr := services[len(services)-1].(*edge.Service).Addr
+	var run *standaloneRun
+	if o.Standalone != nil {
+		web.Only = o.Standalone.Meta.Slug
+		run, err = installStandalone(ctx, deps, o.Standalone, staged)
+	}
+	if err == nil {
+		err = front.Start(ctx)
+	}
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		_ = back.Stop(sctx)
+		deps.Close(sctx)
+		return err
+	}
+	addr := web.Addr
 	log.Info("g.nome is ready", "url", "http://"+addr, "took_ms", time.Since(start).Milliseconds(),
 		"nats", infra.NATSURL, "store", infra.MongoURI, "data_dir", cfg.DataDir)
-	fmt.Fprintf(o.Out, "g.nome is serving on http://%s\n", addr)
+	if run != nil {
+		run.banner(o.Out, cfg, addr, infra.MongoURI)
+	} else {
+		fmt.Fprintf(o.Out, "g.nome is serving on http://%s\n", addr)
+	}
 
 	<-ctx.Done()
 	log.Info("shutting down", "grace", cfg.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	err = g.Stop(sctx)
+	err = errors.Join(front.Stop(sctx), back.Stop(sctx))
 	deps.Close(sctx)
 	log.Info("stopped")
 	return err

@@ -28,7 +28,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd())
+	cmd.AddCommand(serveCmd(), standaloneCmd())
 	return cmd
 }
 

@@ -1,0 +1,526 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportstore"
+	"github.com/gnome-platform/gnome/libs/ratelimit"
+)
+
+// The export routes: the edge checks who asks and hands everything else to
+// the export service (libs/exports); it streams progress from the service's
+// core-NATS subject and files from the exports object store, so any edge
+// instance serves any export whichever one took the request.
+
+const (
+	// exportCallTimeout bounds a call to the export service.
+	exportCallTimeout = 15 * time.Second
+	// Server-sent events: the whole log is read again every ssePoll in case
+	// a core-NATS message was missed, a comment keeps proxies from closing an
+	// idle stream every sseKeepalive, and no stream lasts over sseMax.
+	ssePoll      = 5 * time.Second
+	sseKeepalive = 15 * time.Second
+	sseMax       = 30 * time.Minute
+	// writeStall is how long one write to a streaming client may block; a
+	// stream extends it on every write, so a slow client that keeps reading
+	// is served past the server's WriteTimeout and a stalled one is dropped.
+	writeStall = time.Minute
+	// downloadMax bounds a whole download from the object store.
+	downloadMax = 2 * time.Hour
+)
+
+func (s *Service) exportRoutes(app *fiber.App) {
+	// The export limit counts per client and experiment.
+	limitExport := ratelimit.Middleware(s.limiter, ratelimit.Export, func(c *fiber.Ctx) []string {
+		return append(s.clientKey(c), c.Params("slug"))
+	})
+	app.Post("/api/experiments/:slug/exports", s.requireUser, s.access(experiments.Export),
+		limitExport, s.requestExport(""))
+	// GET aliases of the original platform. They queue a job, which makes
+	// them not quite safe, yet they stay outside the CSRF token check that
+	// covers unsafe methods, as every GET does: a SameSite=Lax session
+	// cookie rides only on top-level navigations from other sites, the
+	// result is visible only to the requester, the job is rate-limited and
+	// reused when nothing changed. What a browser marks as coming from
+	// another site is refused all the same (sameSiteOnly).
+	for _, t := range exportpkg.Types {
+		app.Get("/api/package-"+string(t)+"/:slug", noHead, s.requireUser, sameSiteOnly, s.access(experiments.Export),
+			limitExport, s.requestExport(t))
+	}
+	app.Get("/api/exports/:id", s.requireUser, s.getExport)
+	app.Get("/api/exports/:id/events", s.requireUser, s.exportEvents)
+	app.Get("/api/exports/:id/download", s.requireUser, s.limit(ratelimit.Download), s.downloadExport)
+	app.Get("/admin/api/exports", s.requireAdmin, s.listExports)
+	app.Post("/admin/api/exports/:id/invalidate", s.requireAdmin, s.invalidateExport)
+}
+
+// noHead keeps HEAD, which Fiber routes with GET, from queueing a job.
+func noHead(c *fiber.Ctx) error {
+	if c.Method() == fiber.MethodHead {
+		return apierr.New(apierr.CodeMethodNotAllowed, "use GET")
+	}
+	return c.Next()
+}
+
+// sameSiteOnly refuses a cookie-borne request that the browser says came
+// from another site (Sec-Fetch-Site), for GET routes that change state.
+func sameSiteOnly(c *fiber.Ctx) error {
+	if c.Get(fiber.HeaderAuthorization) == "" {
+		if site := strings.ToLower(c.Get("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
+			return apierr.New(apierr.CodeCsrfRejected, "request refused: it came from another site")
+		}
+	}
+	return c.Next()
+}
+
+// exportView is an export as the API shows it: its log, and where to get
+// the file once it may be downloaded.
+type exportView struct {
+	exports.Log
+	URL         string `json:"url"`
+	EventsURL   string `json:"events_url"`
+	DownloadURL string `json:"download_url,omitempty"`
+}
+
+// Percent is the progress for pages.
+func (v exportView) Percent() int { return int(v.Progress*100 + 0.5) }
+
+func viewOfExport(l exports.Log, now time.Time) exportView {
+	v := exportView{Log: l, URL: "/api/exports/" + l.ID, EventsURL: "/api/exports/" + l.ID + "/events"}
+	if l.Downloadable(now) {
+		v.DownloadURL = "/api/exports/" + l.ID + "/download"
+	}
+	return v
+}
+
+// requestExport asks the export service for a package of the experiment:
+// 202 with the job when it is queued or being built, 200 with the ready
+// export when one of the same source is reused. aliasType is the type of
+// an alias route; "" reads it from the JSON body.
+func (s *Service) requestExport(aliasType exportpkg.Type) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		typ := aliasType
+		if typ == "" {
+			var req struct {
+				Type *string `json:"type"`
+			}
+			if err := jsonBody(c, &req); err != nil {
+				return err
+			}
+			if req.Type == nil || *req.Type == "" {
+				return apierr.New(apierr.CodeValidationFailed, "type is required: standalone, upload-ready or docker").OnField("/type")
+			}
+			t, err := exportpkg.ParseType(*req.Type)
+			if err != nil {
+				return err
+			}
+			typ = t
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
+		defer cancel()
+		res, err := bus.Call[exports.Requested](ctx, s.d.NC, exports.Subject(exports.EndpointRequest),
+			exports.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: s.caller(c)})
+		if err != nil {
+			return err
+		}
+		out := struct {
+			exportView
+			Reused bool `json:"reused"`
+		}{viewOfExport(res.Export, time.Now()), res.Reused}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		if res.Reused {
+			return c.JSON(out)
+		}
+		c.Set(fiber.HeaderLocation, out.URL)
+		return c.Status(fiber.StatusAccepted).JSON(out)
+	}
+}
+
+// exportID is the path's export ID; anything not shaped like one is no
+// export, answered without asking the service.
+func exportID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !exports.ValidID(id) {
+		return "", apierr.New(apierr.CodeNotFound, "no export %q", id)
+	}
+	return id, nil
+}
+
+// fetchExport reads an export's log through the service, which shows it
+// only to its requester and admins.
+func (s *Service) fetchExport(ctx context.Context, id string, caller experiments.Caller) (exports.Log, error) {
+	ctx, cancel := context.WithTimeout(ctx, exportCallTimeout)
+	defer cancel()
+	return bus.Call[exports.Log](ctx, s.d.NC, exports.Subject(exports.EndpointGet), exports.Get{ID: id, Caller: caller})
+}
+
+func (s *Service) getExport(c *fiber.Ctx) error {
+	id, err := exportID(c)
+	if err != nil {
+		return err
+	}
+	l, err := s.fetchExport(c.UserContext(), id, s.caller(c))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(viewOfExport(l, time.Now()))
+}
+
+// final reports whether no further change of the export is worth waiting
+// for on a progress stream.
+func final(status string) bool {
+	return status == exports.StatusReady || status == exports.StatusFailed || status == exports.StatusInvalidated
+}
+
+// exportEvents streams an export's log as server-sent events ("export"
+// events carrying the view as JSON) until it reaches a final status. It
+// subscribes to the progress subject before reading the current state, so
+// that no change falls between the two; the read also applies the access
+// rule, and its refusal is an ordinary error response.
+func (s *Service) exportEvents(c *fiber.Ctx) error {
+	id, err := exportID(c)
+	if err != nil {
+		return err
+	}
+	caller := s.caller(c)
+	msgs := make(chan *nats.Msg, 64)
+	// A full channel drops messages (a slow consumer); the periodic read
+	// catches up.
+	sub, err := s.d.NC.ChanSubscribe(exports.ProgressSubject(id), msgs)
+	if err != nil {
+		return apierr.Wrap(apierr.CodeUnavailable, err, "export progress is unavailable right now")
+	}
+	first, err := s.fetchExport(c.UserContext(), id, caller)
+	if err != nil {
+		_ = sub.Unsubscribe()
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("X-Accel-Buffering", "no")
+	fctx := c.Context()
+	st := &sseStream{s: s, fctx: fctx, id: id, caller: caller, msgs: msgs}
+	fctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer func() { _ = sub.Unsubscribe() }()
+		st.w = w
+		st.run(first)
+	})
+	return nil
+}
+
+// streamConn is what a response streamed after its handler returned uses
+// of the request (fasthttp's RequestCtx, which outlives Fiber's Ctx).
+type streamConn interface {
+	SetWriteDeadline(time.Time) error
+	// Done is closed when the server shuts down.
+	Done() <-chan struct{}
+}
+
+// sseStream is one client's progress stream.
+type sseStream struct {
+	s      *Service
+	fctx   streamConn
+	w      *bufio.Writer
+	id     string
+	caller experiments.Caller
+	msgs   <-chan *nats.Msg
+
+	last     []byte
+	lastSeen time.Time
+}
+
+func (st *sseStream) run(first exports.Log) {
+	if st.write([]byte("retry: 3000\n\n")) != nil {
+		return
+	}
+	done, err := st.send(first)
+	if err != nil || done {
+		return
+	}
+	poll := time.NewTicker(ssePoll)
+	defer poll.Stop()
+	keep := time.NewTicker(sseKeepalive)
+	defer keep.Stop()
+	limit := time.NewTimer(sseMax)
+	defer limit.Stop()
+	for {
+		var l exports.Log
+		select {
+		case m := <-st.msgs:
+			if json.Unmarshal(m.Data, &l) != nil || l.ID != st.id {
+				continue
+			}
+		case <-poll.C:
+			got, err := st.s.fetchExport(context.Background(), st.id, st.caller)
+			if err != nil {
+				if ae := apierr.From(err); ae.Code == apierr.CodeNotFound {
+					// Gone (the experiment was deleted, or access withdrawn).
+					body, _ := json.Marshal(ae.ToBody(st.caller.RequestID))
+					_ = st.write(append(append([]byte("event: error\ndata: "), body...), "\n\n"...))
+					return
+				}
+				continue // a passing fault: the next tick tries again
+			}
+			l = got
+		case <-keep.C:
+			if st.write([]byte(": keepalive\n\n")) != nil {
+				return
+			}
+			continue
+		case <-limit.C:
+			return
+		case <-st.fctx.Done():
+			return // the server is shutting down
+		}
+		done, err := st.send(l)
+		if err != nil || done {
+			return
+		}
+	}
+}
+
+// send writes l unless it is what was sent last or older than it; done
+// reports a final status sent.
+func (st *sseStream) send(l exports.Log) (done bool, err error) {
+	if !st.lastSeen.IsZero() && l.UpdatedAt.Before(st.lastSeen) {
+		return false, nil
+	}
+	data, err := json.Marshal(viewOfExport(l, time.Now()))
+	if err != nil {
+		return false, err
+	}
+	if string(data) == string(st.last) {
+		return final(l.Status), nil
+	}
+	st.last, st.lastSeen = data, l.UpdatedAt
+	msg := make([]byte, 0, len(data)+32)
+	msg = append(msg, "event: export\ndata: "...)
+	msg = append(msg, data...)
+	msg = append(msg, "\n\n"...)
+	if err := st.write(msg); err != nil {
+		return false, err
+	}
+	return final(l.Status), nil
+}
+
+// write sends b at once; an error means the client has gone.
+func (st *sseStream) write(b []byte) error {
+	_ = st.fctx.SetWriteDeadline(time.Now().Add(writeStall))
+	if _, err := st.w.Write(b); err != nil {
+		return err
+	}
+	return st.w.Flush()
+}
+
+// downloadExport hands out an export's file: a redirect to a presigned link
+// when the service keeps it in S3-compatible storage, else the object
+// streamed from the exports object store. The service refuses invalidated
+// exports (gone, 410) and those past retention (not_found, 404).
+func (s *Service) downloadExport(c *fiber.Ctx) error {
+	id, err := exportID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
+	defer cancel()
+	d, err := bus.Call[exports.Download](ctx, s.d.NC, exports.Subject(exports.EndpointDownload), exports.Get{ID: id, Caller: s.caller(c)})
+	if err != nil {
+		return err
+	}
+	l := d.Export
+	switch {
+	case l.Invalidated || l.Status == exports.StatusInvalidated:
+		return apierr.New(apierr.CodeGone, "export %s was invalidated", id)
+	case l.Status != exports.StatusReady:
+		return apierr.New(apierr.CodeConflict, "export %s is %s, not ready yet", id, l.Status)
+	case !l.Downloadable(time.Now()):
+		return apierr.New(apierr.CodeNotFound, "export %s has expired", id)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if d.URL != "" {
+		return c.Redirect(d.URL, fiber.StatusFound)
+	}
+	etag := `"` + l.Checksum + `"`
+	c.Set(fiber.HeaderETag, etag)
+	c.Set("X-Checksum-SHA256", l.Checksum)
+	name := l.FileName
+	if name == "" {
+		name = exportpkg.FileName(l.Slug, l.Version, l.Type)
+	}
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+strings.NewReplacer(`"`, "", `\`, "").Replace(name)+`"`)
+	if l.Checksum != "" && ifNoneMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	key := d.StorageKey
+	if key == "" {
+		key = l.StorageKey
+	}
+	if key == "" {
+		key = exports.StorageKey(l.ID)
+	}
+	// The reader outlives the handler: fasthttp reads it as it writes the
+	// response and closes it after, which ends rctx.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), downloadMax)
+	r, obj, err := s.exportFiles().Open(rctx, key)
+	if err != nil {
+		rcancel()
+		if errors.Is(err, exportstore.ErrNotFound) {
+			return apierr.New(apierr.CodeNotFound, "the file of export %s is no longer stored", id)
+		}
+		return apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
+	}
+	c.Set(fiber.HeaderContentType, "application/zip")
+	c.Context().SetBodyStream(&downloadReader{r: r, cancel: rcancel, fctx: c.Context()}, int(obj.Size))
+	return nil
+}
+
+// ifNoneMatch reports whether an If-None-Match header names etag.
+func ifNoneMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// downloadReader is an export file on its way to the client: each read
+// gives the client writeStall more to take what was read before, and Close
+// releases the object store's consumer.
+type downloadReader struct {
+	r      io.ReadCloser
+	cancel context.CancelFunc
+	fctx   streamConn
+	once   sync.Once
+}
+
+func (d *downloadReader) Read(p []byte) (int, error) {
+	_ = d.fctx.SetWriteDeadline(time.Now().Add(writeStall))
+	return d.r.Read(p)
+}
+
+func (d *downloadReader) Close() error {
+	var err error
+	d.once.Do(func() { err = d.r.Close(); d.cancel() })
+	return err
+}
+
+var (
+	exportFilesMu sync.Mutex
+	exportFiles   = map[*Service]*exportstore.ObjectStore{}
+)
+
+// exportFiles is the exports object store, opened on first use.
+func (s *Service) exportFiles() *exportstore.ObjectStore {
+	exportFilesMu.Lock()
+	defer exportFilesMu.Unlock()
+	o := exportFiles[s]
+	if o == nil {
+		o = exportstore.NewObjectStore(s.d.JS, bus.ObjectExports)
+		exportFiles[s] = o
+	}
+	return o
+}
+
+// listExports is the admin's list of export logs, newest first.
+func (s *Service) listExports(c *fiber.Ctx) error {
+	slug := c.Query("slug")
+	limit := 0
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 1000 {
+			return apierr.New(apierr.CodeValidationFailed, "limit must be a number from 1 to 1000").OnField("/limit")
+		}
+		limit = n
+	}
+	list, err := s.exportLogs(c, slug, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]exportView, 0, len(list))
+	now := time.Now()
+	for _, l := range list {
+		out = append(out, viewOfExport(l, now))
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"exports": out})
+}
+
+func (s *Service) exportLogs(c *fiber.Ctx, slug string, limit int) ([]exports.Log, error) {
+	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
+	defer cancel()
+	res, err := bus.Call[exports.Listed](ctx, s.d.NC, exports.Subject(exports.EndpointList),
+		exports.List{Slug: slug, Limit: limit, Caller: s.caller(c)})
+	return res.Exports, err
+}
+
+// invalidateExport marks an export invalidated, deleting its file when
+// asked. It takes JSON {"delete_files": bool}, no body at all, or the
+// admin page's form, which is sent back to the page.
+func (s *Service) invalidateExport(c *fiber.Ctx) error {
+	id, err := exportID(c)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		DeleteFiles bool `json:"delete_files"`
+	}
+	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
+	form := strings.HasPrefix(ct, fiber.MIMEApplicationForm)
+	switch {
+	case form:
+		switch strings.ToLower(c.FormValue("delete_files")) {
+		case "1", "on", "true", "yes":
+			req.DeleteFiles = true
+		}
+	case len(c.Body()) > 0:
+		if err := jsonBody(c, &req); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
+	defer cancel()
+	l, err := bus.Call[exports.Log](ctx, s.d.NC, exports.Subject(exports.EndpointInvalidate),
+		exports.Invalidate{ID: id, DeleteFiles: req.DeleteFiles, Caller: s.caller(c)})
+	if err != nil {
+		return err
+	}
+	if form {
+		return c.Redirect("/admin#exports", fiber.StatusSeeOther)
+	}
+	return c.JSON(viewOfExport(l, time.Now()))
+}
+
+// adminExports are the recent exports the admin page lists; the page
+// still renders, with a note, when the export service does not answer.
+func (s *Service) adminExports(c *fiber.Ctx) ([]exportView, string) {
+	list, err := s.exportLogs(c, "", 50)
+	if err != nil {
+		return nil, fmt.Sprintf("Exports are unavailable right now (%s).", apierr.From(err).Code)
+	}
+	now := time.Now()
+	out := make([]exportView, 0, len(list))
+	for _, l := range list {
+		out = append(out, viewOfExport(l, now))
+	}
+	return out, ""
+}

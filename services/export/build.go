@@ -1,0 +1,340 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportstore"
+	"github.com/gnome-platform/gnome/libs/jobs"
+)
+
+const tracerName = "github.com/gnome-platform/gnome/services/export"
+
+// errInvalidated stops a build whose export was invalidated meanwhile.
+var errInvalidated = errors.New("the export was invalidated")
+
+// build runs a build job: it streams the package of the export's version
+// into the store and marks the export ready, unless it is no longer live.
+// A job delivered again after its export is final does nothing, so that a
+// redelivery never makes a second package.
+func (s *Service) build(ctx context.Context, job *jobs.Job) error {
+	var p exports.BuildJob
+	if err := job.Decode(&p); err != nil {
+		return jobs.Permanent(fmt.Errorf("read the build job: %w", err))
+	}
+	if p.ID == "" {
+		p.ID = job.ID
+	}
+	l, err := s.logs.start(ctx, p.ID, s.d.InstanceID, now())
+	if err != nil {
+		return err
+	}
+	if l == nil {
+		cur, err := s.logs.get(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return jobs.Permanent(fmt.Errorf("no export %s is recorded", p.ID))
+		}
+		return nil // ready, failed or invalidated already
+	}
+	s.publish(ctx, l)
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "export build", trace.WithAttributes(
+		attribute.String("gnome.export.id", l.ID), attribute.String("gnome.export.type", string(l.Type)),
+		attribute.String("gnome.slug", l.Slug), attribute.Int("gnome.job.attempt", job.Attempt)))
+	defer span.End()
+	err = s.buildPackage(ctx, job, l)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exports.Log) error {
+	cfg, err := s.experiment(ctx, l.Slug)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg == nil:
+		return s.dropBuild(ctx, l, "experiment deleted")
+	case cfg.Checksum != l.VersionChecksum:
+		return s.dropBuild(ctx, l, fmt.Sprintf("new version %d", cfg.Version))
+	}
+	// The data version is read before any document is: the package holds
+	// at least the data it names.
+	dataSeq, err := s.dataSeq(ctx, l.Type, l.Slug)
+	if err != nil {
+		return err
+	}
+	key := sourceKey(l.Type, cfg.Checksum, cfg.Seq, dataSeq)
+
+	bundle, size, err := s.copyBundle(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = bundle.Close(); _ = os.Remove(bundle.Name()) }()
+
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pr := &progress{s: s, ctx: context.WithoutCancel(ctx), job: job, id: l.ID, cancel: cancel, every: s.o.ProgressEvery}
+	stopBeat := pr.heartbeat(bctx, s.o.HeartbeatEvery)
+	sum, obj, err := s.stream(bctx, l, exportpkg.Source{Config: *cfg, Bundle: bundle, BundleSize: size, DB: s.d.Store.DB}, pr.report)
+	stopBeat()
+	if cause := context.Cause(bctx); errors.Is(cause, errInvalidated) {
+		// Stored or not, the package is nobody's now.
+		s.deleteFile(context.WithoutCancel(ctx), l.StorageKey)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if obj.Size != sum.Size {
+		return fmt.Errorf("the store kept %d bytes of a %d-byte package", obj.Size, sum.Size)
+	}
+
+	at := now()
+	expires := at.Add(s.d.Config.ExportRetention)
+	ready, err := s.logs.change(ctx,
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "status", Value: exports.StatusRunning}, {Key: "invalidated", Value: false}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "status", Value: exports.StatusReady}, {Key: "progress", Value: 1.0}, {Key: "step", Value: exportpkg.StepDone},
+			{Key: "file_size", Value: sum.Size}, {Key: "checksum", Value: sum.SHA256}, {Key: "documents", Value: sum.Documents},
+			{Key: "file_name", Value: exportpkg.FileName(cfg.Slug, cfg.Version, l.Type)}, {Key: "b2_file_name", Value: l.StorageKey},
+			{Key: "version", Value: cfg.Version}, {Key: "config_seq", Value: cfg.Seq}, {Key: "data_seq", Value: dataSeq},
+			{Key: "source_key", Value: key}, {Key: "finished_at", Value: at}, {Key: "expires_at", Value: expires},
+			{Key: "heartbeat_at", Value: at}, {Key: "updated_at", Value: at},
+		}}})
+	if err != nil {
+		return err
+	}
+	if ready == nil {
+		// Invalidated (or failed) while the last bytes were stored; a
+		// concurrent attempt that won keeps its file.
+		cur, err := s.logs.get(ctx, l.ID)
+		if err != nil {
+			return err
+		}
+		if cur == nil || cur.Status != exports.StatusReady {
+			s.deleteFile(context.WithoutCancel(ctx), l.StorageKey)
+		}
+		return nil
+	}
+	s.publish(ctx, ready)
+	return nil
+}
+
+// dropBuild ends a build whose experiment changed or went away before it
+// began: the export is invalidated.
+func (s *Service) dropBuild(ctx context.Context, l *exports.Log, by string) error {
+	return s.invalidateLogs(ctx, []string{l.ID}, by, true)
+}
+
+// copyBundle copies the version's bundle out of the bundles object store
+// into a temporary file, which the package reads at random (a ZIP is read
+// from its end). The caller closes and removes it.
+func (s *Service) copyBundle(ctx context.Context, cfg *experiments.Config) (f *os.File, size int64, err error) {
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "export copy bundle")
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	name := experiments.BundleObject(cfg.Slug, cfg.Checksum)
+	r, err := s.bundles.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, 0, jobs.Permanent(fmt.Errorf("the bundle of %s version %d is missing", cfg.Slug, cfg.Version))
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the bundle of %s: %w", cfg.Slug, err)
+	}
+	defer r.Close()
+	f, err = os.CreateTemp(s.tmp, "bundle-*.zip")
+	if err != nil {
+		return nil, 0, fmt.Errorf("create a work file: %w", err)
+	}
+	size, err = io.Copy(f, r)
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(f.Name())
+		return nil, 0, fmt.Errorf("copy the bundle of %s: %w", cfg.Slug, err)
+	}
+	span.SetAttributes(attribute.Int64("gnome.bundle.size", size))
+	return f, size, nil
+}
+
+// stream writes the package through a pipe into the store: the package is
+// never whole in memory, and the store sees it complete or not at all.
+func (s *Service) stream(ctx context.Context, l *exports.Log, src exportpkg.Source, report func(float64, string)) (exportpkg.Summary, exportstore.Object, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tracer := otel.Tracer(tracerName)
+	pr, pw := io.Pipe()
+	type written struct {
+		sum exportpkg.Summary
+		err error
+	}
+	done := make(chan written, 1)
+	go func() {
+		wctx, span := tracer.Start(ctx, "export write package")
+		defer span.End()
+		sum, err := exportpkg.Write(wctx, pw, l.Type, src, exportpkg.Options{Progress: report, CreatedAt: l.CreatedAt})
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			span.SetAttributes(attribute.Int64("gnome.export.size", sum.Size), attribute.Int64("gnome.export.documents", sum.Documents))
+		}
+		pw.CloseWithError(err)
+		done <- written{sum, err}
+	}()
+	sctx, span := tracer.Start(ctx, "export store package", trace.WithAttributes(attribute.String("gnome.export.store", s.files.Name())))
+	obj, perr := s.files.Put(sctx, l.StorageKey, pr)
+	if perr != nil {
+		span.SetStatus(codes.Error, perr.Error())
+	}
+	span.End()
+	// A store that gave up stops the writer; one that finished has read it all.
+	cancel()
+	_ = pr.CloseWithError(errors.New("the store stopped reading"))
+	w := <-done
+	switch {
+	case w.err != nil && (perr == nil || errors.Is(perr, io.ErrClosedPipe) || errors.Is(perr, w.err)):
+		return exportpkg.Summary{}, exportstore.Object{}, fmt.Errorf("write the package: %w", w.err)
+	case perr != nil:
+		return exportpkg.Summary{}, exportstore.Object{}, fmt.Errorf("store the package: %w", perr)
+	}
+	return w.sum, obj, nil
+}
+
+// deleteFile removes a stored package nobody has; a failure leaves it to
+// the clean-up.
+func (s *Service) deleteFile(ctx context.Context, key string) {
+	if key == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.files.Delete(ctx, key); err != nil {
+		s.d.Log.WarnContext(ctx, "delete an export file failed; the clean-up retries", "key", key, "err", err)
+	}
+}
+
+// buildFailed records a build job given up: its last attempt failed, it
+// failed for good, or its worker died on the last attempt.
+func (s *Service) buildFailed(ctx context.Context, job *jobs.Job, err error) {
+	var p exports.BuildJob
+	if job.Decode(&p) != nil || p.ID == "" {
+		p.ID = job.ID
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	s.failBuild(ctx, p.ID, err.Error(), nil)
+}
+
+// failBuild marks a live export failed (if it still is, or matches cond;
+// see logs.fail), publishes it and deletes whatever of its file was stored.
+func (s *Service) failBuild(ctx context.Context, id, reason string, cond bson.D) {
+	l, err := s.logs.fail(ctx, id, reason, now(), cond)
+	if err != nil {
+		s.d.Log.WarnContext(ctx, "record a failed export failed", "export", id, "err", err)
+		return
+	}
+	if l == nil {
+		return
+	}
+	s.publish(ctx, l)
+	if l.StorageKey == exports.StorageKey(l.ID) {
+		s.deleteFile(ctx, l.StorageKey)
+	}
+}
+
+// progress writes a build's progress to its log and publishes it: at a
+// change of step at once, else at most every every; each write is a
+// heartbeat too, and finds out whether the export was invalidated.
+type progress struct {
+	s *Service
+	// ctx carries the build's trace to the writes, which outlive a
+	// cancelled build.
+	ctx    context.Context
+	job    *jobs.Job
+	id     string
+	cancel context.CancelCauseFunc
+	every  time.Duration
+
+	last     time.Time
+	lastStep string
+}
+
+// report is exportpkg's progress callback; it runs on the writer's
+// goroutine, so the writes of one build are in order.
+func (p *progress) report(fraction float64, step string) {
+	if p.s.progressHook != nil {
+		p.s.progressHook(p.id, fraction, step)
+	}
+	if step == p.lastStep && time.Since(p.last) < p.every && fraction < 1 {
+		return
+	}
+	p.last, p.lastStep = time.Now(), step
+	_ = p.job.Progress()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	p.touch(ctx, bson.D{{Key: "progress", Value: fraction}, {Key: "step", Value: step}})
+}
+
+// touch writes fields and the heartbeat; an export that is no longer
+// running cancels the build.
+func (p *progress) touch(ctx context.Context, fields bson.D) {
+	l, err := p.s.logs.touch(ctx, p.id, now(), fields)
+	switch {
+	case err != nil:
+		p.s.d.Log.WarnContext(ctx, "export progress not recorded", "export", p.id, "err", err)
+	case l == nil:
+		p.cancel(errInvalidated)
+	default:
+		p.s.publish(ctx, l)
+	}
+}
+
+// heartbeat touches the log every every until stopped, so that a build
+// between progress reports (a slow store) shows it lives and learns soon
+// that it was invalidated.
+func (p *progress) heartbeat(ctx context.Context, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+				l, err := p.s.logs.touch(tctx, p.id, now(), nil)
+				tcancel()
+				if err == nil && l == nil {
+					p.cancel(errInvalidated)
+					return
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

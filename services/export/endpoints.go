@@ -1,0 +1,336 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/telemetry"
+)
+
+// callTimeout bounds the work of one endpoint call.
+const callTimeout = 15 * time.Second
+
+// Limits of List.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// The step of a log before its build writes one of exportpkg's.
+const (
+	stepQueued   = "queued"
+	stepStarting = "starting"
+)
+
+// normEmail is how an email is stored and compared: user_email matches
+// its requester case-insensitively.
+func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// mayRead reports whether c may see the export: its requester and admins.
+func mayRead(l *exports.Log, c experiments.Caller) bool {
+	return c.IsAdmin || (l.UserEmail != "" && l.UserEmail == normEmail(c.Email))
+}
+
+// sourceKey names what a package is made of: its type, the version's
+// bundle, the configuration state and, for the types that carry data, the
+// data version. Two exports with one source key have the same content.
+func sourceKey(t exportpkg.Type, checksum string, configSeq, dataSeq int64) string {
+	return fmt.Sprintf("%s|%s|%d|%d", t, checksum, configSeq, dataSeq)
+}
+
+// dataSeq is the data version a package of type t depends on (0 for those
+// without data).
+func (s *Service) dataSeq(ctx context.Context, t exportpkg.Type, slug string) (int64, error) {
+	if !t.HasData() {
+		return 0, nil
+	}
+	return scoped.DataSeq(ctx, s.d.Store.DB, slug)
+}
+
+// experiment is the experiment's configuration, or nil when it does not exist.
+func (s *Service) experiment(ctx context.Context, slug string) (*experiments.Config, error) {
+	var cfg experiments.Config
+	err := s.configs.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
+	}
+	return &cfg, nil
+}
+
+// request reuses a ready export of the experiment's current source, joins
+// one the same requester is waiting for, or queues a build.
+func (s *Service) request(ctx context.Context, req exports.Request) (exports.Requested, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	t, err := exportpkg.ParseType(string(req.Type))
+	if err != nil {
+		return exports.Requested{}, err
+	}
+	email := normEmail(req.Caller.Email)
+	if email == "" {
+		return exports.Requested{}, apierr.New(apierr.CodeUnauthenticated, "sign in to export an experiment")
+	}
+	cfg, err := s.experiment(ctx, req.Slug)
+	if err != nil {
+		return exports.Requested{}, err
+	}
+	if cfg == nil {
+		return exports.Requested{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
+	}
+	dataSeq, err := s.dataSeq(ctx, t, cfg.Slug)
+	if err != nil {
+		return exports.Requested{}, err
+	}
+	key := sourceKey(t, cfg.Checksum, cfg.Seq, dataSeq)
+	at := now()
+
+	// A ready package of the same source, with at least half its retention
+	// left, is handed out again.
+	ready, err := s.logs.find(ctx, bson.D{
+		{Key: "source_key", Value: key}, {Key: "status", Value: exports.StatusReady},
+		{Key: "invalidated", Value: false}, {Key: "expired", Value: false},
+		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: at.Add(s.d.Config.ExportRetention / 2)}}},
+	}, 50)
+	if err != nil {
+		return exports.Requested{}, err
+	}
+	if len(ready) > 0 {
+		l, err := s.reuse(ctx, ready, email, at)
+		if err != nil {
+			return exports.Requested{}, err
+		}
+		if l != nil {
+			return exports.Requested{Export: *l, Reused: true}, nil
+		}
+	}
+
+	// The requester's own build of the same source, still under way.
+	live, err := s.logs.find(ctx, bson.D{
+		{Key: "source_key", Value: key}, {Key: "status", Value: bson.D{{Key: "$in", Value: liveStatuses}}},
+		{Key: "invalidated", Value: false}, {Key: "user_email", Value: email},
+	}, 1)
+	if err != nil {
+		return exports.Requested{}, err
+	}
+	if len(live) > 0 {
+		return exports.Requested{Export: live[0]}, nil
+	}
+
+	id := exports.NewID()
+	l := &exports.Log{
+		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email, StorageKey: exports.StorageKey(id),
+		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, t), CreatedAt: at, UpdatedAt: at,
+		Status: exports.StatusQueued, Step: stepQueued,
+		Version: cfg.Version, VersionChecksum: cfg.Checksum, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key,
+	}
+	if err := s.logs.insert(ctx, l); err != nil {
+		return exports.Requested{}, err
+	}
+	s.publish(ctx, l)
+	_, err = s.queue.Enqueue(ctx, exports.JobBuild, id, exports.BuildJob{
+		ID: id, Slug: cfg.Slug, Type: t, Version: cfg.Version, Checksum: cfg.Checksum, RequestedBy: email, RequestedAt: at,
+	})
+	if err != nil {
+		if failed, ferr := s.logs.fail(context.WithoutCancel(ctx), id, "the build could not be queued", now(), nil); ferr == nil && failed != nil {
+			s.publish(ctx, failed)
+		}
+		return exports.Requested{}, apierr.Wrap(apierr.CodeUnavailable, err, "exports cannot be queued right now; try again shortly")
+	}
+	return exports.Requested{Export: *l}, nil
+}
+
+// reuse hands out one of the ready exports of a source: the requester's
+// own, or a new log of the requester sharing the newest one's file. It
+// returns nil when that file went away meanwhile.
+func (s *Service) reuse(ctx context.Context, ready []exports.Log, email string, at time.Time) (*exports.Log, error) {
+	for i := range ready {
+		if ready[i].UserEmail == email {
+			return &ready[i], nil
+		}
+	}
+	src := ready[0]
+	n := src
+	n.ID = exports.NewID()
+	n.UserEmail, n.CreatedAt, n.UpdatedAt, n.FinishedAt = email, at, at, &at
+	n.ReusedFrom = src.ID
+	if src.ReusedFrom != "" {
+		n.ReusedFrom = src.ReusedFrom
+	}
+	n.Attempts, n.Worker, n.StartedAt, n.HeartbeatAt, n.Error = 0, "", nil, nil, ""
+	if err := s.logs.insert(ctx, &n); err != nil {
+		return nil, err
+	}
+	// The source may have been invalidated (its file deleted) between the
+	// read and the insert, by an event that the new log is too recent for.
+	cur, err := s.logs.get(ctx, src.ID)
+	if err != nil {
+		return nil, err
+	}
+	if cur == nil || !cur.Downloadable(at) {
+		by := "its source export " + src.ID + " went away"
+		if cur != nil && cur.InvalidatedBy != "" {
+			by = cur.InvalidatedBy
+		}
+		if _, err := s.logs.invalidate(ctx, []string{n.ID}, by, now()); err != nil {
+			return nil, err
+		}
+		return nil, nil
+	}
+	s.publish(ctx, &n)
+	return &n, nil
+}
+
+// get is one export's log, for its requester and admins.
+func (s *Service) get(ctx context.Context, req exports.Get) (exports.Log, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	l, err := s.readable(ctx, req.ID, req.Caller)
+	if err != nil {
+		return exports.Log{}, err
+	}
+	return *l, nil
+}
+
+// readable reads the export id, which must exist and be c's to see.
+func (s *Service) readable(ctx context.Context, id string, c experiments.Caller) (*exports.Log, error) {
+	if !exports.ValidID(id) {
+		return nil, apierr.New(apierr.CodeNotFound, "no export %q", id).OnField("/id")
+	}
+	l, err := s.logs.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil || !mayRead(l, c) {
+		return nil, apierr.New(apierr.CodeNotFound, "no export %q", id)
+	}
+	return l, nil
+}
+
+// list is the admins' view of export logs, newest first.
+func (s *Service) list(ctx context.Context, req exports.List) (exports.Listed, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if !req.Caller.IsAdmin {
+		return exports.Listed{}, apierr.New(apierr.CodeForbidden, "only admins list exports")
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	filter := bson.D{}
+	if req.Slug != "" {
+		filter = append(filter, bson.E{Key: "slug_id", Value: req.Slug})
+	}
+	out, err := s.logs.find(ctx, filter, int64(limit))
+	if err != nil {
+		return exports.Listed{}, err
+	}
+	return exports.Listed{Exports: out}, nil
+}
+
+// invalidate marks an export invalidated for an admin; with DeleteFiles its
+// file goes too, and with it every export that shares the file.
+func (s *Service) invalidate(ctx context.Context, req exports.Invalidate) (exports.Log, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	if !req.Caller.IsAdmin {
+		return exports.Log{}, apierr.New(apierr.CodeForbidden, "only admins invalidate exports")
+	}
+	l, err := s.readable(ctx, req.ID, req.Caller)
+	if err != nil {
+		return exports.Log{}, err
+	}
+	by := normEmail(req.Caller.Email)
+	if by == "" {
+		by = "an admin"
+	}
+	ids := []string{l.ID}
+	if req.DeleteFiles && l.StorageKey != "" {
+		sharing, err := s.logs.ids(ctx, bson.D{{Key: "b2_file_name", Value: l.StorageKey}})
+		if err != nil {
+			return exports.Log{}, err
+		}
+		ids = append(ids, sharing...)
+	}
+	if err := s.invalidateLogs(ctx, ids, by, req.DeleteFiles); err != nil {
+		return exports.Log{}, err
+	}
+	cur, err := s.logs.get(ctx, l.ID)
+	if err != nil {
+		return exports.Log{}, err
+	}
+	if cur == nil {
+		return exports.Log{}, apierr.New(apierr.CodeNotFound, "no export %q", l.ID)
+	}
+	return *cur, nil
+}
+
+// download tells the edge where an export's file is, if it may be had.
+func (s *Service) download(ctx context.Context, req exports.Get) (exports.Download, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	l, err := s.readable(ctx, req.ID, req.Caller)
+	if err != nil {
+		return exports.Download{}, err
+	}
+	at := time.Now()
+	switch {
+	case l.Invalidated || l.Status == exports.StatusInvalidated:
+		msg := "export " + l.ID + " was invalidated"
+		if l.InvalidatedBy != "" {
+			msg += " (" + l.InvalidatedBy + ")"
+		}
+		return exports.Download{}, apierr.New(apierr.CodeGone, "%s", msg)
+	case l.Status != exports.StatusReady:
+		return exports.Download{}, apierr.New(apierr.CodeConflict, "export %s is %s, not ready", l.ID, l.Status)
+	case !l.Downloadable(at):
+		return exports.Download{}, apierr.New(apierr.CodeNotFound, "the export has expired")
+	}
+	d := exports.Download{Export: *l, StorageKey: l.StorageKey}
+	url, ok, err := s.files.DownloadURL(ctx, l.StorageKey, s.d.Config.ExportLinkTTL)
+	if err != nil {
+		return exports.Download{}, apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
+	}
+	if ok {
+		until := at.Add(s.d.Config.ExportLinkTTL).UTC().Truncate(time.Second)
+		if l.ExpiresAt != nil && l.ExpiresAt.Before(until) {
+			// The file may be deleted at expiry, whatever the link says.
+			until = *l.ExpiresAt
+		}
+		d.URL, d.URLExpires = url, &until
+	}
+	return d, nil
+}
+
+// publish announces the log's new state on its progress subject (core
+// NATS: only those listening now hear it).
+func (s *Service) publish(ctx context.Context, l *exports.Log) {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return
+	}
+	msg := nats.NewMsg(exports.ProgressSubject(l.ID))
+	msg.Data = data
+	bus.Inject(ctx, msg.Header, telemetry.RequestID(ctx))
+	if err := s.d.NC.PublishMsg(msg); err != nil {
+		s.d.Log.WarnContext(ctx, "publish export progress failed", "export", l.ID, "err", err)
+	}
+}
