@@ -211,11 +211,33 @@ job "gnome" {
         entrypoint = ["/usr/local/bin/export"]
       }
 
-      env = local.common_env
+      env = merge(local.common_env, {
+        EXPORT_RETENTION_HOURS      = "24"
+        EXPORT_LINK_TTL_SECONDS     = "900"
+        EXPORT_JOB_ACK_WAIT_SECONDS = "30"
+      })
 
       template {
         data        = local.bus_env
         destination = "secrets/bus.env"
+        env         = true
+        change_mode = "restart"
+      }
+
+      # S3-compatible export storage (Backblaze B2, MinIO, S3) when the
+      # variable nomad/jobs/gnome/b2 exists (keys key_id, key, bucket,
+      # endpoint); without it, exports stay in the JetStream object store.
+      # nomadVarList does not block on a missing variable, nomadVar would.
+      template {
+        data        = <<-EOT
+          {{ range nomadVarList "nomad/jobs/gnome/b2" }}{{ with nomadVar .Path -}}
+          B2_APPLICATION_KEY_ID={{ .key_id }}
+          B2_APPLICATION_KEY={{ .key }}
+          B2_BUCKET_NAME={{ .bucket }}
+          B2_ENDPOINT_URL={{ .endpoint }}
+          {{- end }}{{ end }}
+        EOT
+        destination = "secrets/b2.env"
         env         = true
         change_mode = "restart"
       }

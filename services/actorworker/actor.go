@@ -149,6 +149,20 @@ func (a *actor) run(started chan<- error) {
 	defer close(a.done)
 	defer a.finish()
 	ctx := context.Background()
+	// Subscribe before the instance starts, and flush so that the server
+	// has the interest, before the state says running: a caller who sees
+	// running then always finds a responder. Calls that arrive while the
+	// module loads wait in the mailbox; if it fails, finish refuses them.
+	sub, err := a.s.d.NC.QueueSubscribe(experiments.ActorSubject(a.slug), experiments.ActorQueueGroup, a.enqueue)
+	if err == nil {
+		a.sub = sub
+		err = a.s.d.NC.Flush()
+	}
+	if err != nil {
+		a.exit, a.exitErr = stopAborted, fmt.Errorf("subscribe to %s: %w", experiments.ActorSubject(a.slug), err)
+		started <- a.exitErr
+		return
+	}
 	if err := a.load(ctx, a.spec); err != nil {
 		a.log.Warn("actor start failed", "version", a.spec.version, "err", err)
 		if isPermanent(err) {
@@ -160,16 +174,6 @@ func (a *actor) run(started chan<- error) {
 		}
 		return
 	}
-	sub, err := a.s.d.NC.QueueSubscribe(experiments.ActorSubject(a.slug), experiments.ActorQueueGroup, a.enqueue)
-	if err == nil {
-		err = a.s.d.NC.Flush()
-	}
-	if err != nil {
-		a.exit, a.exitErr = stopAborted, fmt.Errorf("subscribe to %s: %w", experiments.ActorSubject(a.slug), err)
-		started <- a.exitErr
-		return
-	}
-	a.sub = sub
 	started <- nil
 	for {
 		select {
