@@ -18,13 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gnome-platform/gnome/libs/bundle"
-	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/store"
@@ -97,30 +94,20 @@ func clicksPackage(t *testing.T) *exported {
 		t.Fatalf("counts on the platform: %+v, want 5 clicks", ex.counts)
 	}
 	ex.data = dumpData(t, storeAddr, "clicks")
-	how := "by the export service (POST /api/experiments/clicks/exports, then its download)"
-	if !exportOverHTTP(t, admin, "clicks", ex.zip) {
-		how = "with exportpkg.Write from the platform's store and bundles, as the export service does"
-		writeStandalone(t, natsAddr, storeAddr, "clicks", ex.zip)
-	}
+	exportOverHTTP(t, admin, "clicks", ex.zip)
 	p.stop(t)
-	t.Logf("the package of the platform's clicks was made %s in %v", how, time.Since(began).Round(time.Millisecond))
+	t.Logf("the platform's clicks exported and downloaded in %v", time.Since(began).Round(time.Millisecond))
 	fixture = ex
 	return ex
 }
 
-// exportOverHTTP asks the platform for a standalone export of slug and
-// downloads it to out once ready. It reports false, having done nothing,
-// when the platform offers no export service to ask.
-func exportOverHTTP(t *testing.T, admin *session, slug, out string) bool {
+// exportOverHTTP asks the platform for a standalone export of slug, as a
+// user would, and downloads it to out once ready.
+func exportOverHTTP(t *testing.T, admin *session, slug, out string) {
 	t.Helper()
 	r := admin.send("POST", "/api/experiments/"+slug+"/exports", "application/json", `{"type":"standalone"}`)
-	switch r.status {
-	case http.StatusAccepted, http.StatusOK:
-	case http.StatusNotFound, http.StatusServiceUnavailable:
-		t.Logf("no export through the API (%d %s): the package is written here", r.status, r.body)
-		return false
-	default:
-		t.Fatalf("POST exports = %d %s", r.status, r.body)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("POST exports = %d %s, want 202", r.status, r.body)
 	}
 	var job struct {
 		ID     string `json:"id"`
@@ -146,47 +133,6 @@ func exportOverHTTP(t *testing.T, admin *session, slug, out string) bool {
 	}
 	if err := os.WriteFile(out, []byte(d.body), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	return true
-}
-
-// writeStandalone writes the experiment's standalone package from the
-// running platform's store and bundles object store, as the export service
-// does.
-func writeStandalone(t *testing.T, natsAddr, storeAddr, slug, out string) {
-	t.Helper()
-	ctx := ctxT(t)
-	st, err := store.Open(ctx, store.Options{URI: "mongodb://" + storeAddr + "/", Database: "gnome", MaxPool: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close(context.Background())
-	var cfg experiments.Config
-	if err := st.Collection(store.ExperimentsConfig).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg); err != nil {
-		t.Fatalf("read the experiment's config: %v", err)
-	}
-	nc, err := nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	bundles, err := js.ObjectStore(ctx, bus.ObjectBundles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := bundles.GetBytes(ctx, experiments.BundleObject(slug, cfg.Checksum))
-	if err != nil {
-		t.Fatalf("read the bundle: %v", err)
-	}
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	src := exportpkg.Source{Config: cfg, Bundle: bytes.NewReader(raw), BundleSize: int64(len(raw)), DB: st.DB}
-	if _, err := exportpkg.Write(ctx, f, exportpkg.Standalone, src, exportpkg.Options{}); err != nil {
-		t.Fatalf("write the package: %v", err)
 	}
 }
 
