@@ -126,14 +126,16 @@ func TestExportSurvivesItsWorkerBeingKilled(t *testing.T) {
 	}
 	id := queued.ID
 
-	// Kill the worker building it once it is well under way.
+	// Kill the worker building it once the package is being written into
+	// the store (progress above 0), as early as that can be seen, so that
+	// the kill lands mid-write.
 	var running exportView
 	waitFor(t, 60*time.Second, "the export to be under way", func() bool {
 		running = admin.export(id)
 		if running.Status == "ready" || running.Status == "failed" {
 			t.Fatalf("the export ended %s before it could be interrupted: %+v", running.Status, running)
 		}
-		return running.Status == "running" && running.Progress >= 0.05 && running.Worker != ""
+		return running.Status == "running" && running.Progress > 0 && running.Worker != ""
 	})
 	var victim, survivor *proc
 	for i, w := range workers {
