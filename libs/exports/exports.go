@@ -6,7 +6,9 @@ package exports
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"time"
 
@@ -100,6 +102,14 @@ func NewID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return "ex-" + hex.EncodeToString(b)
+}
+
+// DerivedID is the export ID made from a requester, a source key and a
+// generation (how many exports of that source the requester had before): the
+// same inputs always give the same ID, of NewID's shape.
+func DerivedID(email, sourceKey string, generation int64) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("export\x00%s\x00%s\x00%d", email, sourceKey, generation)))
+	return "ex-" + hex.EncodeToString(h[:16])
 }
 
 // ValidID reports whether id has the shape of an export ID.

@@ -136,27 +136,37 @@ func (s *Store) Close(ctx context.Context) error { return s.Client.Disconnect(ct
 // Collection is a collection of the platform database.
 func (s *Store) Collection(name string) *mongo.Collection { return s.DB.Collection(name) }
 
-// CoreIndexes are the indexes every deployment has, created at start.
-var CoreIndexes = map[string][]mongo.IndexModel{
+// index is one core index: its name, keys and whether it is unique.
+type index struct {
+	name   string
+	keys   bson.D
+	unique bool
+}
+
+// coreIndexes are the indexes every deployment has, created at start. They
+// are kept as plain values and made into driver models per call: the driver
+// writes into a model's options while it creates the index, so shared
+// models would race between services provisioning at once.
+var coreIndexes = map[string][]index{
 	Users: {
-		{Keys: bson.D{{Key: "email", Value: 1}}, Options: options.Index().SetName("email_unique").SetUnique(true)},
+		{name: "email_unique", keys: bson.D{{Key: "email", Value: 1}}, unique: true},
 	},
 	ExperimentsConfig: {
-		{Keys: bson.D{{Key: "slug", Value: 1}}, Options: options.Index().SetName("slug_unique").SetUnique(true)},
+		{name: "slug_unique", keys: bson.D{{Key: "slug", Value: 1}}, unique: true},
 	},
 	// The export service's queries: by export ID (unique, so a job can
 	// never make a second log of one export), an experiment's logs newest
 	// first, the ready or live export of a source, the live jobs by
 	// heartbeat (stale ones) and the ready ones by expiry (clean-up).
 	ExportLogs: {
-		{Keys: bson.D{{Key: "export_id", Value: 1}}, Options: options.Index().SetName("export_id_unique").SetUnique(true)},
-		{Keys: bson.D{{Key: "slug_id", Value: 1}}, Options: options.Index().SetName("slug_id")},
-		{Keys: bson.D{{Key: "created_at", Value: 1}}, Options: options.Index().SetName("created_at")},
-		{Keys: bson.D{{Key: "slug_id", Value: 1}, {Key: "created_at", Value: -1}}, Options: options.Index().SetName("slug_id_created_at")},
-		{Keys: bson.D{{Key: "source_key", Value: 1}, {Key: "status", Value: 1}}, Options: options.Index().SetName("source_key_status")},
-		{Keys: bson.D{{Key: "status", Value: 1}, {Key: "heartbeat_at", Value: 1}}, Options: options.Index().SetName("status_heartbeat_at")},
-		{Keys: bson.D{{Key: "expires_at", Value: 1}}, Options: options.Index().SetName("expires_at")},
-		{Keys: bson.D{{Key: "checksum", Value: 1}, {Key: "invalidated", Value: 1}}, Options: options.Index().SetName("checksum_invalidated")},
+		{name: "export_id_unique", keys: bson.D{{Key: "export_id", Value: 1}}, unique: true},
+		{name: "slug_id", keys: bson.D{{Key: "slug_id", Value: 1}}},
+		{name: "created_at", keys: bson.D{{Key: "created_at", Value: 1}}},
+		{name: "slug_id_created_at", keys: bson.D{{Key: "slug_id", Value: 1}, {Key: "created_at", Value: -1}}},
+		{name: "source_key_status", keys: bson.D{{Key: "source_key", Value: 1}, {Key: "status", Value: 1}}},
+		{name: "status_heartbeat_at", keys: bson.D{{Key: "status", Value: 1}, {Key: "heartbeat_at", Value: 1}}},
+		{name: "expires_at", keys: bson.D{{Key: "expires_at", Value: 1}}},
+		{name: "checksum_invalidated", keys: bson.D{{Key: "checksum", Value: 1}, {Key: "invalidated", Value: 1}}},
 	},
 }
 
@@ -164,18 +174,23 @@ var CoreIndexes = map[string][]mongo.IndexModel{
 // none are named); existing ones are kept.
 func (s *Store) EnsureIndexes(ctx context.Context, collections ...string) error {
 	if len(collections) == 0 {
-		for c := range CoreIndexes {
+		for c := range coreIndexes {
 			collections = append(collections, c)
 		}
 	}
 	for _, coll := range collections {
-		models, ok := CoreIndexes[coll]
+		indexes, ok := coreIndexes[coll]
 		if !ok {
 			return fmt.Errorf("no core indexes are defined for %s", coll)
 		}
 		// One index per command: FerretDB 1.24 fails a createIndexes that
 		// names several indexes when some already exist.
-		for _, m := range models {
+		for _, ix := range indexes {
+			opts := options.Index().SetName(ix.name)
+			if ix.unique {
+				opts.SetUnique(true)
+			}
+			m := mongo.IndexModel{Keys: ix.keys, Options: opts}
 			if _, err := s.DB.Collection(coll).Indexes().CreateOne(ctx, m); err != nil {
 				return fmt.Errorf("create indexes on %s: %w", coll, err)
 			}

@@ -163,6 +163,27 @@ func TestEnsureIndexesOfNamedCollections(t *testing.T) {
 	}
 }
 
+// Services of one process provision at once, each ensuring indexes on its
+// own store; under the race detector this caught index models shared
+// between them, which the driver writes into.
+func TestEnsureIndexesConcurrently(t *testing.T) {
+	env := testenv.Start(t)
+	a := open(t, env, prometheus.NewRegistry(), "gnome_test_a")
+	b := open(t, env, prometheus.NewRegistry(), "gnome_test_b")
+	errs := make(chan error, 2)
+	for _, s := range []*store.Store{a, b} {
+		go func() { errs <- s.EnsureIndexes(ctx(t)) }()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if names := indexNames(t, b.Collection(store.ExportLogs)); !slices.Contains(names, "export_id_unique") {
+		t.Errorf("export_logs indexes %v lack export_id_unique", names)
+	}
+}
+
 func gauge(t *testing.T, reg *prometheus.Registry, name string) (float64, bool) {
 	t.Helper()
 	mfs, err := reg.Gather()

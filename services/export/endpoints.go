@@ -133,7 +133,10 @@ func (s *Service) request(ctx context.Context, req exports.Request) (exports.Req
 		return exports.Requested{Export: live[0]}, nil
 	}
 
-	id := exports.NewID()
+	id, err := s.nextID(ctx, email, key, at)
+	if err != nil {
+		return exports.Requested{}, err
+	}
 	l := &exports.Log{
 		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email, StorageKey: exports.StorageKey(id),
 		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, t), CreatedAt: at, UpdatedAt: at,
@@ -141,7 +144,16 @@ func (s *Service) request(ctx context.Context, req exports.Request) (exports.Req
 		Version: cfg.Version, VersionChecksum: cfg.Checksum, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key,
 	}
 	if err := s.logs.insert(ctx, l); err != nil {
-		return exports.Requested{}, err
+		if !mongo.IsDuplicateKeyError(err) {
+			return exports.Requested{}, err
+		}
+		// The same request at the same moment (a double click, a retry)
+		// made the same ID and won: join it.
+		other, gerr := s.logs.get(ctx, id)
+		if gerr != nil || other == nil {
+			return exports.Requested{}, err
+		}
+		return exports.Requested{Export: *other, Reused: other.Status == exports.StatusReady}, nil
 	}
 	s.publish(ctx, l)
 	_, err = s.queue.Enqueue(ctx, exports.JobBuild, id, exports.BuildJob{
@@ -156,6 +168,31 @@ func (s *Service) request(ctx context.Context, req exports.Request) (exports.Req
 	return exports.Requested{Export: *l}, nil
 }
 
+// nextID is the ID of the requester's next export of a source: derived
+// from the requester, the source and how many of the requester's exports
+// of it can no longer be handed out (failed, invalidated, expired, or with
+// less than half their retention left), so that identical requests at the
+// same moment make the same ID and all but one insert fail as duplicates
+// and join it, instead of queueing more builds or records. Exports that
+// may still be joined or reused are not counted: one may be recorded
+// between a request's look for them and this count. Access to an export is
+// checked on every read, so a derived ID gives nothing away.
+func (s *Service) nextID(ctx context.Context, email, key string, at time.Time) (string, error) {
+	n, err := s.logs.c.CountDocuments(ctx, bson.D{
+		{Key: "source_key", Value: key}, {Key: "user_email", Value: email},
+		{Key: "$or", Value: bson.A{
+			bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exports.StatusFailed, exports.StatusInvalidated}}}}},
+			bson.D{{Key: "invalidated", Value: true}},
+			bson.D{{Key: "expired", Value: true}},
+			bson.D{{Key: "status", Value: exports.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: at.Add(s.d.Config.ExportRetention / 2)}}}},
+		}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("count exports: %w", err)
+	}
+	return exports.DerivedID(email, key, n), nil
+}
+
 // reuse hands out one of the ready exports of a source: the requester's
 // own, or a new log of the requester sharing the newest one's file. It
 // returns nil when that file went away meanwhile.
@@ -166,8 +203,12 @@ func (s *Service) reuse(ctx context.Context, ready []exports.Log, email string, 
 		}
 	}
 	src := ready[0]
+	id, err := s.nextID(ctx, email, src.SourceKey, at)
+	if err != nil {
+		return nil, err
+	}
 	n := src
-	n.ID = exports.NewID()
+	n.ID = id
 	n.UserEmail, n.CreatedAt, n.UpdatedAt, n.FinishedAt = email, at, at, &at
 	n.ReusedFrom = src.ID
 	if src.ReusedFrom != "" {
@@ -175,7 +216,15 @@ func (s *Service) reuse(ctx context.Context, ready []exports.Log, email string, 
 	}
 	n.Attempts, n.Worker, n.StartedAt, n.HeartbeatAt, n.Error = 0, "", nil, nil, ""
 	if err := s.logs.insert(ctx, &n); err != nil {
-		return nil, err
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, err
+		}
+		// A simultaneous request of the same requester recorded it.
+		other, gerr := s.logs.get(ctx, id)
+		if gerr != nil || other == nil || !other.Downloadable(at) {
+			return nil, err
+		}
+		return other, nil
 	}
 	// The source may have been invalidated (its file deleted) between the
 	// read and the insert, by an event that the new log is too recent for.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,6 +283,76 @@ func TestRequestJoinsTheBuildUnderWay(t *testing.T) {
 	close(hold)
 	w.waitStatus(first.Export.ID, exports.StatusReady)
 	w.waitStatus(otherOne.Export.ID, exports.StatusReady)
+}
+
+// Requests of one requester for one source made at the same moment (a
+// double click, a client's retry) end in one export and one build, and so
+// do simultaneous reuses of another requester's ready export.
+func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	s := NewWith(w.env.Deps(t, w.cfg), fast())
+	var builds atomic.Int32
+	build := s.Handlers[exports.JobBuild]
+	s.Handlers[exports.JobBuild] = func(ctx context.Context, j *jobs.Job) error {
+		builds.Add(1)
+		return build(ctx, j)
+	}
+	w.run(s)
+	w.deploy("shop", "first")
+	same := func(c experiments.Caller) map[string]bool {
+		const n = 8
+		ids := make(chan string, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := call[exports.Requested](t, w.d.NC, exports.EndpointRequest, exports.Request{Slug: "shop", Type: exportpkg.Standalone, Caller: c})
+				if err != nil {
+					t.Errorf("request: %v", err)
+					return
+				}
+				ids <- r.Export.ID
+			}()
+		}
+		wg.Wait()
+		close(ids)
+		got := map[string]bool{}
+		for id := range ids {
+			got[id] = true
+		}
+		return got
+	}
+	first := same(reader)
+	if len(first) != 1 {
+		t.Fatalf("8 simultaneous requests made exports %v, want one", first)
+	}
+	var id string
+	for k := range first {
+		id = k
+	}
+	w.waitStatus(id, exports.StatusReady)
+	if n := builds.Load(); n != 1 {
+		t.Errorf("%d builds ran, want 1", n)
+	}
+	// Another requester, all at once: one new record sharing the file.
+	second := same(other)
+	if len(second) != 1 || second[id] {
+		t.Fatalf("another requester's simultaneous requests gave %v, want one export of their own", second)
+	}
+	for k := range second {
+		if l := w.log(k); l.Status != exports.StatusReady || l.ReusedFrom != id {
+			t.Errorf("the other requester's export: %s reused from %q, want ready and reused from %s", l.Status, l.ReusedFrom, id)
+		}
+	}
+	n, err := w.d.Store.Collection(store.ExportLogs).CountDocuments(ctxT(t), bson.D{{Key: "slug_id", Value: "shop"}})
+	if err != nil || n != 2 {
+		t.Errorf("%d export records (%v), want 2", n, err)
+	}
+	if n := builds.Load(); n != 1 {
+		t.Errorf("%d builds ran, want 1", n)
+	}
 }
 
 // A new version of the experiment invalidates its exports of older
