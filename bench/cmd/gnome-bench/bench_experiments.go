@@ -193,58 +193,12 @@ func rss(pid int) (int64, error) {
 // (the services separately, on gnome serve --infra-only) and watches the
 // edge's resident memory: the body must stream through, not sit in memory.
 func benchUploadMemory(ctx context.Context, e *env) (*outcome, error) {
-	dir := filepath.Join(e.tmp, "uploadmem")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	addrs, err := freePorts(3)
+	sp, err := e.startSplit(ctx, "uploadmem", []string{"auth", "upload", "edge"}, "198.51.100.3")
 	if err != nil {
 		return nil, err
 	}
-	base := cleanEnv(os.Environ())
-	common := append(slices.Clone(base), "DATA_DIR="+dir, "LOG_LEVEL=WARNING", "MAX_UPLOAD_SIZE_MB=128",
-		"ADMIN_EMAIL="+benchAdmin, "ADMIN_PASSWORD="+benchPassword, "TRUSTED_PROXIES=127.0.0.1/32")
-	infra, err := startProc("gnome infra", e.gnomeBin, []string{"serve", "--infra-only"},
-		append(slices.Clone(common), "EMBEDDED_NATS_ADDR="+addrs[1], "EMBEDDED_STORE_ADDR="+addrs[2]), filepath.Join(e.tmp, "uploadmem-infra.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer infra.stop(30 * time.Second)
-	svcEnv := append(slices.Clone(common), "NATS_URL=nats://"+addrs[1], "MONGO_URI=mongodb://"+addrs[2]+"/", "SECRET_KEY=bench-secret-key-0123456789abcdef0123")
-	binDir := filepath.Dir(e.gnomeBin)
-	var procs []*proc
-	defer func() {
-		for _, p := range procs {
-			p.stop(30 * time.Second)
-		}
-	}()
-	time.Sleep(500 * time.Millisecond) // the infrastructure binds its ports
-	for _, s := range []string{"auth", "upload"} {
-		p, err := startProc(s, filepath.Join(binDir, s), nil, svcEnv, filepath.Join(e.tmp, "uploadmem-"+s+".log"))
-		if err != nil {
-			return nil, err
-		}
-		procs = append(procs, p)
-	}
-	edge, err := startProc("edge", filepath.Join(binDir, "edge"), nil, append(slices.Clone(svcEnv), "HTTP_ADDR="+addrs[0]), filepath.Join(e.tmp, "uploadmem-edge.log"))
-	if err != nil {
-		return nil, err
-	}
-	procs = append(procs, edge)
-	url := "http://" + addrs[0]
-	if _, err := edge.waitReady(ctx, url+"/health", 10*time.Millisecond, 60*time.Second); err != nil {
-		return nil, err
-	}
-	var token string
-	for i := 0; i < 100; i++ { // the auth service may still be starting
-		if token, _, err = login(ctx, url, "198.51.100.3"); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, err
-	}
+	defer sp.stop()
+	url, token, edge := sp.base, sp.token, sp.procs["edge"]
 	path := filepath.Join(e.tmp, "upload-100mb.zip")
 	if err := experimentZip(path, "bench-big", 100<<20, 42); err != nil {
 		return nil, err

@@ -32,59 +32,12 @@ const exportSlug = "bench-export"
 // package's own files, unpacked, in the same run. It watches the export
 // service's resident memory throughout.
 func benchExport(ctx context.Context, e *env) (*outcome, error) {
-	dir := filepath.Join(e.tmp, "export")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	addrs, err := freePorts(3)
+	sp, err := e.startSplit(ctx, "export", []string{"auth", "upload", "export", "edge"}, "198.51.100.5")
 	if err != nil {
 		return nil, err
 	}
-	common := append(cleanEnv(os.Environ()), "DATA_DIR="+dir, "LOG_LEVEL=WARNING", "MAX_UPLOAD_SIZE_MB=128",
-		"ADMIN_EMAIL="+benchAdmin, "ADMIN_PASSWORD="+benchPassword, "TRUSTED_PROXIES=127.0.0.1/32")
-	infra, err := startProc("gnome infra", e.gnomeBin, []string{"serve", "--infra-only"},
-		append(slices.Clone(common), "EMBEDDED_NATS_ADDR="+addrs[1], "EMBEDDED_STORE_ADDR="+addrs[2]), filepath.Join(e.tmp, "export-infra.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer infra.stop(30 * time.Second)
-	if err := waitListening(ctx, addrs[2], 60*time.Second); err != nil {
-		return nil, err
-	}
-	mongoURI := "mongodb://" + addrs[2] + "/"
-	svcEnv := append(slices.Clone(common), "NATS_URL=nats://"+addrs[1], "MONGO_URI="+mongoURI, "SECRET_KEY=bench-secret-key-0123456789abcdef0123")
-	binDir := filepath.Dir(e.gnomeBin)
-	procs := map[string]*proc{}
-	defer func() {
-		for _, p := range procs {
-			p.stop(30 * time.Second)
-		}
-	}()
-	for _, s := range []string{"auth", "upload", "export", "edge"} {
-		env := slices.Clone(svcEnv)
-		if s == "edge" {
-			env = append(env, "HTTP_ADDR="+addrs[0])
-		}
-		p, err := startProc(s, filepath.Join(binDir, s), nil, env, filepath.Join(e.tmp, "export-"+s+".log"))
-		if err != nil {
-			return nil, err
-		}
-		procs[s] = p
-	}
-	base := "http://" + addrs[0]
-	if _, err := procs["edge"].waitReady(ctx, base+"/health", 10*time.Millisecond, 60*time.Second); err != nil {
-		return nil, err
-	}
-	var token string
-	for i := 0; i < 100; i++ { // the auth service may still be starting
-		if token, _, err = login(ctx, base, "198.51.100.5"); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return nil, err
-	}
+	defer sp.stop()
+	base, token, mongoURI, procs := sp.base, sp.token, sp.mongoURI, sp.procs
 
 	// A small experiment first, exported once, so that the export service's
 	// idle memory includes the code paths of an export.

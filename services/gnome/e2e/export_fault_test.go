@@ -75,46 +75,20 @@ func bigExperiment(t *testing.T, slug string, n int) []byte {
 // completes there: exactly one ready export, one stored file, whose bytes
 // are the recorded checksum; nothing of the killed attempt is visible.
 func TestExportSurvivesItsWorkerBeingKilled(t *testing.T) {
-	dataDir := t.TempDir()
-	infra := start(t, "gnome", map[string]string{
-		"DATA_DIR": dataDir, "EMBEDDED_NATS_ADDR": freeAddr(t), "EMBEDDED_STORE_ADDR": freeAddr(t),
-	}, "serve", "--infra-only")
-	var urls map[string]string
-	waitFor(t, 30*time.Second, "infra-only to print its URLs", func() bool {
-		urls = kv(infra.Output())
-		return strings.HasPrefix(urls["NATS_URL"], "nats://127.0.0.1:") && strings.HasPrefix(urls["MONGO_URI"], "mongodb://127.0.0.1:")
-	})
-	const adminEmail, adminPassword = "export-admin@example.com", "an-export-admin-passphrase"
-	env := func(extra map[string]string) map[string]string {
-		m := map[string]string{
-			"NATS_URL": urls["NATS_URL"], "MONGO_URI": urls["MONGO_URI"], "DATA_DIR": dataDir, "LOG_LEVEL": "INFO",
-			"SECRET_KEY": "export-fault-secret-0123456789abcdef01234", "ADMIN_EMAIL": adminEmail, "ADMIN_PASSWORD": adminPassword,
-			// A silent worker is presumed dead after 5 s instead of 30 s.
-			"EXPORT_JOB_ACK_WAIT_SECONDS": "5",
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
-	start(t, "auth", env(nil))
-	start(t, "upload", env(nil))
-	workers := []*proc{start(t, "export", env(nil)), start(t, "export", env(nil))}
-	edgeAddr := freeAddr(t)
-	edge := start(t, "edge", env(map[string]string{"HTTP_ADDR": edgeAddr}))
-	base := "http://" + edgeAddr
-	waitHealthy(t, base, edge)
-
-	admin := newSession(t, base)
+	// A silent worker is presumed dead after 5 s instead of 30 s.
+	c := startCluster(t, "export-admin@example.com", "an-export-admin-passphrase", map[string]string{"EXPORT_JOB_ACK_WAIT_SECONDS": "5"})
+	c.start("auth", nil)
+	c.start("upload", nil)
+	workers := []*proc{c.start("export", nil), c.start("export", nil)}
+	c.startEdge()
+	base := c.base
+	admin := c.admin()
 	admin.http.Timeout = 2 * time.Minute
-	waitFor(t, 30*time.Second, "the admin to sign in", func() bool {
-		return admin.send("POST", "/auth/login", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, adminEmail, adminPassword)).status == 200
-	})
 	const slug = "big"
 	if r := admin.send("POST", "/api/experiments", "application/zip", string(bigExperiment(t, slug, 40))); r.status != 201 {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
-	seed(t, urls["MONGO_URI"], slug, 30<<20)
+	seed(t, c.urls["MONGO_URI"], slug, 30<<20)
 
 	r := admin.send("POST", "/api/experiments/"+slug+"/exports", "application/json", `{"type":"standalone"}`)
 	if r.status != 202 {
@@ -177,7 +151,7 @@ func TestExportSurvivesItsWorkerBeingKilled(t *testing.T) {
 	}
 
 	// One stored object, complete: nothing of the killed attempt is visible.
-	nc, err := nats.Connect(urls["NATS_URL"])
+	nc, err := nats.Connect(c.urls["NATS_URL"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -28,38 +27,12 @@ import (
 // the time measured.
 func TestActorFailsOverWhenItsWorkerIsKilled(t *testing.T) {
 	wasm := buildExample(t, "clicks")
-	dataDir := t.TempDir()
-	infra := start(t, "gnome", map[string]string{
-		"DATA_DIR": dataDir, "EMBEDDED_NATS_ADDR": freeAddr(t), "EMBEDDED_STORE_ADDR": freeAddr(t),
-	}, "serve", "--infra-only")
-	var urls map[string]string
-	waitFor(t, 30*time.Second, "infra-only to print its URLs", func() bool {
-		urls = kv(infra.Output())
-		return strings.HasPrefix(urls["NATS_URL"], "nats://127.0.0.1:") && strings.HasPrefix(urls["MONGO_URI"], "mongodb://127.0.0.1:")
-	})
-	const adminEmail, adminPassword = "failover-admin@example.com", "a-failover-admin-passphrase"
-	env := func(extra map[string]string) map[string]string {
-		m := map[string]string{
-			"NATS_URL": urls["NATS_URL"], "MONGO_URI": urls["MONGO_URI"], "DATA_DIR": dataDir, "LOG_LEVEL": "INFO",
-			"SECRET_KEY": "failover-secret-0123456789abcdef0123456789", "ADMIN_EMAIL": adminEmail, "ADMIN_PASSWORD": adminPassword,
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
-	start(t, "auth", env(nil))
-	start(t, "upload", env(nil))
-	workers := []*proc{start(t, "actorworker", env(nil)), start(t, "actorworker", env(nil))}
-	edgeAddr := freeAddr(t)
-	edge := start(t, "edge", env(map[string]string{"HTTP_ADDR": edgeAddr}))
-	base := "http://" + edgeAddr
-	waitHealthy(t, base, edge)
-
-	admin := newSession(t, base)
-	waitFor(t, 30*time.Second, "the admin to sign in", func() bool {
-		return admin.send("POST", "/auth/login", "application/json", fmt.Sprintf(`{"email":%q,"password":%q}`, adminEmail, adminPassword)).status == 200
-	})
+	c := startCluster(t, "failover-admin@example.com", "a-failover-admin-passphrase", nil)
+	c.start("auth", nil)
+	c.start("upload", nil)
+	workers := []*proc{c.start("actorworker", nil), c.start("actorworker", nil)}
+	c.startEdge()
+	admin := c.admin()
 	zipBytes := exampleZip(t, "clicks", wasm)
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
