@@ -19,6 +19,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
 	"github.com/gnome-platform/gnome/libs/store"
@@ -44,7 +45,10 @@ type Service struct {
 	catalog  *catalog
 	uploads  jetstream.ObjectStore
 	bundles  *bundleCache
-	cacheDir string
+	// exportFiles is the exports object store downloads stream from; it
+	// binds to the bucket on first use.
+	exportFiles *exportstore.ObjectStore
+	cacheDir    string
 	// watching keeps the verifier current until Stop.
 	stopWatch context.CancelFunc
 
@@ -56,7 +60,9 @@ type Service struct {
 }
 
 // New builds the edge on d; it listens on d.Config.HTTPAddr when started.
-func New(d *svc.Deps) *Service { return &Service{d: d} }
+func New(d *svc.Deps) *Service {
+	return &Service{d: d, exportFiles: exportstore.NewObjectStore(d.JS, bus.ObjectExports)}
+}
 
 // Name is the service's name on the bus.
 func (s *Service) Name() string { return Name }

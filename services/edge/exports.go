@@ -379,7 +379,7 @@ func (s *Service) downloadExport(c *fiber.Ctx) error {
 	// The reader outlives the handler: fasthttp reads it as it writes the
 	// response and closes it after, which ends rctx.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), downloadMax)
-	r, obj, err := s.exportFiles().Open(rctx, key)
+	r, obj, err := s.exportFiles.Open(rctx, key)
 	if err != nil {
 		rcancel()
 		if errors.Is(err, exportstore.ErrNotFound) {
@@ -422,23 +422,6 @@ func (d *downloadReader) Close() error {
 	var err error
 	d.once.Do(func() { err = d.r.Close(); d.cancel() })
 	return err
-}
-
-var (
-	exportFilesMu sync.Mutex
-	exportFiles   = map[*Service]*exportstore.ObjectStore{}
-)
-
-// exportFiles is the exports object store, opened on first use.
-func (s *Service) exportFiles() *exportstore.ObjectStore {
-	exportFilesMu.Lock()
-	defer exportFilesMu.Unlock()
-	o := exportFiles[s]
-	if o == nil {
-		o = exportstore.NewObjectStore(s.d.JS, bus.ObjectExports)
-		exportFiles[s] = o
-	}
-	return o
 }
 
 // listExports is the admin's list of export logs, newest first.

@@ -173,6 +173,31 @@ func benchUpload(ctx context.Context, e *env) (*outcome, error) {
 	return out, nil
 }
 
+// watchRSS samples pid's resident set size every 10 ms until the returned
+// function is called, which returns the highest seen (at least from).
+func watchRSS(pid int, from int64) (stop func() int64) {
+	var peak atomic.Int64
+	peak.Store(from)
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v, err := rss(pid); err == nil && v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	return func() int64 { close(done); <-sampled; return peak.Load() }
+}
+
 // rss is a process's resident set size in bytes, from /proc.
 func rss(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -217,36 +242,20 @@ func benchUploadMemory(ctx context.Context, e *env) (*outcome, error) {
 	if err != nil {
 		return nil, err
 	}
-	var peak atomic.Int64
-	peak.Store(baseline)
-	stop := make(chan struct{})
-	go func() {
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if v, err := rss(pid); err == nil && v > peak.Load() {
-					peak.Store(v)
-				}
-			}
-		}
-	}()
+	stopWatch := watchRSS(pid, baseline)
 	start := time.Now()
 	status, body, err := postZip(ctx, url, token, path)
 	took := time.Since(start)
-	close(stop)
+	peak := stopWatch()
 	if err != nil || status != 201 {
 		return nil, fmt.Errorf("100 MB upload: %d %v %s", status, err, body)
 	}
-	growth := peak.Load() - baseline
+	growth := peak - baseline
 	return &outcome{
 		rows: []row{
 			{metric: "edge RSS growth during a 100 MB upload", unit: unitBytes, got: float64(growth), ref: float64(st.Size()), refName: "the upload's size", target: atMostAbs(32 << 20)},
 		},
-		raw: []string{fmt.Sprintf("edge RSS %s before, %s at peak; the upload took %s (%s)", fmtBytes(baseline), fmtBytes(peak.Load()), fmtDur(took), fmtRate(float64(st.Size())/took.Seconds())+"B/s")},
+		raw: []string{fmt.Sprintf("edge RSS %s before, %s at peak; the upload took %s (%s)", fmtBytes(baseline), fmtBytes(peak), fmtDur(took), fmtRate(float64(st.Size())/took.Seconds())+"B/s")},
 	}, nil
 }
 

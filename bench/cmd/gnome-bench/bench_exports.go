@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -78,33 +77,14 @@ func benchExport(ctx context.Context, e *env) (*outcome, error) {
 	var size int64
 	out := &outcome{}
 	for i := 0; i < runs; i++ {
-		var peak atomic.Int64
-		peak.Store(idle)
-		stop := make(chan struct{})
-		sampled := make(chan struct{})
-		go func() {
-			defer close(sampled)
-			t := time.NewTicker(10 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-					if v, err := rss(pid); err == nil && v > peak.Load() {
-						peak.Store(v)
-					}
-				}
-			}
-		}()
+		stopWatch := watchRSS(pid, idle)
 		d, exp, err := exportOnce(ctx, base, token, exportSlug)
-		close(stop)
-		<-sampled
+		peak := stopWatch()
 		if err != nil {
 			return nil, err
 		}
 		took = append(took, d)
-		peakGrowth = max(peakGrowth, peak.Load()-idle)
+		peakGrowth = max(peakGrowth, peak-idle)
 		size = exp.Size
 
 		// The reference: the package's own files, unpacked, zipped again
@@ -120,7 +100,7 @@ func benchExport(ctx context.Context, e *env) (*outcome, error) {
 		ref = append(ref, r)
 		os.Remove(pkg)
 		out.raw = append(out.raw, fmt.Sprintf("run %d: POST to ready %s for a %s package (reference %s); export service RSS peak %s above idle",
-			i+1, fmtDur(d), fmtBytes(exp.Size), fmtDur(r), fmtBytes(peak.Load()-idle)))
+			i+1, fmtDur(d), fmtBytes(exp.Size), fmtDur(r), fmtBytes(peak-idle)))
 		// Invalidate it, so that the next POST builds anew rather than
 		// reusing this export.
 		if err := invalidate(ctx, base, token, exp.ID); err != nil {
