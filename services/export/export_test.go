@@ -724,6 +724,16 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// Nothing was recorded nor queued by the refused requests.
+	if n, err := w.d.Store.Collection(store.ExportLogs).CountDocuments(ctxT(t), bson.D{}); err != nil || n != 0 {
+		t.Errorf("%d export records after refused requests (%v), want none", n, err)
+	}
+	if st, err := w.d.JS.Stream(ctxT(t), bus.StreamExportJobs); err != nil || st.CachedInfo().State.Msgs != 0 {
+		t.Errorf("export jobs after refused requests: %v, want none", err)
+		if err == nil {
+			t.Errorf("%d jobs queued", st.CachedInfo().State.Msgs)
+		}
+	}
 	// Not ready yet: a conflict naming the status.
 	var l exports.Log
 	l.ID, l.Slug, l.Type, l.UserEmail, l.Status = exports.NewID(), "shop", exportpkg.Standalone, reader.Email, exports.StatusQueued
