@@ -101,14 +101,18 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 			return
 		}
 		s.sem <- struct{}{}
+		// The handler answers after micro's callback returned, so it must
+		// not touch req then (micro reads it for its statistics): it keeps
+		// what it needs and publishes the reply itself.
+		reply, data, hdr := req.Reply(), req.Data(), nats.Header(req.Headers())
 		go func() {
 			defer func() { <-s.sem; s.wg.Done() }()
-			ctx, rid := Extract(context.Background(), nats.Header(req.Headers()))
+			ctx, rid := Extract(context.Background(), hdr)
 			ctx = telemetry.WithRequestID(ctx, rid)
 			ctx, span := tracer.Start(ctx, subject, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
 			defer span.End()
-			out, err := safeCall(ctx, h, req.Data())
+			out, err := safeCall(ctx, h, data)
 			if err != nil {
 				ae := apierr.From(err)
 				span.SetStatus(codes.Error, string(ae.Code))
@@ -128,12 +132,12 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 					}
 				}
 				body, _ := json.Marshal(be)
-				if rerr := req.Error(string(be.Code), be.Message, body); rerr != nil {
+				if rerr := s.reply(reply, body, string(be.Code), be.Message); rerr != nil {
 					s.log.ErrorContext(ctx, "error reply failed", "subject", subject, "err", rerr)
 				}
 				return
 			}
-			if rerr := req.Respond(out); rerr != nil {
+			if rerr := s.reply(reply, out, "", ""); rerr != nil {
 				s.log.ErrorContext(ctx, "reply failed", "subject", subject, "err", rerr)
 			}
 		}()
@@ -145,6 +149,19 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 		return fmt.Errorf("confirm subscription to %s: %w", subject, err)
 	}
 	return nil
+}
+
+// reply answers a request as micro does: the body, and for an error the
+// micro error headers with its code and description.
+func (s *Server) reply(to string, body []byte, code, description string) error {
+	if to == "" {
+		return nil // a request nobody waits for
+	}
+	msg := &nats.Msg{Subject: to, Data: body}
+	if code != "" {
+		msg.Header = nats.Header{micro.ErrorHeader: []string{description}, micro.ErrorCodeHeader: []string{code}}
+	}
+	return s.nc.PublishMsg(msg)
 }
 
 // admit counts a request in unless Stop has begun.
