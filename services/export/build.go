@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -279,6 +280,12 @@ type progress struct {
 
 	last     time.Time
 	lastStep string
+
+	// mu keeps the build's own writes of its log one at a time. The
+	// embedded store applies an update by reading the document and writing
+	// it back whole, so two writes of one document at once can lose one
+	// (a heartbeat overwriting the status ready just set).
+	mu sync.Mutex
 }
 
 // report is exportpkg's progress callback; it runs on the writer's
@@ -300,6 +307,8 @@ func (p *progress) report(fraction float64, step string) {
 // touch writes fields and the heartbeat; an export that is no longer
 // running cancels the build.
 func (p *progress) touch(ctx context.Context, fields bson.D) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	l, err := p.s.logs.touch(ctx, p.id, now(), fields)
 	switch {
 	case err != nil:
@@ -326,8 +335,13 @@ func (p *progress) heartbeat(ctx context.Context, every time.Duration) (stop fun
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+				// Not cancelled with the heartbeat: a write abandoned midway
+				// may still land after the build's last one (see mu), so
+				// stop waits for it instead.
+				tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				p.mu.Lock()
 				l, err := p.s.logs.touch(tctx, p.id, now(), nil)
+				p.mu.Unlock()
 				tcancel()
 				if err == nil && l == nil {
 					p.cancel(errInvalidated)
