@@ -28,9 +28,21 @@ run: build
 # run without it, for time.
 RACE_MODULES := libs services/edge services/export
 
-test: check build
-	$(GO) test $(TESTFLAGS) -race $(foreach m,$(RACE_MODULES),./$(m)/...)
-	$(GO) test $(TESTFLAGS) $(foreach m,$(filter-out $(RACE_MODULES),$(MODULES)),./$(m)/...)
+# go test prints packages in the order given, so one slow package hides the
+# others' results until it ends; gotestsum prints each package as it
+# finishes, and the output of failed tests again at the end.
+GOTESTSUM_VERSION := v1.13.0
+GOTESTSUM := bin/gotestsum-$(GOTESTSUM_VERSION)
+GOTEST := $(GOTESTSUM) --format pkgname-and-test-fails --format-hide-empty-pkg --
+
+$(GOTESTSUM):
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin/.tools $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
+	mv bin/.tools/gotestsum $@
+
+test: check build $(GOTESTSUM)
+	$(GOTEST) $(TESTFLAGS) -race $(foreach m,$(RACE_MODULES),./$(m)/...)
+	$(GOTEST) $(TESTFLAGS) $(foreach m,$(filter-out $(RACE_MODULES),$(MODULES)),./$(m)/...)
 
 check: generate-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

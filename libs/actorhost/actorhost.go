@@ -267,7 +267,7 @@ func (m *Module) Instantiate(ctx context.Context, name string, host Host, init I
 		WithStdout(out).WithStderr(out)
 	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.Timeout)
 	defer cancel()
-	mod, err := m.rt.InstantiateModule(ictx, m.compiled, cfg)
+	mod, err := m.rt.InstantiateModule(withLinearMemory(ictx), m.compiled, cfg)
 	if err != nil {
 		return nil, classify(ictx, fmt.Errorf("instantiate actor: %w", err))
 	}

@@ -5,10 +5,12 @@
 //
 // Beyond the contract in exportstore's documentation, the suite checks
 // that a 40 MiB object is streamed: while it is written, and while it is
-// read back, the process's heap grows by well under its size
-// (LargeObjectIsStreamed). The measure covers the whole test process,
-// servers included when they run in it, so it is an upper bound for the
-// client side.
+// read back, the process's live heap grows by well under its size
+// (LargeObjectIsStreamed). The live heap is taken after a full collection
+// at every few MiB that pass through the test's reader or writer, so the
+// measure does not depend on when the collector happens to run. It covers
+// the whole test process, servers included when they run in it, so it is
+// an upper bound for the client side.
 package storetest
 
 import (
@@ -21,7 +23,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"testing"
 	"time"
 
@@ -192,7 +193,9 @@ func largeObjectIsStreamed(t *testing.T, ctx context.Context, s exportstore.Stor
 	src := NewGenerator(7, LargeSize)
 	var obj exportstore.Object
 	var err error
-	put := measure(func() { obj, err = s.Put(ctx, "large.zip", src) })
+	watch := newHeapWatch()
+	obj, err = s.Put(ctx, "large.zip", watch.reader(src))
+	put := watch.done()
 	if err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -201,15 +204,17 @@ func largeObjectIsStreamed(t *testing.T, ctx context.Context, s exportstore.Stor
 	}
 	h := sha256.New()
 	var n int64
-	get := measure(func() {
+	watch = newHeapWatch()
+	func() {
 		var rc io.ReadCloser
 		rc, obj, err = s.Open(ctx, "large.zip")
 		if err != nil {
 			return
 		}
 		defer rc.Close()
-		n, err = io.Copy(h, rc)
-	})
+		n, err = io.Copy(io.MultiWriter(h, watch.writer()), rc)
+	}()
+	get := watch.done()
 	if err != nil {
 		t.Fatalf("Open and read: %v", err)
 	}
@@ -420,37 +425,73 @@ func (c *cancellingReader) Read(p []byte) (int, error) {
 
 type usage struct{ peak, total uint64 }
 
-// measure runs fn and reports how far the heap grew above its level before
-// (sampled every few milliseconds, with the collector made eager so that
-// garbage does not count) and how much was allocated in all.
-func measure(fn func()) usage {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
+// watchEvery is how many bytes pass between two measures of the live heap.
+const watchEvery = 4 << 20
+
+// heapWatch measures how far the live heap grows above its level at the
+// start while bytes pass through its reader or writer: at every
+// watchEvery bytes, and at the end, it runs a full collection and reads
+// the heap, so garbage not yet collected never counts and the measure does
+// not depend on the collector's timing.
+type heapWatch struct {
+	base, baseTotal uint64
+	passed, next    int64
+	peak            uint64
+}
+
+func newHeapWatch() *heapWatch {
 	runtime.GC()
-	var base runtime.MemStats
-	runtime.ReadMemStats(&base)
-	peak := base.HeapAlloc
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		var ms runtime.MemStats
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				runtime.ReadMemStats(&ms)
-				peak = max(peak, ms.HeapAlloc)
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	var end runtime.MemStats
-	runtime.ReadMemStats(&end)
-	return usage{peak: max(peak, end.HeapAlloc) - base.HeapAlloc, total: end.TotalAlloc - base.TotalAlloc}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return &heapWatch{base: ms.HeapAlloc, baseTotal: ms.TotalAlloc, next: watchEvery}
+}
+
+func (w *heapWatch) measure() {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if ms.HeapAlloc > w.base {
+		w.peak = max(w.peak, ms.HeapAlloc-w.base)
+	}
+}
+
+func (w *heapWatch) pass(n int) {
+	for w.passed += int64(n); w.passed >= w.next; w.next += watchEvery {
+		w.measure()
+	}
+}
+
+// done takes a last measure and reports the peak and the bytes allocated
+// since the start.
+func (w *heapWatch) done() usage {
+	w.measure()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return usage{peak: w.peak, total: ms.TotalAlloc - w.baseTotal}
+}
+
+func (w *heapWatch) reader(r io.Reader) io.Reader { return watchedReader{r, w} }
+func (w *heapWatch) writer() io.Writer            { return watchedWriter{w} }
+
+type watchedReader struct {
+	r io.Reader
+	w *heapWatch
+}
+
+func (r watchedReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.w.pass(n)
+	if err == io.EOF {
+		r.w.measure() // everything was read: a buffering store holds it all now
+	}
+	return n, err
+}
+
+type watchedWriter struct{ w *heapWatch }
+
+func (w watchedWriter) Write(p []byte) (int, error) {
+	w.w.pass(len(p))
+	return len(p), nil
 }
 
 func mib(n uint64) float64 { return float64(n) / (1 << 20) }
