@@ -47,6 +47,7 @@ test: check build $(GOTESTSUM)
 check: generate-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) run ./libs/internal/layers
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./libs/actorsdk/... ./examples/...
 
 fmt:

@@ -84,8 +84,14 @@ const ABIVersion = 1
 type Limits struct {
 	// MemoryMB caps the guest's linear memory.
 	MemoryMB int
-	// Timeout bounds each call into the guest (init included).
+	// Timeout bounds each call into the guest.
 	Timeout time.Duration
+	// StartTimeout bounds starting an instance: instantiation, the WASI
+	// reactor's _initialize and gnome_init. A language runtime starting up
+	// (Go's takes tens of milliseconds, more on a busy machine) must not
+	// depend on how short the actor's calls are meant to be, so it is never
+	// shorter than Timeout nor than DefaultStartTimeout.
+	StartTimeout time.Duration
 	// MaxResponse bounds the response envelope.
 	MaxResponse int
 	// MaxHostResult bounds what one host call returns.
@@ -94,12 +100,14 @@ type Limits struct {
 
 // Platform maximums and defaults.
 const (
-	DefaultMemoryMB  = 64
-	MaxMemoryMB      = 512
-	DefaultTimeout   = 2 * time.Second
-	MaxTimeout       = 60 * time.Second
-	DefaultResponse  = 1 << 20
-	DefaultHostReply = 4 << 20
+	DefaultMemoryMB = 64
+	MaxMemoryMB     = 512
+	DefaultTimeout  = 2 * time.Second
+	MaxTimeout      = 60 * time.Second
+	// DefaultStartTimeout is the shortest start limit.
+	DefaultStartTimeout = 10 * time.Second
+	DefaultResponse     = 1 << 20
+	DefaultHostReply    = 4 << 20
 )
 
 // Normalize fills zero fields with defaults and caps the rest at the
@@ -113,6 +121,7 @@ func (l Limits) Normalize() Limits {
 		l.Timeout = DefaultTimeout
 	}
 	l.Timeout = min(l.Timeout, MaxTimeout)
+	l.StartTimeout = min(max(l.StartTimeout, l.Timeout, DefaultStartTimeout), MaxTimeout)
 	if l.MaxResponse <= 0 {
 		l.MaxResponse = DefaultResponse
 	}
@@ -255,7 +264,7 @@ type Init struct {
 }
 
 // Instantiate starts an instance: WASI reactor initialisation, then the
-// module's gnome_init with init, within the timeout.
+// module's gnome_init with init, within the start limit.
 func (m *Module) Instantiate(ctx context.Context, name string, host Host, init Init, log *slog.Logger) (*Instance, error) {
 	st := &callState{host: host, limits: m.limits}
 	out := logWriter{log: log, actor: name}
@@ -265,7 +274,7 @@ func (m *Module) Instantiate(ctx context.Context, name string, host Host, init I
 		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
 		WithRandSource(rand.Reader).
 		WithStdout(out).WithStderr(out)
-	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.Timeout)
+	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.StartTimeout)
 	defer cancel()
 	mod, err := m.rt.InstantiateModule(withLinearMemory(ictx), m.compiled, cfg)
 	if err != nil {

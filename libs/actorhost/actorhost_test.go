@@ -46,7 +46,11 @@ func compile(t testing.TB, wasm []byte, l Limits) *Module {
 	if err != nil {
 		t.Fatalf("compile: %v", err)
 	}
-	t.Cleanup(func() { m.Close(context.Background()) })
+	// Only the runtime is closed: the compiled code stays in the engine's
+	// cache, so that the next test compiling the same module finds it
+	// (compiling a Go module is most of what these tests cost under the
+	// race detector); Module.Close drops the code as well.
+	t.Cleanup(func() { m.rt.Close(context.Background()) })
 	return m
 }
 
@@ -436,25 +440,6 @@ func TestHostileActors(t *testing.T) {
 		}
 	}()
 
-	// Instances of one module share nothing but its code: the cases with
-	// the same limits share a module, compiled once (compiling is most of
-	// the time this test takes under the race detector).
-	compiled := map[Limits]*Module{}
-	modules := func(t *testing.T, l Limits) *Module {
-		if compiled[l] == nil {
-			m, err := testEngine(t).Compile(context.Background(), wasm, l)
-			if err != nil {
-				t.Fatalf("compile: %v", err)
-			}
-			compiled[l] = m
-		}
-		return compiled[l]
-	}
-	defer func() {
-		for _, m := range compiled {
-			m.Close(context.Background())
-		}
-	}()
 	// Only the cases that must reach the time limit run under a short one;
 	// the rest run under a limit they never come near, so that what they get
 	// does not depend on how fast the machine is.
@@ -551,7 +536,7 @@ func TestHostileActors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTestHost(t, db, hostileSlug, []string{"self"}, nil)
-			mod := modules(t, tc.limits)
+			mod := compile(t, wasm, tc.limits)
 			name := "hostile-" + strings.ReplaceAll(tc.name, " ", "-")
 			out := &output{}
 			inst := instantiate(t, mod, name, h, Init{Slug: hostileSlug, Version: 1}, out)
@@ -831,8 +816,29 @@ func TestLimitsNormalize(t *testing.T) {
 	if got.MemoryMB != MaxMemoryMB || got.Timeout != MaxTimeout || got.MaxResponse != DefaultResponse || got.MaxHostResult != DefaultHostReply {
 		t.Errorf("capped: %+v", got)
 	}
+	if got.StartTimeout != MaxTimeout {
+		t.Errorf("capped start limit: %v", got.StartTimeout)
+	}
 	got = Limits{}.Normalize()
-	if got.MemoryMB != DefaultMemoryMB || got.Timeout != DefaultTimeout {
+	if got.MemoryMB != DefaultMemoryMB || got.Timeout != DefaultTimeout || got.StartTimeout != DefaultStartTimeout {
 		t.Errorf("defaults: %+v", got)
+	}
+	// A short call limit does not shorten the start; a long one lengthens it.
+	if got := (Limits{Timeout: time.Millisecond}).Normalize(); got.Timeout != time.Millisecond || got.StartTimeout != DefaultStartTimeout {
+		t.Errorf("1 ms calls: %+v", got)
+	}
+	if got := (Limits{Timeout: 30 * time.Second}).Normalize(); got.StartTimeout != 30*time.Second {
+		t.Errorf("30 s calls: start limit %v", got.StartTimeout)
+	}
+}
+
+// An actor whose calls may take 1 ms still starts: its runtime's start-up
+// (Go's takes far longer than that) runs under the start limit.
+func TestShortCallLimitStillStarts(t *testing.T) {
+	t.Parallel()
+	wasm := testdataGuest(t, "hostile")
+	inst := instantiate(t, compile(t, wasm, Limits{Timeout: time.Millisecond}), "brief", &testHost{t: t}, Init{Slug: hostileSlug, Version: 1}, nil)
+	if _, err := do(t, inst, "GET", "/loop", "", ada); !errors.Is(err, ErrTimeout) {
+		t.Errorf("a call past 1 ms: %v, want a timeout", err)
 	}
 }

@@ -1,30 +1,73 @@
-// Package authapi is the auth service's contract on the bus: its subjects and
-// the shapes of its requests and replies (schemas/messages/auth-*.json).
+// Package authapi is the auth service's contract on the bus: its endpoints,
+// the shapes of its requests and replies (schemas/messages/auth-*.json) and
+// a typed client.
 package authapi
 
 import (
+	"context"
 	"time"
 
-	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 )
 
 // Service is the auth service's name on the bus.
 const Service = "auth"
 
 // Endpoints of the auth service.
-const (
-	EndpointLogin       = "login"
-	EndpointRegister    = "register"
-	EndpointLogout      = "logout"
-	EndpointUsersList   = "users.list"
-	EndpointUsersCreate = "users.create"
-	EndpointUsersUpdate = "users.update"
-	EndpointRoleGrant   = "roles.grant"
-	EndpointRoleRevoke  = "roles.revoke"
+var (
+	EndpointLogin       = contract.Endpoint[Credentials, Session]{Service: Service, Name: "login"}
+	EndpointRegister    = contract.Endpoint[Credentials, Session]{Service: Service, Name: "register"}
+	EndpointLogout      = contract.Endpoint[Logout, Empty]{Service: Service, Name: "logout"}
+	EndpointUsersList   = contract.Endpoint[Empty, Users]{Service: Service, Name: "users.list"}
+	EndpointUsersCreate = contract.Endpoint[CreateUser, User]{Service: Service, Name: "users.create"}
+	EndpointUsersUpdate = contract.Endpoint[UpdateUser, User]{Service: Service, Name: "users.update"}
+	EndpointRoleGrant   = contract.Endpoint[RoleChange, User]{Service: Service, Name: "roles.grant"}
+	EndpointRoleRevoke  = contract.Endpoint[RoleChange, User]{Service: Service, Name: "roles.revoke"}
 )
 
-// Subject is the request subject of an auth endpoint.
-func Subject(endpoint string) string { return bus.Subject(Service, endpoint) }
+// Client calls the auth service.
+type Client struct{ T contract.Transport }
+
+// Login checks credentials and mints a session.
+func (c Client) Login(ctx context.Context, cr Credentials) (Session, error) {
+	return EndpointLogin.Call(ctx, c.T, cr)
+}
+
+// Register creates an account (when registration is open) and signs it in.
+func (c Client) Register(ctx context.Context, cr Credentials) (Session, error) {
+	return EndpointRegister.Call(ctx, c.T, cr)
+}
+
+// Logout revokes one token.
+func (c Client) Logout(ctx context.Context, l Logout) error {
+	_, err := EndpointLogout.Call(ctx, c.T, l)
+	return err
+}
+
+// Users lists every account.
+func (c Client) Users(ctx context.Context) (Users, error) {
+	return EndpointUsersList.Call(ctx, c.T, Empty{})
+}
+
+// CreateUser creates an account for an administrator.
+func (c Client) CreateUser(ctx context.Context, u CreateUser) (User, error) {
+	return EndpointUsersCreate.Call(ctx, c.T, u)
+}
+
+// UpdateUser changes an account's state.
+func (c Client) UpdateUser(ctx context.Context, u UpdateUser) (User, error) {
+	return EndpointUsersUpdate.Call(ctx, c.T, u)
+}
+
+// GrantRole grants one role.
+func (c Client) GrantRole(ctx context.Context, r RoleChange) (User, error) {
+	return EndpointRoleGrant.Call(ctx, c.T, r)
+}
+
+// RevokeRole revokes one role.
+func (c Client) RevokeRole(ctx context.Context, r RoleChange) (User, error) {
+	return EndpointRoleRevoke.Call(ctx, c.T, r)
+}
 
 // Credentials sign in or sign up.
 type Credentials struct {
@@ -89,5 +132,5 @@ type Users struct {
 	Users []User `json:"users"`
 }
 
-// Empty is an empty reply.
-type Empty struct{}
+// Empty is an empty request or reply.
+type Empty = contract.Empty

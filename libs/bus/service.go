@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
@@ -28,7 +29,7 @@ const tracerName = "github.com/gnome-platform/gnome/libs/bus"
 const QueueGroup = "gnome"
 
 // Subject is the request subject of a service's endpoint: gnome.<service>.<endpoint>.
-func Subject(service, endpoint string) string { return "gnome." + service + "." + endpoint }
+func Subject(service, endpoint string) string { return contract.Subject(service, endpoint) }
 
 // Server is one instance of a named service on the bus. Its handlers run
 // concurrently (up to a bound), unlike plain micro handlers which a
@@ -201,6 +202,55 @@ func (s *Server) Stop(ctx context.Context) error {
 	return err
 }
 
+// Registration is a handler bound to one of the server's endpoints; make
+// it with Endpoint.
+type Registration struct {
+	service, name string
+	h             RawHandler
+}
+
+// Endpoint binds fn to a contract endpoint: the subject and the types come
+// from the contract, so the handler cannot disagree with its clients.
+func Endpoint[Req, Rep any](e contract.Endpoint[Req, Rep], fn func(ctx context.Context, req Req) (Rep, error)) Registration {
+	return Registration{service: e.Service, name: e.Name, h: JSON(fn)}
+}
+
+// Register serves each registration; each must be an endpoint of this
+// server's service.
+func (s *Server) Register(rs ...Registration) error {
+	for _, r := range rs {
+		if r.service != s.name {
+			return fmt.Errorf("register %s.%s on the %s service", r.service, r.name, s.name)
+		}
+		if err := s.Handle(r.name, r.h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Client is the contract.Transport over NATS request/reply: what typed
+// contract clients call through.
+type Client struct{ NC *nats.Conn }
+
+// Request implements contract.Transport.
+func (c Client) Request(ctx context.Context, subject string, req, reply any) error {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encode request for %s: %w", subject, err)
+	}
+	raw, err := CallRaw(ctx, c.NC, subject, data)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, reply); err != nil {
+		return apierr.Wrap(apierr.CodeBadGateway, err, "service reply could not be read")
+	}
+	return nil
+}
+
+var _ contract.Transport = Client{}
+
 // RawHandler answers a request body with a reply body.
 type RawHandler func(ctx context.Context, data []byte) ([]byte, error)
 
@@ -224,21 +274,12 @@ func JSON[Req, Resp any](fn func(ctx context.Context, req Req) (Resp, error)) Ra
 
 // Call sends req to subject and decodes the reply into a Resp. A service
 // error comes back as the same *apierr.Error; no instance listening is
-// unavailable, and no answer in time is timeout.
+// unavailable, and no answer in time is timeout. Services call each other
+// through their contracts' typed clients instead (libs/contract).
 func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
 	var resp Resp
-	data, err := json.Marshal(req)
-	if err != nil {
-		return resp, fmt.Errorf("encode request for %s: %w", subject, err)
-	}
-	raw, err := CallRaw(ctx, nc, subject, data)
-	if err != nil {
-		return resp, err
-	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
-		return resp, apierr.Wrap(apierr.CodeBadGateway, err, "service reply could not be read")
-	}
-	return resp, nil
+	err := Client{nc}.Request(ctx, subject, req, &resp)
+	return resp, err
 }
 
 // DefaultTimeout bounds a Call whose context has no deadline.

@@ -1,13 +1,12 @@
 // Package experiments is the experiment as every service sees it: its stored
-// configuration, the events that announce its changes, the upload service's
-// contract on the bus, and the access rules that decide who may open it.
+// configuration and the access rules that decide who may open it. The
+// services' contracts about it are uploadapi (uploads and changes), events
+// (what announces a change) and actorapi (its actor); the repository every
+// service reads and changes it through is experiments/repo.
 package experiments
 
 import (
-	"encoding/json"
 	"time"
-
-	"github.com/gnome-platform/gnome/libs/bus"
 )
 
 // Statuses of an experiment.
@@ -83,83 +82,4 @@ func (c *Config) Current() *Version {
 		}
 	}
 	return nil
-}
-
-// Event subjects.
-const (
-	SubjectUpdated = "events.experiment.updated"
-	SubjectDeleted = "events.experiment.deleted"
-)
-
-// Event announces a change of an experiment: a new version, a change of
-// status or manifest, or its deletion.
-type Event struct {
-	Slug       string    `json:"slug"`
-	Version    int       `json:"version"`
-	Checksum   string    `json:"checksum"`
-	Status     string    `json:"status"`
-	OwnerEmail string    `json:"owner_email"`
-	HasActor   bool      `json:"has_actor"`
-	Seq        int64     `json:"seq"`
-	Reason     string    `json:"reason"` // upload, rollback, update, delete
-	At         time.Time `json:"at"`
-	RequestID  string    `json:"request_id,omitempty"`
-}
-
-// Upload service contract.
-const (
-	Service         = "upload"
-	EndpointProcess = "process"
-	EndpointUpdate  = "update"
-	EndpointDelete  = "delete"
-)
-
-// Subject is the request subject of an upload service endpoint.
-func Subject(endpoint string) string { return bus.Subject(Service, endpoint) }
-
-// Caller is who asks, as the edge verified it.
-type Caller struct {
-	Email     string   `json:"email"`
-	Roles     []string `json:"roles"`
-	IsAdmin   bool     `json:"is_admin"`
-	RequestID string   `json:"request_id,omitempty"`
-}
-
-// ProcessUpload asks the upload service to check and store a staged upload.
-type ProcessUpload struct {
-	// UploadID names the staged ZIP in the uploads object store.
-	UploadID string `json:"upload_id"`
-	Size     int64  `json:"size"`
-	Caller   Caller `json:"caller"`
-}
-
-// Update changes an experiment: make a kept version current, or change its
-// status or manifest fields.
-type Update struct {
-	Slug    string          `json:"slug"`
-	Version *int            `json:"version,omitempty"`
-	Status  *string         `json:"status,omitempty"`
-	Fields  json.RawMessage `json:"manifest,omitempty"`
-	Caller  Caller          `json:"caller"`
-}
-
-// Delete removes an experiment and everything of it.
-type Delete struct {
-	Slug    string `json:"slug"`
-	Confirm string `json:"confirm"`
-	Caller  Caller `json:"caller"`
-}
-
-// Result is the upload service's answer: the experiment and what the
-// uploader should know.
-type Result struct {
-	Experiment Config    `json:"experiment"`
-	Warnings   []Warning `json:"warnings"`
-	Created    bool      `json:"created"`
-}
-
-// Warning is a manifest field accepted with a remark.
-type Warning struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
 }

@@ -4,6 +4,8 @@ import (
 	"embed"
 	"strings"
 	"text/template"
+
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
 
 // The README and the docker files are templates, so that they read as the
@@ -33,7 +35,7 @@ func (x *writer) docData() docData {
 		Description: oneLine(m.Description, 2000),
 		Created:     x.meta.CreatedAt.Format("2006-01-02 15:04 UTC"),
 		FileName:    FileName(x.slug, x.meta.Version, x.t),
-		Docker:      x.t == Docker,
+		Docker:      x.t == exportapi.Docker,
 	}
 	if d.Title == "" {
 		d.Title = x.slug

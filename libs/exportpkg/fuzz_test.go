@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 )
 
@@ -15,7 +16,7 @@ import (
 // panic, and every refusal is ErrInvalidPackage.
 func FuzzOpen(f *testing.F) {
 	fx := newFixtureOf(f, zipOf(f, smallUpload()...)) // small inputs fuzz faster
-	for _, typ := range exportpkg.Types {
+	for _, typ := range exportapi.Types {
 		var b bytes.Buffer
 		if _, err := exportpkg.Write(ctxT(f), &b, typ, fx.src, exportpkg.Options{CreatedAt: created}); err != nil {
 			f.Fatal(err)

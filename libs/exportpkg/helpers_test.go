@@ -18,6 +18,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/testenv"
 )
@@ -231,7 +232,7 @@ func docsOf(t testing.TB, c *mongo.Collection, filter bson.D) []string {
 }
 
 // write writes a package into memory.
-func write(t testing.TB, typ exportpkg.Type, src exportpkg.Source, opts exportpkg.Options) ([]byte, exportpkg.Summary) {
+func write(t testing.TB, typ exportapi.Type, src exportpkg.Source, opts exportpkg.Options) ([]byte, exportpkg.Summary) {
 	t.Helper()
 	if opts.CreatedAt.IsZero() {
 		opts.CreatedAt = created

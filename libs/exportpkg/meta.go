@@ -7,36 +7,12 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
 
-// Type is the kind of package.
-type Type string
-
-// The package types.
-const (
-	UploadReady Type = "upload-ready"
-	Standalone  Type = "standalone"
-	Docker      Type = "docker"
-)
-
-// Types are every package type, in the order the platform offers them.
-var Types = []Type{Standalone, UploadReady, Docker}
-
-// ParseType reads a type as requests name it; anything else is a
-// validation_failed error on /type.
-func ParseType(s string) (Type, error) {
-	switch t := Type(s); t {
-	case UploadReady, Standalone, Docker:
-		return t, nil
-	}
-	return "", apierr.New(apierr.CodeValidationFailed, "unknown export type %q: use standalone, upload-ready or docker", s).OnField("/type")
-}
-
-// HasData reports whether packages of the type carry the experiment's data
-// and configuration.
-func (t Type) HasData() bool { return t == Standalone || t == Docker }
+// Type is the kind of package; the export contract defines them.
+type Type = exportapi.Type
 
 // FormatVersion is the version of the package format written here; Open
 // refuses packages of a later one.
@@ -59,7 +35,7 @@ func DataFile(name string) string { return DataDir + name + DataExt }
 
 // BundleDir is where the bundle's files sit in a package of type t.
 func BundleDir(t Type, slug string) string {
-	if t == UploadReady {
+	if t == exportapi.UploadReady {
 		return ""
 	}
 	return "experiments/" + slug + "/"
@@ -124,7 +100,7 @@ func (m *Meta) check() error {
 	case m.Format > FormatVersion:
 		return invalid("the package has format %d; this platform reads up to %d (upgrade it)", m.Format, FormatVersion)
 	}
-	if _, err := ParseType(string(m.Type)); err != nil {
+	if _, err := exportapi.ParseType(string(m.Type)); err != nil {
 		return invalid("export.json: unknown type %q", m.Type)
 	}
 	if !slugSyntax.MatchString(m.Slug) {

@@ -21,6 +21,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/jsondepth"
 	"github.com/gnome-platform/gnome/libs/scoped"
 )
@@ -229,7 +230,7 @@ func openArchive(r io.ReaderAt, size int64) (*Package, map[string]*zip.File, err
 	switch {
 	case b.Manifest.Slug != m.Slug:
 		return nil, nil, invalid("export.json is of experiment %q but manifest.json of %q", m.Slug, b.Manifest.Slug)
-	case (b.Layout == bundle.LayoutRoot) != (m.Type == UploadReady):
+	case (b.Layout == bundle.LayoutRoot) != (m.Type == exportapi.UploadReady):
 		return nil, nil, invalid("a %s package with its files in the %s layout", m.Type, b.Layout)
 	case len(b.Files) != m.Files:
 		return nil, nil, invalid("export.json counts %d files, the bundle has %d", m.Files, len(b.Files))

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 )
 
@@ -50,11 +51,11 @@ func readAll(t testing.TB, p *exportpkg.Package) map[string][]string {
 func TestOpenAndImport(t *testing.T) {
 	f := newFixture(t)
 	want := exported(t, f.db)
-	pkg, _ := write(t, exportpkg.Standalone, f.src, exportpkg.Options{})
+	pkg, _ := write(t, exportapi.Standalone, f.src, exportpkg.Options{})
 	p := open(t, pkg)
 	defer p.Close()
 
-	if p.Meta.Slug != slug || p.Meta.Type != exportpkg.Standalone || p.Meta.Version != 3 || p.Meta.Checksum != f.bundle.Checksum {
+	if p.Meta.Slug != slug || p.Meta.Type != exportapi.Standalone || p.Meta.Version != 3 || p.Meta.Checksum != f.bundle.Checksum {
 		t.Errorf("meta %+v", p.Meta)
 	}
 	if p.Config == nil || p.Config.Slug != slug || p.Config.OwnerEmail != "dev@example.com" || p.Config.Version != 3 ||
@@ -145,7 +146,7 @@ func edit(t *testing.T, db *mongo.Database) {
 
 func TestOpenUploadReady(t *testing.T) {
 	f := newFixture(t)
-	pkg, _ := write(t, exportpkg.UploadReady, f.src, exportpkg.Options{})
+	pkg, _ := write(t, exportapi.UploadReady, f.src, exportpkg.Options{})
 	p := open(t, pkg)
 	if p.Config != nil || len(p.Collections()) != 0 || p.Meta.BundleDir != "" {
 		t.Errorf("upload-ready package: config %v, collections %v", p.Config, p.Collections())
@@ -160,7 +161,7 @@ func TestOpenUploadReady(t *testing.T) {
 func TestOpenDir(t *testing.T) {
 	f := newFixture(t)
 	want := exported(t, f.db)
-	pkg, _ := write(t, exportpkg.Docker, f.src, exportpkg.Options{})
+	pkg, _ := write(t, exportapi.Docker, f.src, exportpkg.Options{})
 	dir := t.TempDir()
 	names, files := entries(t, pkg)
 	for _, n := range names {
@@ -178,7 +179,7 @@ func TestOpenDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Meta.Type != exportpkg.Docker || p.Config == nil || p.Bundle.Manifest.Slug != slug {
+	if p.Meta.Type != exportapi.Docker || p.Config == nil || p.Bundle.Manifest.Slug != slug {
 		t.Errorf("meta %+v", p.Meta)
 	}
 	if sum, err := p.Bundle.Normalise(io.Discard); err != nil || sum.Checksum != f.bundle.Checksum {
@@ -226,8 +227,8 @@ func TestOpenDir(t *testing.T) {
 // by Open or, for the data, by ReadCollection.
 func TestOpenRefuses(t *testing.T) {
 	f := newFixture(t)
-	pkg, _ := write(t, exportpkg.Standalone, f.src, exportpkg.Options{})
-	upReady, _ := write(t, exportpkg.UploadReady, f.src, exportpkg.Options{})
+	pkg, _ := write(t, exportapi.Standalone, f.src, exportpkg.Options{})
+	upReady, _ := write(t, exportapi.UploadReady, f.src, exportpkg.Options{})
 	replace := func(name, old, new string) func(string, string) (string, bool) {
 		return func(n, body string) (string, bool) {
 			if n == name {
@@ -343,7 +344,7 @@ func TestIOErrors(t *testing.T) {
 	}
 	f := newFixture(t)
 	for _, after := range []int{0, 10_000, 100_000} {
-		_, err := exportpkg.Write(ctxT(t), &failingWriter{after: after}, exportpkg.Standalone, f.src, exportpkg.Options{})
+		_, err := exportpkg.Write(ctxT(t), &failingWriter{after: after}, exportapi.Standalone, f.src, exportpkg.Options{})
 		if !errors.Is(err, errDisk) {
 			t.Errorf("write failing after %d bytes: %v", after, err)
 		}

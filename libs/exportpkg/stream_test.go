@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 )
 
@@ -132,7 +133,7 @@ func streams(t *testing.T, db *mongo.Database, docs, payloadSize int) {
 	sink := newSampler()
 	var fractions []float64
 	start := time.Now()
-	s, err := exportpkg.Write(ctx, sink, exportpkg.Standalone, src, exportpkg.Options{
+	s, err := exportpkg.Write(ctx, sink, exportapi.Standalone, src, exportpkg.Options{
 		Progress: func(fr float64, _ string) { fractions = append(fractions, fr) },
 	})
 	elapsed := time.Since(start)

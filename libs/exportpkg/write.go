@@ -20,10 +20,11 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/scoped"
-	"github.com/gnome-platform/gnome/libs/svc"
 )
 
 // Source is what a package is made of.
@@ -48,7 +49,7 @@ type Options struct {
 	Progress func(fraction float64, step string)
 	// CreatedAt is the package's time; the zero value is now.
 	CreatedAt time.Time
-	// PlatformVersion is recorded in export.json; empty is svc.Version.
+	// PlatformVersion is recorded in export.json; empty is buildinfo.Version.
 	PlatformVersion string
 	// Image is the gnome image docker packages build from; empty is
 	// DefaultImage of the platform version.
@@ -113,7 +114,7 @@ const (
 // a time. On error w holds the start of a package, to be thrown away; a
 // cancelled ctx stops Write at its next write or batch.
 func Write(ctx context.Context, w io.Writer, t Type, src Source, opts Options) (Summary, error) {
-	if _, err := ParseType(string(t)); err != nil {
+	if _, err := exportapi.ParseType(string(t)); err != nil {
 		return Summary{}, err
 	}
 	if src.Bundle == nil || src.BundleSize <= 0 {
@@ -130,7 +131,7 @@ func Write(ctx context.Context, w io.Writer, t Type, src Source, opts Options) (
 		progress: &progress{fn: opts.Progress},
 	}
 	if x.opts.PlatformVersion == "" {
-		x.opts.PlatformVersion = svc.Version
+		x.opts.PlatformVersion = buildinfo.Version
 	}
 	if x.opts.Image == "" {
 		x.opts.Image = DefaultImage(x.opts.PlatformVersion)
@@ -193,7 +194,7 @@ func (x *writer) write() error {
 		BundleDir: BundleDir(x.t, x.slug), Files: len(x.bundle.Files),
 		Collections: []Collection{},
 	}
-	if x.t == Docker {
+	if x.t == exportapi.Docker {
 		x.meta.Image = x.opts.Image
 	}
 	var colls []collection
@@ -450,7 +451,7 @@ func (x *writer) exportCollection(i int, c collection) error {
 func (x *writer) docs() error {
 	d := x.docData()
 	names := []string{ReadmeFile}
-	if x.t == Docker {
+	if x.t == exportapi.Docker {
 		names = append(names, Dockerfile, ComposeFile, DeployFile)
 	}
 	for _, name := range names {

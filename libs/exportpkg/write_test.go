@@ -15,23 +15,24 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 )
 
 func TestParseType(t *testing.T) {
 	for _, s := range []string{"upload-ready", "standalone", "docker"} {
-		if typ, err := exportpkg.ParseType(s); err != nil || string(typ) != s {
+		if typ, err := exportapi.ParseType(s); err != nil || string(typ) != s {
 			t.Errorf("ParseType(%q) = %q, %v", s, typ, err)
 		}
 	}
 	for _, s := range []string{"", "Standalone", "upload_ready", "zip"} {
-		_, err := exportpkg.ParseType(s)
+		_, err := exportapi.ParseType(s)
 		var ae *apierr.Error
 		if !errors.As(err, &ae) || ae.Code != apierr.CodeValidationFailed || ae.Field != "/type" {
 			t.Errorf("ParseType(%q) = %v, want validation_failed on /type", s, err)
 		}
 	}
-	if got := exportpkg.FileName("shop", 3, exportpkg.Docker); got != "shop-v3-docker.zip" {
+	if got := exportpkg.FileName("shop", 3, exportapi.Docker); got != "shop-v3-docker.zip" {
 		t.Errorf("FileName = %q", got)
 	}
 }
@@ -62,7 +63,7 @@ func TestUploadReady(t *testing.T) {
 	f := newFixture(t)
 	src := f.src
 	src.DB = nil // an upload-ready package needs no data
-	pkg, sum := write(t, exportpkg.UploadReady, src, exportpkg.Options{PlatformVersion: "1.2.3"})
+	pkg, sum := write(t, exportapi.UploadReady, src, exportpkg.Options{PlatformVersion: "1.2.3"})
 
 	names, files := entries(t, pkg)
 	want := append(bundleFiles(f.bundle), exportpkg.MetaFile)
@@ -112,7 +113,7 @@ func jsonEqual(a, b any) bool {
 
 func TestStandalone(t *testing.T) {
 	f := newFixture(t)
-	pkg, sum := write(t, exportpkg.Standalone, f.src, exportpkg.Options{})
+	pkg, sum := write(t, exportapi.Standalone, f.src, exportpkg.Options{})
 
 	names, files := entries(t, pkg)
 	var want []string
@@ -168,7 +169,7 @@ func TestStandalone(t *testing.T) {
 	if err := json.Unmarshal([]byte(read(t, files[exportpkg.MetaFile])), &meta); err != nil {
 		t.Fatal(err)
 	}
-	if meta.Type != exportpkg.Standalone || meta.BundleDir != "experiments/shop/" || meta.Documents != 6 ||
+	if meta.Type != exportapi.Standalone || meta.BundleDir != "experiments/shop/" || meta.Documents != 6 ||
 		len(meta.Collections) != 3 || meta.Image != "" || meta.Checksum != f.bundle.Checksum {
 		t.Errorf("export.json %+v", meta)
 	}
@@ -207,7 +208,7 @@ func TestStandalone(t *testing.T) {
 
 func TestDocker(t *testing.T) {
 	f := newFixture(t)
-	pkg, sum := write(t, exportpkg.Docker, f.src, exportpkg.Options{PlatformVersion: "1.2.3"})
+	pkg, sum := write(t, exportapi.Docker, f.src, exportpkg.Options{PlatformVersion: "1.2.3"})
 	names, files := entries(t, pkg)
 	for _, n := range []string{"README.md", "Dockerfile", "docker-compose.yml", "DEPLOY.md", ".gnome/data/clicks.jsonl", ".gnome/config.json"} {
 		if files[n] == nil {
@@ -217,7 +218,7 @@ func TestDocker(t *testing.T) {
 	if names[len(names)-1] != exportpkg.MetaFile {
 		t.Errorf("export.json is not last: %q", names)
 	}
-	if sum.Meta.Image != "ghcr.io/gnome-platform/gnome:1.2.3" || sum.Meta.Type != exportpkg.Docker {
+	if sum.Meta.Image != "ghcr.io/gnome-platform/gnome:1.2.3" || sum.Meta.Type != exportapi.Docker {
 		t.Errorf("meta %+v", sum.Meta)
 	}
 	dockerfile := read(t, files["Dockerfile"])
@@ -250,7 +251,7 @@ func TestDocker(t *testing.T) {
 		t.Errorf("re-upload checksum %s, want %s", again.Checksum, f.bundle.Checksum)
 	}
 
-	_, s2 := write(t, exportpkg.Docker, f.src, exportpkg.Options{Image: "registry.local/gnome:edge"})
+	_, s2 := write(t, exportapi.Docker, f.src, exportpkg.Options{Image: "registry.local/gnome:edge"})
 	if s2.Meta.Image != "registry.local/gnome:edge" {
 		t.Errorf("image option ignored: %q", s2.Meta.Image)
 	}
@@ -258,7 +259,7 @@ func TestDocker(t *testing.T) {
 
 func TestProgress(t *testing.T) {
 	f := newFixture(t)
-	for _, typ := range exportpkg.Types {
+	for _, typ := range exportapi.Types {
 		var fractions []float64
 		var steps []string
 		_, _ = write(t, typ, f.src, exportpkg.Options{Progress: func(fr float64, step string) {
@@ -294,27 +295,27 @@ func TestWriteRefuses(t *testing.T) {
 	ctx := ctxT(t)
 	for _, tc := range []struct {
 		name string
-		typ  exportpkg.Type
+		typ  exportapi.Type
 		src  func(exportpkg.Source) exportpkg.Source
 		want string
 	}{
 		{"an unknown type", "zip", nil, "validation_failed"},
-		{"no bundle", exportpkg.UploadReady, func(s exportpkg.Source) exportpkg.Source { s.Bundle = nil; return s }, "no bundle"},
-		{"data without a database", exportpkg.Standalone, func(s exportpkg.Source) exportpkg.Source { s.DB = nil; return s }, "needs the database"},
-		{"a bundle of another checksum", exportpkg.UploadReady, func(s exportpkg.Source) exportpkg.Source {
+		{"no bundle", exportapi.UploadReady, func(s exportpkg.Source) exportpkg.Source { s.Bundle = nil; return s }, "no bundle"},
+		{"data without a database", exportapi.Standalone, func(s exportpkg.Source) exportpkg.Source { s.DB = nil; return s }, "needs the database"},
+		{"a bundle of another checksum", exportapi.UploadReady, func(s exportpkg.Source) exportpkg.Source {
 			s.Config.Checksum = strings.Repeat("0", 64)
 			return s
 		}, "not the checksum"},
-		{"a bundle of another experiment", exportpkg.UploadReady, func(s exportpkg.Source) exportpkg.Source {
+		{"a bundle of another experiment", exportapi.UploadReady, func(s exportpkg.Source) exportpkg.Source {
 			s.Config.Slug, s.Config.Checksum = "other", ""
 			return s
 		}, `is of experiment "shop", not "other"`},
-		{"a bundle not normalised", exportpkg.UploadReady, func(s exportpkg.Source) exportpkg.Source {
+		{"a bundle not normalised", exportapi.UploadReady, func(s exportpkg.Source) exportpkg.Source {
 			up := uploadZip(t)
 			s.Bundle, s.BundleSize, s.Config.Checksum = bytes.NewReader(up), int64(len(up)), ""
 			return s
 		}, "not normalised"},
-		{"a bad slug", exportpkg.UploadReady, func(s exportpkg.Source) exportpkg.Source { s.Config.Slug = "../x"; return s }, "not a slug"},
+		{"a bad slug", exportapi.UploadReady, func(s exportpkg.Source) exportpkg.Source { s.Config.Slug = "../x"; return s }, "not a slug"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := f.src
@@ -331,7 +332,7 @@ func TestWriteRefuses(t *testing.T) {
 	t.Run("a cancelled context", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		n := 0
-		_, err := exportpkg.Write(cctx, io.Discard, exportpkg.Standalone, f.src, exportpkg.Options{
+		_, err := exportpkg.Write(cctx, io.Discard, exportapi.Standalone, f.src, exportpkg.Options{
 			Progress: func(float64, string) {
 				if n++; n == 3 {
 					cancel()

@@ -5,17 +5,8 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 )
-
-// Status is what a service instance reports about itself on
-// gnome.<service>.status.
-type Status struct {
-	Service   string    `json:"service"`
-	Instance  string    `json:"instance"`
-	ID        string    `json:"id"`
-	Version   string    `json:"version"`
-	StartedAt time.Time `json:"started_at"`
-}
 
 // Serve registers this process's instance of service on the bus, with the
 // status endpoint every service answers. The service adds its own endpoints
@@ -28,8 +19,8 @@ func (d *Deps) Serve(service, description string) (*bus.Server, error) {
 		return nil, err
 	}
 	started := time.Now().UTC()
-	err = srv.Handle("status", bus.JSON(func(context.Context, struct{}) (Status, error) {
-		return Status{Service: service, Instance: d.InstanceID, ID: srv.ID(), Version: d.Version, StartedAt: started}, nil
+	err = srv.Register(bus.Endpoint(contract.StatusEndpoint(service), func(context.Context, contract.Empty) (contract.Status, error) {
+		return contract.Status{Service: service, Instance: d.InstanceID, ID: srv.ID(), Version: d.Version, StartedAt: started}, nil
 	}))
 	if err != nil {
 		_ = srv.Stop(context.Background())

@@ -19,14 +19,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 )
-
-// Version is the platform version, set at build time with -ldflags.
-var Version = "0.1.0-dev"
 
 // Service is one service of the platform.
 type Service interface {
@@ -87,7 +85,7 @@ func Connect(ctx context.Context, cfg *config.Config, tel *telemetry.Telemetry, 
 	return &Deps{
 		Config: cfg, Log: tel.Logger, Telemetry: tel, NC: nc, JS: js,
 		Topology: bus.Topology{JS: js, Replicas: cfg.NATSReplicas},
-		Store:    st, InstanceID: id, Version: Version, Started: time.Now(),
+		Store:    st, InstanceID: id, Version: buildinfo.Version, Started: time.Now(),
 	}, nil
 }
 
@@ -181,7 +179,7 @@ func run(name string, build func(*Deps) []Service) error {
 	// After the first signal starts a graceful stop, a second one ends the
 	// process at once.
 	go func() { <-ctx.Done(); stop() }()
-	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-" + name, Version: Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-" + name, Version: buildinfo.Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
@@ -67,11 +69,11 @@ func TestBaseLifeCycle(t *testing.T) {
 		t.Errorf("provisioned %d times, name %q", provisioned, b.Name())
 	}
 
-	st, err := bus.Call[svc.Status](timeout(t, 5*time.Second), d.NC, bus.Subject("probe", "status"), struct{}{})
+	st, err := bus.Call[contract.Status](timeout(t, 5*time.Second), d.NC, bus.Subject("probe", "status"), struct{}{})
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
-	if st.Service != "probe" || st.Instance != d.InstanceID || st.ID != b.Server.ID() || st.Version != svc.Version || st.StartedAt.IsZero() {
+	if st.Service != "probe" || st.Instance != d.InstanceID || st.ID != b.Server.ID() || st.Version != buildinfo.Version || st.StartedAt.IsZero() {
 		t.Errorf("status %+v", st)
 	}
 	if got, err := bus.Call[string](timeout(t, 5*time.Second), d.NC, bus.Subject("probe", "echo"), "hi"); err != nil || got != "echo hi" {
@@ -94,7 +96,7 @@ func TestBaseLifeCycle(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 	stopped = true
-	_, err = bus.Call[svc.Status](timeout(t, 5*time.Second), d.NC, bus.Subject("probe", "status"), struct{}{})
+	_, err = bus.Call[contract.Status](timeout(t, 5*time.Second), d.NC, bus.Subject("probe", "status"), struct{}{})
 	if !errors.Is(err, bus.ErrNoResponders) {
 		t.Errorf("status after Stop: %v, want no responders", err)
 	}
@@ -116,7 +118,7 @@ func TestBaseStartFailures(t *testing.T) {
 			if err := tc.b.Start(timeout(t, 10*time.Second)); !errors.Is(err, boom) {
 				t.Fatalf("Start = %v, want the %s error", err, tc.name)
 			}
-			_, err := bus.Call[svc.Status](timeout(t, 5*time.Second), d.NC, bus.Subject(tc.b.ServiceName, "status"), struct{}{})
+			_, err := bus.Call[contract.Status](timeout(t, 5*time.Second), d.NC, bus.Subject(tc.b.ServiceName, "status"), struct{}{})
 			if ae := apierr.From(err); ae.Code != apierr.CodeUnavailable {
 				t.Errorf("a service that failed to start still answers: %v", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -69,7 +70,7 @@ func (e *Env) Deps(t testing.TB, cfg *config.Config) *svc.Deps {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-test", Version: svc.Version, LogLevel: cfg.LogLevel, LogWriter: newTestWriter(t)})
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-test", Version: buildinfo.Version, LogLevel: cfg.LogLevel, LogWriter: newTestWriter(t)})
 	if err != nil {
 		t.Fatalf("telemetry: %v", err)
 	}

@@ -18,10 +18,10 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
@@ -86,7 +86,7 @@ type actor struct {
 	stopRenew context.CancelFunc
 
 	mu    sync.Mutex
-	state experiments.ActorState
+	state actorapi.State
 	dirty bool
 	// gauge is the state the actors-by-state metric counts this actor in.
 	gauge string
@@ -153,13 +153,13 @@ func (a *actor) run(started chan<- error) {
 	// has the interest, before the state says running: a caller who sees
 	// running then always finds a responder. Calls that arrive while the
 	// module loads wait in the mailbox; if it fails, finish refuses them.
-	sub, err := a.s.d.NC.QueueSubscribe(experiments.ActorSubject(a.slug), experiments.ActorQueueGroup, a.enqueue)
+	sub, err := a.s.d.NC.QueueSubscribe(actorapi.Subject(a.slug), actorapi.QueueGroup, a.enqueue)
 	if err == nil {
 		a.sub = sub
 		err = a.s.d.NC.Flush()
 	}
 	if err != nil {
-		a.exit, a.exitErr = stopAborted, fmt.Errorf("subscribe to %s: %w", experiments.ActorSubject(a.slug), err)
+		a.exit, a.exitErr = stopAborted, fmt.Errorf("subscribe to %s: %w", actorapi.Subject(a.slug), err)
 		started <- a.exitErr
 		return
 	}
@@ -270,8 +270,8 @@ func (a *actor) startInstance(ctx context.Context) {
 	}
 	a.inst, a.host, a.startErr = inst, h, nil
 	now := time.Now().UTC()
-	a.update(func(st *experiments.ActorState) {
-		st.State, st.StartedAt, st.RetryAt = experiments.ActorRunning, &now, nil
+	a.update(func(st *actorapi.State) {
+		st.State, st.StartedAt, st.RetryAt = actorapi.StateRunning, &now, nil
 	})
 	a.log.Info("actor running", "version", sp.version, "took_ms", time.Since(t).Milliseconds())
 }
@@ -291,13 +291,13 @@ func (a *actor) broke(err error, starting bool) {
 	a.restartAt = time.Now().Add(a.backoff)
 	a.restart.Reset(a.backoff)
 	a.s.metrics.restarts.WithLabelValues(a.slug).Inc()
-	state := experiments.ActorRestarting
+	state := actorapi.StateRestarting
 	if starting {
-		state, a.startErr = experiments.ActorFailed, err
+		state, a.startErr = actorapi.StateFailed, err
 	}
 	now := time.Now().UTC()
 	retry := a.restartAt.UTC()
-	a.update(func(st *experiments.ActorState) {
+	a.update(func(st *actorapi.State) {
 		st.State, st.Restarts, st.LastError, st.LastErrorAt, st.StartedAt, st.RetryAt = state, st.Restarts+1, err.Error(), &now, nil, &retry
 	})
 	a.log.Warn("actor instance discarded", "err", err, "state", state, "retry_in", a.backoff)
@@ -420,7 +420,7 @@ func callError(slug string, timeout time.Duration, err error) *apierr.Error {
 
 // callDeadline is when the caller stops waiting, if it said.
 func callDeadline(m *nats.Msg) time.Time {
-	ms, err := strconv.ParseInt(m.Header.Get(experiments.HeaderDeadline), 10, 64)
+	ms, err := strconv.ParseInt(m.Header.Get(actorapi.HeaderDeadline), 10, 64)
 	if err != nil || ms <= 0 {
 		return time.Time{}
 	}
@@ -438,7 +438,7 @@ func replyError(m *nats.Msg, ae *apierr.Error) {
 	r.Header.Set(bus.HeaderErrorCode, string(ae.Code))
 	r.Header.Set(bus.HeaderError, ae.Message)
 	if ae.RetryAfter > 0 {
-		r.Header.Set(experiments.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
+		r.Header.Set(actorapi.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
 	}
 	r.Data, _ = json.Marshal(ae.ToBody(rid).Error)
 	_ = m.RespondMsg(r)
@@ -478,8 +478,8 @@ func (a *actor) finish() {
 		a.setGauge("")
 		a.log.Info("actor stopped: the experiment no longer runs one")
 	case stopHandover:
-		a.update(func(st *experiments.ActorState) {
-			st.State, st.Worker, st.StartedAt = experiments.ActorStarting, "", nil
+		a.update(func(st *actorapi.State) {
+			st.State, st.Worker, st.StartedAt = actorapi.StateStarting, "", nil
 		})
 		a.setGauge("")
 		a.s.releaseLease(ctx, a)
@@ -489,8 +489,8 @@ func (a *actor) finish() {
 		a.log.Warn("actor stopped: its lease is lost")
 	case stopFailed:
 		now := time.Now().UTC()
-		a.update(func(st *experiments.ActorState) {
-			st.State, st.LastError, st.LastErrorAt, st.StartedAt, st.RetryAt = experiments.ActorFailed, a.exitErr.Error(), &now, nil, nil
+		a.update(func(st *actorapi.State) {
+			st.State, st.LastError, st.LastErrorAt, st.StartedAt, st.RetryAt = actorapi.StateFailed, a.exitErr.Error(), &now, nil, nil
 			st.Version, st.Checksum, st.Seq = a.spec.version, a.spec.checksum, a.spec.seq
 		})
 		a.setGauge("")
@@ -501,8 +501,8 @@ func (a *actor) finish() {
 		// which spaces attempts while the cause lasts.
 		now := time.Now().UTC()
 		retry := now.Add(a.s.leaseTTL)
-		a.update(func(st *experiments.ActorState) {
-			st.State, st.LastError, st.LastErrorAt, st.StartedAt, st.RetryAt = experiments.ActorStarting, a.exitErr.Error(), &now, nil, &retry
+		a.update(func(st *actorapi.State) {
+			st.State, st.LastError, st.LastErrorAt, st.StartedAt, st.RetryAt = actorapi.StateStarting, a.exitErr.Error(), &now, nil, &retry
 		})
 		a.setGauge("")
 	}

@@ -11,7 +11,7 @@
 // reconciles what runs with what should. The instance that takes the job and
 // wins the lease fetches the module from the bundles object store, compiles
 // it through the compilation cache under DATA_DIR, instantiates it, calls its
-// init export and answers on experiments.ActorSubject(slug).
+// init export and answers on actorapi.Subject(slug).
 //
 // Calls are served one at a time from a bounded mailbox. A trap, a timeout
 // or running out of memory discards the instance; a new one starts after an
@@ -32,9 +32,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -113,7 +113,7 @@ type Service struct {
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
 	s := &Service{d: d, tune: defaults, actors: map[string]*actor{}, Handlers: jobs.Mux{}}
-	s.Handlers[experiments.ActorJobKind] = s.startJob
+	s.Handlers[actorapi.JobKind] = s.startJob
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 )
@@ -31,7 +32,7 @@ func TestActorStartsAndServes(t *testing.T) {
 		t.Errorf("lease = %+v, want held by %s for version 1", l, s.d.InstanceID)
 	}
 	st := w.state("alpha")
-	if st == nil || st.State != experiments.ActorRunning || st.Worker != s.d.InstanceID || st.StartedAt == nil {
+	if st == nil || st.State != actorapi.StateRunning || st.Worker != s.d.InstanceID || st.StartedAt == nil {
 		t.Errorf("state = %+v, want running on %s", st, s.d.InstanceID)
 	}
 	init := w.call("alpha", "GET", "/init", "", nil).json(t)
@@ -124,7 +125,7 @@ func TestBrokenInstanceIsReplaced(t *testing.T) {
 			t.Errorf("after %s: state %+v, want %d restarts and the last error", c.path, st, restarts[c.slug])
 		}
 	}
-	eventually(t, 5*time.Second, "the state to settle on running", func() bool { return w.state("alpha").State == experiments.ActorRunning })
+	eventually(t, 5*time.Second, "the state to settle on running", func() bool { return w.state("alpha").State == actorapi.StateRunning })
 	got := seen()
 	for i, want := range []string{"restarting", "running"} {
 		if len(got) <= i || got[i] != want {
@@ -143,7 +144,7 @@ func TestRestartBackoffGrows(t *testing.T) {
 	w.serving("alpha", 20*time.Second)
 	var waits []time.Duration
 	for range 5 {
-		eventually(t, 5*time.Second, "a running instance", func() bool { return w.state("alpha").State == experiments.ActorRunning })
+		eventually(t, 5*time.Second, "a running instance", func() bool { return w.state("alpha").State == actorapi.StateRunning })
 		if r := w.call("alpha", "GET", "/panic", "", nil); r.err == nil {
 			t.Fatalf("panic answered %v", r)
 		}
@@ -322,7 +323,7 @@ func TestActorFollowsTheExperiment(t *testing.T) {
 	w.deploy("alpha", map[string]any{"actor": map[string]any{"module": "actor.wasm", "config": map[string]any{"v": 2}}}, probe(t))
 	eventually(t, 20*time.Second, "version 2 to run", func() bool {
 		st := w.state("alpha")
-		return st != nil && st.Version == 2 && st.State == experiments.ActorRunning
+		return st != nil && st.Version == 2 && st.State == actorapi.StateRunning
 	})
 	if got := w.call("alpha", "POST", "/count", "", nil).json(t)["n"]; got != float64(1) {
 		t.Errorf("count after a new version = %v, want 1", got)
@@ -360,7 +361,7 @@ func TestActorsThatCannotStart(t *testing.T) {
 	w.deploy("broken", nil, []byte("\x00asm\x01\x00\x00\x00"))
 	eventually(t, 20*time.Second, "the broken module to fail", func() bool {
 		st := w.state("broken")
-		return st != nil && st.State == experiments.ActorFailed
+		return st != nil && st.State == actorapi.StateFailed
 	})
 	st := w.state("broken")
 	if !strings.Contains(st.LastError, "gnome_alloc") || st.RetryAt != nil || w.lease("broken") != nil {
@@ -374,7 +375,7 @@ func TestActorsThatCannotStart(t *testing.T) {
 	w.deploy("refuses", map[string]any{"actor": map[string]any{"module": "actor.wasm", "config": map[string]any{"refuse_init": "no database URL configured"}}}, probe(t))
 	eventually(t, 20*time.Second, "the refusing actor to show failed", func() bool {
 		st := w.state("refuses")
-		return st != nil && st.State == experiments.ActorFailed && st.Restarts >= 2
+		return st != nil && st.State == actorapi.StateFailed && st.Restarts >= 2
 	})
 	if st := w.state("refuses"); !strings.Contains(st.LastError, "no database URL configured") || st.RetryAt == nil || w.lease("refuses") == nil {
 		t.Errorf("refused state %+v: want the reason, a retry time and a lease", st)
@@ -431,7 +432,7 @@ func TestStoppingWorkerHandsOver(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the state to show the new worker", func() bool {
 		st := w.state("alpha")
-		return st.State == experiments.ActorRunning && st.Worker == to.d.InstanceID
+		return st.State == actorapi.StateRunning && st.Worker == to.d.InstanceID
 	})
 }
 
@@ -488,9 +489,9 @@ func TestCallsAreTraced(t *testing.T) {
 	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 	ctx, caller := otel.Tracer("test").Start(context.Background(), "caller")
-	env, _ := json.Marshal(experiments.ActorRequest{Method: "POST", Path: "/kv/put", Query: "key=k", Headers: map[string][]string{}, Body: []byte(`"aGk="`),
-		Caller: experiments.ActorCaller{Roles: []string{}, Anonymous: true}, RequestID: "traced"})
-	msg := nats.NewMsg(experiments.ActorSubject("alpha"))
+	env, _ := json.Marshal(actorapi.Request{Method: "POST", Path: "/kv/put", Query: "key=k", Headers: map[string][]string{}, Body: []byte(`"aGk="`),
+		Caller: actorapi.Caller{Roles: []string{}, Anonymous: true}, RequestID: "traced"})
+	msg := nats.NewMsg(actorapi.Subject("alpha"))
 	msg.Data = env
 	bus.Inject(ctx, msg.Header, "traced")
 	if _, err := w.d.NC.RequestMsg(msg, 5*time.Second); err != nil {

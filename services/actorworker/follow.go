@@ -11,7 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/jobs"
 )
@@ -20,7 +22,7 @@ import (
 // here if no instance holds its lease. The job names the occasion; what
 // starts is always what the experiment's configuration says now.
 func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
-	var p experiments.ActorStartJob
+	var p actorapi.StartJob
 	if err := job.Decode(&p); err != nil || p.Slug == "" {
 		return jobs.Permanent(fmt.Errorf("malformed actor start job: %v", err))
 	}
@@ -44,7 +46,7 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 			return ctx.Err()
 		}
 	}
-	if p.Reason != experiments.StartRestart {
+	if p.Reason != actorapi.StartRestart {
 		st, err := s.readState(ctx, sp.slug)
 		if err != nil {
 			return err
@@ -73,13 +75,13 @@ func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason 
 		s.releaseLease(ctx, a)
 		return nil
 	}
-	st := experiments.ActorState{Slug: sp.slug}
+	st := actorapi.State{Slug: sp.slug}
 	if prev, _ := s.readState(ctx, sp.slug); prev != nil && prev.Checksum == sp.checksum {
 		// The same version moves here: keep its history.
 		st.Restarts, st.Calls, st.LastError, st.LastErrorAt = prev.Restarts, prev.Calls, prev.LastError, prev.LastErrorAt
 	}
-	st.State, st.Worker, st.Version, st.Checksum, st.Seq = experiments.ActorStarting, s.d.InstanceID, sp.version, sp.checksum, sp.seq
-	a.update(func(cur *experiments.ActorState) { *cur = st })
+	st.State, st.Worker, st.Version, st.Checksum, st.Seq = actorapi.StateStarting, s.d.InstanceID, sp.version, sp.checksum, sp.seq
+	a.update(func(cur *actorapi.State) { *cur = st })
 	renewCtx, stopRenew := context.WithCancel(context.Background())
 	a.stopRenew = stopRenew
 	go s.renewLease(renewCtx, a)
@@ -97,21 +99,21 @@ func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason 
 
 // failedForNow reports whether st is a failure of the experiment state seq
 // that is not to be retried yet (or ever, without a change).
-func failedForNow(st *experiments.ActorState, seq int64) bool {
-	return st != nil && st.State == experiments.ActorFailed && st.Seq == seq && (st.RetryAt == nil || time.Now().Before(*st.RetryAt))
+func failedForNow(st *actorapi.State, seq int64) bool {
+	return st != nil && st.State == actorapi.StateFailed && st.Seq == seq && (st.RetryAt == nil || time.Now().Before(*st.RetryAt))
 }
 
 // startGivenUp records a start job that failed every attempt; reconciling
 // tries again after RetryFailedStart.
 func (s *Service) startGivenUp(ctx context.Context, job *jobs.Job, err error) {
-	var p experiments.ActorStartJob
+	var p actorapi.StartJob
 	if job.Decode(&p) != nil || p.Slug == "" || s.local(p.Slug) != nil {
 		return
 	}
 	now := time.Now().UTC()
 	retry := now.Add(s.tune.RetryFailedStart)
-	s.putState(experiments.ActorState{
-		Slug: p.Slug, State: experiments.ActorFailed, Version: p.Version, Checksum: p.Checksum,
+	s.putState(actorapi.State{
+		Slug: p.Slug, State: actorapi.StateFailed, Version: p.Version, Checksum: p.Checksum,
 		LastError: err.Error(), LastErrorAt: &now, RetryAt: &retry, UpdatedAt: now,
 	})
 }
@@ -120,8 +122,8 @@ func (s *Service) startGivenUp(ctx context.Context, job *jobs.Job, err error) {
 // ID, so that every instance reacting to the same occasion queues one job.
 func (s *Service) enqueueStart(ctx context.Context, cfg *experiments.Config, reason, occasion string) {
 	id := fmt.Sprintf("%s@%d:%s:%s", cfg.Slug, cfg.Version, reason, occasion)
-	_, err := s.queue.Enqueue(ctx, experiments.ActorJobKind, id,
-		experiments.ActorStartJob{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Reason: reason})
+	_, err := s.queue.Enqueue(ctx, actorapi.JobKind, id,
+		actorapi.StartJob{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Reason: reason})
 	if err != nil {
 		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", cfg.Slug, "reason", reason, "err", err)
 	}
@@ -140,7 +142,7 @@ func (s *Service) follow(ctx, bg context.Context) error {
 		return fmt.Errorf("follow experiment events: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev experiments.Event
+		var ev events.Experiment
 		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Slug == "" {
 			return
 		}
@@ -184,8 +186,8 @@ func (s *Service) follow(ctx, bg context.Context) error {
 // onEvent acts on an experiment's change: the instance running its actor
 // reloads or stops it; an active version with an actor that runs nowhere
 // gets a start job.
-func (s *Service) onEvent(ctx context.Context, subject string, ev experiments.Event, rid string) {
-	deleted := subject == experiments.SubjectDeleted
+func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experiment, rid string) {
+	deleted := subject == events.ExperimentDeleted
 	var cfg *experiments.Config
 	if !deleted {
 		var err error
@@ -205,7 +207,7 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev experiments.Ev
 			a.reload(sp)
 		}
 	} else if sp != nil {
-		s.enqueueStart(ctx, cfg, experiments.StartDeployed, fmt.Sprint(cfg.Seq))
+		s.enqueueStart(ctx, cfg, actorapi.StartDeployed, fmt.Sprint(cfg.Seq))
 	}
 	if sp != nil {
 		return
@@ -230,7 +232,7 @@ func (s *Service) onLeaseGone(ctx context.Context, slug string, rev uint64) {
 	if specOf(cfg) == nil {
 		return
 	}
-	s.enqueueStart(ctx, cfg, experiments.StartLeaseExpired, fmt.Sprint(rev))
+	s.enqueueStart(ctx, cfg, actorapi.StartLeaseExpired, fmt.Sprint(rev))
 }
 
 // reconcileLoop compares what runs with what should, at start and every
@@ -297,9 +299,9 @@ func (s *Service) reconcile(ctx context.Context) error {
 		if failedForNow(st, cfg.Seq) {
 			continue
 		}
-		reason := experiments.StartDeployed
+		reason := actorapi.StartDeployed
 		if st != nil {
-			reason = experiments.StartLeaseExpired
+			reason = actorapi.StartLeaseExpired
 		}
 		s.enqueueStart(ctx, cfg, reason, "reconcile-"+window)
 	}

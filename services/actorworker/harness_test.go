@@ -20,8 +20,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -141,7 +143,7 @@ func (w *world) deploy(slug string, manifest map[string]any, wasm []byte) experi
 	if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: slug}}, cfg, options.Replace().SetUpsert(true)); err != nil {
 		w.t.Fatal(err)
 	}
-	w.announce(cfg, experiments.SubjectUpdated)
+	w.announce(cfg, events.ExperimentUpdated)
 	return cfg
 }
 
@@ -158,7 +160,7 @@ func (w *world) setStatus(slug, status string) {
 	if _, err := coll.ReplaceOne(ctx, bson.D{{Key: "_id", Value: slug}}, cfg); err != nil {
 		w.t.Fatal(err)
 	}
-	w.announce(cfg, experiments.SubjectUpdated)
+	w.announce(cfg, events.ExperimentUpdated)
 }
 
 // remove deletes an experiment and announces it.
@@ -174,12 +176,12 @@ func (w *world) remove(slug string) {
 		w.t.Fatal(err)
 	}
 	cfg.Seq++
-	w.announce(cfg, experiments.SubjectDeleted)
+	w.announce(cfg, events.ExperimentDeleted)
 }
 
 func (w *world) announce(cfg experiments.Config, subject string) {
 	w.t.Helper()
-	m, _ := json.Marshal(experiments.Event{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Status: cfg.Status, HasActor: true, Seq: cfg.Seq, At: time.Now().UTC()})
+	m, _ := json.Marshal(events.Experiment{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Status: cfg.Status, HasActor: true, Seq: cfg.Seq, At: time.Now().UTC()})
 	if _, err := w.d.JS.Publish(ctxT(w.t), subject, m, jetstream.WithMsgID(fmt.Sprintf("%s-%s-%d", subject, cfg.Slug, cfg.Seq))); err != nil {
 		w.t.Fatal(err)
 	}
@@ -205,12 +207,12 @@ func (w *world) callWithin(timeout time.Duration, slug, method, path, query stri
 	if body == nil {
 		body = []byte{}
 	}
-	env := experiments.ActorRequest{Method: method, Path: path, Query: query, Headers: map[string][]string{"Accept": {"*/*"}}, Body: body,
-		Caller: experiments.ActorCaller{Email: "ada@example.com", Roles: []string{"user"}}, RequestID: "req-" + path}
+	env := actorapi.Request{Method: method, Path: path, Query: query, Headers: map[string][]string{"Accept": {"*/*"}}, Body: body,
+		Caller: actorapi.Caller{Email: "ada@example.com", Roles: []string{"user"}}, RequestID: "req-" + path}
 	data, _ := json.Marshal(env)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	msg := nats.NewMsg(experiments.ActorSubject(slug))
+	msg := nats.NewMsg(actorapi.Subject(slug))
 	msg.Data = data
 	bus.Inject(telemetry.WithRequestID(ctx, env.RequestID), msg.Header, env.RequestID)
 	m, err := w.d.NC.RequestMsgWithContext(ctx, msg)
@@ -224,9 +226,9 @@ func (w *world) callWithin(timeout time.Duration, slug, method, path, query stri
 	if code := m.Header.Get(bus.HeaderErrorCode); code != "" {
 		var be apierr.BodyError
 		_ = json.Unmarshal(m.Data, &be)
-		return reply{err: apierr.FromBody(be), retryAfter: m.Header.Get(experiments.HeaderRetryAfter)}
+		return reply{err: apierr.FromBody(be), retryAfter: m.Header.Get(actorapi.HeaderRetryAfter)}
 	}
-	var res experiments.ActorResponse
+	var res actorapi.Response
 	if err := json.Unmarshal(m.Data, &res); err != nil {
 		w.t.Fatalf("reply is not a response envelope: %v: %s", err, m.Data)
 	}
@@ -253,7 +255,7 @@ func (r reply) json(t *testing.T) map[string]any {
 }
 
 // state is slug's actor state in actor_state, or nil.
-func (w *world) state(slug string) *experiments.ActorState {
+func (w *world) state(slug string) *actorapi.State {
 	kv, err := w.d.JS.KeyValue(ctxT(w.t), bus.BucketActorState)
 	if err != nil {
 		w.t.Fatal(err)
@@ -262,13 +264,13 @@ func (w *world) state(slug string) *experiments.ActorState {
 	if err != nil {
 		return nil
 	}
-	var st experiments.ActorState
+	var st actorapi.State
 	_ = json.Unmarshal(e.Value(), &st)
 	return &st
 }
 
 // lease is slug's lease, or nil.
-func (w *world) lease(slug string) *experiments.ActorLease {
+func (w *world) lease(slug string) *actorapi.Lease {
 	kv, err := w.d.JS.KeyValue(ctxT(w.t), bus.BucketActorLeases)
 	if err != nil {
 		w.t.Fatal(err)
@@ -277,7 +279,7 @@ func (w *world) lease(slug string) *experiments.ActorLease {
 	if err != nil {
 		return nil
 	}
-	var l experiments.ActorLease
+	var l actorapi.Lease
 	_ = json.Unmarshal(e.Value(), &l)
 	return &l
 }
@@ -300,7 +302,7 @@ func (w *world) states(slug string) func() []string {
 			if e == nil {
 				continue
 			}
-			var st experiments.ActorState
+			var st actorapi.State
 			state := "deleted"
 			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &st) == nil {
 				state = st.State

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/actorapi"
 )
 
 // Leases: an actor runs only on the instance holding its key in
@@ -19,7 +19,7 @@ import (
 // instance's watcher sees it go.
 
 func (s *Service) leaseValue(sp *spec) []byte {
-	b, _ := json.Marshal(experiments.ActorLease{Worker: s.d.InstanceID, Version: sp.version, Checksum: sp.checksum, AcquiredAt: time.Now().UTC()})
+	b, _ := json.Marshal(actorapi.Lease{Worker: s.d.InstanceID, Version: sp.version, Checksum: sp.checksum, AcquiredAt: time.Now().UTC()})
 	return b
 }
 

@@ -8,13 +8,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/actorapi"
 )
 
 // update changes the actor's state and writes it to actor_state. Writes
 // are serialised by the actor's lock, so the last one written is the
 // latest.
-func (a *actor) update(fn func(*experiments.ActorState)) {
+func (a *actor) update(fn func(*actorapi.State)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	fn(&a.state)
@@ -57,7 +57,7 @@ func (a *actor) flush() {
 	a.s.putState(a.state)
 }
 
-func (s *Service) putState(st experiments.ActorState) {
+func (s *Service) putState(st actorapi.State) {
 	b, _ := json.Marshal(st)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -67,7 +67,7 @@ func (s *Service) putState(st experiments.ActorState) {
 }
 
 // readState is slug's stored state, or nil.
-func (s *Service) readState(ctx context.Context, slug string) (*experiments.ActorState, error) {
+func (s *Service) readState(ctx context.Context, slug string) (*actorapi.State, error) {
 	e, err := s.states.Get(ctx, slug)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, nil
@@ -75,7 +75,7 @@ func (s *Service) readState(ctx context.Context, slug string) (*experiments.Acto
 	if err != nil {
 		return nil, err
 	}
-	var st experiments.ActorState
+	var st actorapi.State
 	if err := json.Unmarshal(e.Value(), &st); err != nil {
 		return nil, nil
 	}

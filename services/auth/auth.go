@@ -148,27 +148,16 @@ func (s *Service) bootstrapAdmin(ctx context.Context) error {
 }
 
 func (s *Service) endpoints(srv *bus.Server) error {
-	handlers := map[string]bus.RawHandler{
-		authapi.EndpointLogin:       bus.JSON(s.login),
-		authapi.EndpointRegister:    bus.JSON(s.register),
-		authapi.EndpointLogout:      bus.JSON(s.logout),
-		authapi.EndpointUsersList:   bus.JSON(s.listUsers),
-		authapi.EndpointUsersCreate: bus.JSON(s.createUser),
-		authapi.EndpointUsersUpdate: bus.JSON(s.updateUser),
-		authapi.EndpointRoleGrant:   bus.JSON(s.grant),
-		authapi.EndpointRoleRevoke:  bus.JSON(s.revoke),
-	}
-	names := make([]string, 0, len(handlers))
-	for n := range handlers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := srv.Handle(n, handlers[n]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return srv.Register(
+		bus.Endpoint(authapi.EndpointLogin, s.login),
+		bus.Endpoint(authapi.EndpointRegister, s.register),
+		bus.Endpoint(authapi.EndpointLogout, s.logout),
+		bus.Endpoint(authapi.EndpointUsersList, s.listUsers),
+		bus.Endpoint(authapi.EndpointUsersCreate, s.createUser),
+		bus.Endpoint(authapi.EndpointUsersUpdate, s.updateUser),
+		bus.Endpoint(authapi.EndpointRoleGrant, s.grant),
+		bus.Endpoint(authapi.EndpointRoleRevoke, s.revoke),
+	)
 }
 
 var errBadCredentials = apierr.New(apierr.CodeInvalidCredentials, "email or password is wrong")

@@ -16,7 +16,6 @@ import (
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
-	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
 )
@@ -139,8 +138,8 @@ func (s *Service) accountRoutes(app *fiber.App) {
 	app.Get("/admin/api/users", s.requireAdmin, s.listUsers)
 	app.Post("/admin/api/users", s.requireAdmin, s.createUser)
 	app.Patch("/admin/api/users/:email", s.requireAdmin, s.updateUser)
-	app.Post("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(authapi.EndpointRoleGrant))
-	app.Delete("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(authapi.EndpointRoleRevoke))
+	app.Post("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(s.auth.GrantRole))
+	app.Delete("/admin/api/users/:email/roles/:role", s.requireAdmin, s.roleChange(s.auth.RevokeRole))
 }
 
 func (s *Service) loginPage(c *fiber.Ctx) error {
@@ -158,8 +157,7 @@ func (s *Service) login(c *fiber.Ctx) error {
 	// A password hash is deliberately slow, and slower on a loaded machine.
 	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
 	defer cancel()
-	sess, err := bus.Call[authapi.Session](ctx, s.d.NC, authapi.Subject(authapi.EndpointLogin),
-		authapi.Credentials{Email: cr.Email, Password: cr.Password})
+	sess, err := s.auth.Login(ctx, authapi.Credentials{Email: cr.Email, Password: cr.Password})
 	if err != nil {
 		if !isJSON && apierr.From(err).Code == apierr.CodeInvalidCredentials {
 			return s.render(c, fiber.StatusUnauthorized, "login", page{Title: "Sign in", Error: "Email or password is wrong.", Email: cr.Email, Next: safeNext(cr.Next)})
@@ -183,8 +181,7 @@ func (s *Service) logout(c *fiber.Ctx) error {
 		}
 		return authError(c)
 	}
-	_, err := bus.Call[authapi.Empty](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointLogout),
-		authapi.Logout{TokenID: cl.ID, Until: cl.ExpiresAt.Time, UserID: cl.Subject})
+	err := s.auth.Logout(c.UserContext(), authapi.Logout{TokenID: cl.ID, Until: cl.ExpiresAt.Time, UserID: cl.Subject})
 	if err != nil {
 		return err
 	}
@@ -210,8 +207,7 @@ func (s *Service) register(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
 	defer cancel()
-	sess, err := bus.Call[authapi.Session](ctx, s.d.NC, authapi.Subject(authapi.EndpointRegister),
-		authapi.Credentials{Email: cr.Email, Password: cr.Password})
+	sess, err := s.auth.Register(ctx, authapi.Credentials{Email: cr.Email, Password: cr.Password})
 	if err != nil {
 		ae := apierr.From(err)
 		if !isJSON && (ae.Code == apierr.CodeValidationFailed || ae.Code == apierr.CodeConflict) {
@@ -240,7 +236,7 @@ func (s *Service) actor(c *fiber.Ctx) authapi.Actor {
 }
 
 func (s *Service) adminPage(c *fiber.Ctx) error {
-	list, err := bus.Call[authapi.Users](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointUsersList), authapi.Empty{})
+	list, err := s.auth.Users(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -249,7 +245,7 @@ func (s *Service) adminPage(c *fiber.Ctx) error {
 }
 
 func (s *Service) listUsers(c *fiber.Ctx) error {
-	list, err := bus.Call[authapi.Users](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointUsersList), authapi.Empty{})
+	list, err := s.auth.Users(c.UserContext())
 	if err != nil {
 		return err
 	}
@@ -277,8 +273,7 @@ func (s *Service) createUser(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), hashCallTimeout)
 	defer cancel()
-	u, err := bus.Call[authapi.User](ctx, s.d.NC, authapi.Subject(authapi.EndpointUsersCreate),
-		authapi.CreateUser{Actor: s.actor(c), Email: req.Email, Password: req.Password, Roles: req.Roles})
+	u, err := s.auth.CreateUser(ctx, authapi.CreateUser{Actor: s.actor(c), Email: req.Email, Password: req.Password, Roles: req.Roles})
 	if err != nil {
 		return err
 	}
@@ -296,22 +291,20 @@ func (s *Service) updateUser(c *fiber.Ctx) error {
 	if err != nil {
 		return apierr.New(apierr.CodeBadRequest, "the email in the path is not valid")
 	}
-	u, err := bus.Call[authapi.User](c.UserContext(), s.d.NC, authapi.Subject(authapi.EndpointUsersUpdate),
-		authapi.UpdateUser{Actor: s.actor(c), Email: email, Disabled: req.Disabled})
+	u, err := s.auth.UpdateUser(c.UserContext(), authapi.UpdateUser{Actor: s.actor(c), Email: email, Disabled: req.Disabled})
 	if err != nil {
 		return err
 	}
 	return c.JSON(u)
 }
 
-func (s *Service) roleChange(endpoint string) fiber.Handler {
+func (s *Service) roleChange(change func(context.Context, authapi.RoleChange) (authapi.User, error)) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		email, err := url.PathUnescape(c.Params("email"))
 		if err != nil {
 			return apierr.New(apierr.CodeBadRequest, "the email in the path is not valid")
 		}
-		u, err := bus.Call[authapi.User](c.UserContext(), s.d.NC, authapi.Subject(endpoint),
-			authapi.RoleChange{Actor: s.actor(c), Email: email, Role: c.Params("role")})
+		u, err := change(c.UserContext(), authapi.RoleChange{Actor: s.actor(c), Email: email, Role: c.Params("role")})
 		if err != nil {
 			return err
 		}

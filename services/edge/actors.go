@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
@@ -28,7 +29,7 @@ import (
 )
 
 // The actor call path: ANY /experiments/{slug}/api/* becomes a NATS request
-// to the experiment's actor (experiments.ActorSubject), carrying the request
+// to the experiment's actor (actorapi.Subject), carrying the request
 // envelope of docs/actors.md; the reply is the actor's response envelope or
 // an error. Health reads the actor's state from actor_state.
 
@@ -66,7 +67,7 @@ type actorBus struct {
 
 	// cache follows actor_state for the experiment lists.
 	mu     sync.RWMutex
-	cache  map[string]experiments.ActorState
+	cache  map[string]actorapi.State
 	synced chan struct{}
 }
 
@@ -89,7 +90,7 @@ func (s *Service) actorBus(ctx context.Context) (*actorBus, error) {
 	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs); err != nil {
 		return nil, err
 	}
-	ab := &actorBus{cache: map[string]experiments.ActorState{}, synced: make(chan struct{}), queue: jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")}
+	ab := &actorBus{cache: map[string]actorapi.State{}, synced: make(chan struct{}), queue: jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")}
 	var err error
 	if ab.states, err = d.JS.KeyValue(ctx, bus.BucketActorState); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bus.BucketActorState, err)
@@ -114,7 +115,7 @@ func (ab *actorBus) follow(w jetstream.KeyWatcher) {
 			continue
 		}
 		ab.mu.Lock()
-		var st experiments.ActorState
+		var st actorapi.State
 		if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &st) == nil {
 			ab.cache[e.Key()] = st
 		} else {
@@ -125,7 +126,7 @@ func (ab *actorBus) follow(w jetstream.KeyWatcher) {
 }
 
 // cached is slug's state as last seen by the watcher.
-func (ab *actorBus) cached(slug string) (experiments.ActorState, bool) {
+func (ab *actorBus) cached(slug string) (actorapi.State, bool) {
 	select {
 	case <-ab.synced:
 	default:
@@ -149,18 +150,18 @@ func runsActor(e *entry) bool {
 // actorViewOf is the actor part of an experiment's view.
 func (s *Service) actorViewOf(e *entry) actorView {
 	if !runsActor(e) {
-		return actorView{State: experiments.ActorNone}
+		return actorView{State: actorapi.StateNone}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	ab, err := s.actorBus(ctx)
 	if err != nil {
-		return actorView{State: experiments.ActorStarting}
+		return actorView{State: actorapi.StateStarting}
 	}
 	if st, ok := ab.cached(e.cfg.Slug); ok && st.State != "" {
 		return actorView{State: st.State}
 	}
-	return actorView{State: experiments.ActorStarting}
+	return actorView{State: actorapi.StateStarting}
 }
 
 // actorHealth answers GET /experiments/{slug}/health from actor_state: the
@@ -170,7 +171,7 @@ func (s *Service) actorViewOf(e *entry) actorView {
 func (s *Service) actorHealth(c *fiber.Ctx) error {
 	e := entryOf(c)
 	if !runsActor(e) {
-		return c.JSON(fiber.Map{"slug": e.cfg.Slug, "state": experiments.ActorNone, "version": e.cfg.Version})
+		return c.JSON(fiber.Map{"slug": e.cfg.Slug, "state": actorapi.StateNone, "version": e.cfg.Version})
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 	defer cancel()
@@ -178,20 +179,20 @@ func (s *Service) actorHealth(c *fiber.Ctx) error {
 	if err != nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
 	}
-	st, err := getJSON[experiments.ActorState](ctx, ab.states, e.cfg.Slug)
+	st, err := getJSON[actorapi.State](ctx, ab.states, e.cfg.Slug)
 	if err != nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
 	}
-	if st == nil || (st.State == experiments.ActorFailed && st.Checksum != e.cfg.Checksum) {
+	if st == nil || (st.State == actorapi.StateFailed && st.Checksum != e.cfg.Checksum) {
 		// Nothing yet, or the failure of a version no longer current.
-		st = &experiments.ActorState{Slug: e.cfg.Slug, State: experiments.ActorStarting, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Seq: e.cfg.Seq}
-	} else if st.State != experiments.ActorFailed {
-		lease, err := getJSON[experiments.ActorLease](ctx, ab.leases, e.cfg.Slug)
+		st = &actorapi.State{Slug: e.cfg.Slug, State: actorapi.StateStarting, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Seq: e.cfg.Seq}
+	} else if st.State != actorapi.StateFailed {
+		lease, err := getJSON[actorapi.Lease](ctx, ab.leases, e.cfg.Slug)
 		if err != nil {
 			return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
 		}
 		if lease == nil || lease.Worker != st.Worker {
-			st.State, st.StartedAt = experiments.ActorStarting, nil
+			st.State, st.StartedAt = actorapi.StateStarting, nil
 		}
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -228,17 +229,17 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodePayloadTooLarge, "the body is over the actor limit of %d bytes", maxActorBody)
 	}
 	rid := httpx.GetRequestID(c)
-	req := experiments.ActorRequest{
+	req := actorapi.Request{
 		Method:    c.Method(),
 		Path:      actorPath(string(c.Request().URI().Path()), slug),
 		Query:     string(c.Request().URI().QueryString()),
 		Headers:   actorHeaders(c),
 		Body:      append([]byte{}, body...),
-		Caller:    experiments.ActorCaller{Roles: []string{}, Anonymous: true},
+		Caller:    actorapi.Caller{Roles: []string{}, Anonymous: true},
 		RequestID: rid,
 	}
 	if cl := claimsOf(c); cl != nil {
-		req.Caller = experiments.ActorCaller{Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+		req.Caller = actorapi.Caller{Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -248,10 +249,10 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodePayloadTooLarge, "the request is over what the bus carries (%d bytes)", s.d.NC.MaxPayload())
 	}
 
-	timeout := experiments.ActorTimeout(e.manifest.Actor) + callSlack
+	timeout := actorapi.Timeout(e.manifest.Actor) + callSlack
 	ctx, cancel := context.WithTimeout(c.UserContext(), timeout)
 	defer cancel()
-	subject := experiments.ActorSubject(slug)
+	subject := actorapi.Subject(slug)
 	ctx, span := otel.Tracer(tracerName).Start(ctx, "actor call", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("gnome.slug", slug), attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", subject)))
@@ -260,7 +261,7 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 	msg.Data = data
 	bus.Inject(ctx, msg.Header, rid)
 	deadline, _ := ctx.Deadline()
-	msg.Header.Set(experiments.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	msg.Header.Set(actorapi.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 
 	reply, err := s.d.NC.RequestMsgWithContext(ctx, msg)
 	if err != nil {
@@ -280,10 +281,10 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 		}
 		span.SetStatus(codes.Error, string(be.Code))
 		ae := apierr.FromBody(be)
-		ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(experiments.HeaderRetryAfter))
+		ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(actorapi.HeaderRetryAfter))
 		return ae
 	}
-	var res experiments.ActorResponse
+	var res actorapi.Response
 	if err := json.Unmarshal(reply.Data, &res); err != nil || res.Status < 200 || res.Status > 599 {
 		span.SetStatus(codes.Error, "malformed response")
 		return apierr.New(apierr.CodeBadGateway, "the actor of %q answered with a malformed response", slug)
@@ -345,14 +346,14 @@ func (s *Service) startOnDemand(ctx context.Context, e *entry) error {
 	if err != nil {
 		return starting
 	}
-	if lease, err := getJSON[experiments.ActorLease](ctx, ab.leases, slug); err != nil || lease != nil {
+	if lease, err := getJSON[actorapi.Lease](ctx, ab.leases, slug); err != nil || lease != nil {
 		return starting
 	}
-	st, err := getJSON[experiments.ActorState](ctx, ab.states, slug)
+	st, err := getJSON[actorapi.State](ctx, ab.states, slug)
 	if err != nil {
 		return starting
 	}
-	if st != nil && st.State == experiments.ActorFailed && st.Seq == e.cfg.Seq {
+	if st != nil && st.State == actorapi.StateFailed && st.Seq == e.cfg.Seq {
 		failed := apierr.New(apierr.CodeUnavailable, "the actor of %q failed to start: %s", slug, st.LastError)
 		if st.RetryAt != nil {
 			if time.Now().Before(*st.RetryAt) {
@@ -363,9 +364,9 @@ func (s *Service) startOnDemand(ctx context.Context, e *entry) error {
 			return failed
 		}
 	}
-	id := fmt.Sprintf("%s@%d:%s:%d", slug, e.cfg.Version, experiments.StartOnDemand, time.Now().Unix()/10)
-	job := experiments.ActorStartJob{Slug: slug, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Reason: experiments.StartOnDemand}
-	if _, err := ab.queue.Enqueue(ctx, experiments.ActorJobKind, id, job); err != nil {
+	id := fmt.Sprintf("%s@%d:%s:%d", slug, e.cfg.Version, actorapi.StartOnDemand, time.Now().Unix()/10)
+	job := actorapi.StartJob{Slug: slug, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Reason: actorapi.StartOnDemand}
+	if _, err := ab.queue.Enqueue(ctx, actorapi.JobKind, id, job); err != nil {
 		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", slug, "err", err)
 	}
 	return starting

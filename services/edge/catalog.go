@@ -16,6 +16,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 )
 
@@ -57,13 +58,13 @@ func (c *catalog) start(ctx context.Context) error {
 		return fmt.Errorf("follow experiment events: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev experiments.Event
+		var ev events.Experiment
 		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Slug == "" {
 			return
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if msg.Subject() == experiments.SubjectDeleted {
+		if msg.Subject() == events.ExperimentDeleted {
 			c.drop(ev.Slug)
 			return
 		}

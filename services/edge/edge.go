@@ -13,17 +13,19 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Name is the service's name on the bus.
@@ -39,11 +41,14 @@ type Service struct {
 	served  chan error
 	metrics *httpx.Metrics
 
+	auth   authapi.Client
+	upload uploadapi.Client
+	export exportapi.Client
+
 	verifier *authn.Verifier
 	enforcer *authz.Enforcer
 	limiter  *ratelimit.Limiter
 	catalog  *catalog
-	uploads  jetstream.ObjectStore
 	bundles  *bundleCache
 	// exportFiles is the exports object store downloads stream from; it
 	// binds to the bucket on first use.
@@ -61,7 +66,11 @@ type Service struct {
 
 // New builds the edge on d; it listens on d.Config.HTTPAddr when started.
 func New(d *svc.Deps) *Service {
-	return &Service{d: d, exportFiles: exportstore.NewObjectStore(d.JS, bus.ObjectExports)}
+	c := bus.Client{NC: d.NC}
+	return &Service{
+		d: d, auth: authapi.Client{T: c}, upload: uploadapi.Client{T: c}, export: exportapi.Client{T: c},
+		exportFiles: exportstore.NewObjectStore(d.JS, bus.ObjectExports),
+	}
 }
 
 // Name is the service's name on the bus.
@@ -170,9 +179,11 @@ func (s *Service) startExperiments(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.uploads, err = d.JS.ObjectStore(ctx, bus.ObjectUploads); err != nil {
+	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	if err != nil {
 		return fmt.Errorf("open uploads store: %w", err)
 	}
+	s.upload.Staging = bus.ObjectStaging{Store: uploads}
 	bundles, err := d.JS.ObjectStore(ctx, bus.ObjectBundles)
 	if err != nil {
 		return fmt.Errorf("open bundles store: %w", err)

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,13 +15,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authz"
-	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 const localEntry = "gnome.experiment"
@@ -37,9 +34,9 @@ func (s *Service) viewer(c *fiber.Ctx) *experiments.Viewer {
 	return &experiments.Viewer{Email: cl.Email, Roles: cl.Roles, IsAdmin: s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)}
 }
 
-func (s *Service) caller(c *fiber.Ctx) experiments.Caller {
+func (s *Service) caller(c *fiber.Ctx) uploadapi.Caller {
 	v := s.viewer(c)
-	return experiments.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c)}
+	return uploadapi.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c)}
 }
 
 // access loads the experiment of the path and applies its rules for a:
@@ -186,19 +183,16 @@ func (s *Service) uploadExperiment(c *fiber.Ctx) error {
 	default:
 		return apierr.New(apierr.CodeUnsupportedMediaType, "send the ZIP as multipart field \"file\" or as application/zip")
 	}
-	id := newUploadID()
 	counted := &limitReader{r: src, left: limit}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Minute)
 	defer cancel()
-	if _, err := s.uploads.Put(ctx, jetstream.ObjectMeta{Name: id}, counted); err != nil {
-		_ = s.uploads.Delete(context.WithoutCancel(ctx), id)
+	res, err := s.upload.Upload(ctx, counted, caller)
+	if se := (*uploadapi.StageError)(nil); errors.As(err, &se) {
 		if counted.over {
 			return tooLarge
 		}
-		return apierr.Wrap(apierr.CodeBadRequest, err, "the upload could not be read")
+		return apierr.Wrap(apierr.CodeBadRequest, se.Err, "the upload could not be read")
 	}
-	res, err := bus.Call[experiments.Result](ctx, s.d.NC, experiments.Subject(experiments.EndpointProcess),
-		experiments.ProcessUpload{UploadID: id, Size: limit - counted.left, Caller: caller})
 	if err != nil {
 		return err
 	}
@@ -208,12 +202,6 @@ func (s *Service) uploadExperiment(c *fiber.Ctx) error {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was stored but could not be read back")
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": s.viewOf(e), "warnings": res.Warnings, "created": res.Created})
-}
-
-func newUploadID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return "up-" + hex.EncodeToString(b)
 }
 
 // limitReader fails once more than left bytes are read.
@@ -242,8 +230,7 @@ func (s *Service) patchExperiment(c *fiber.Ctx) error {
 	if err := jsonBody(c, &req); err != nil {
 		return err
 	}
-	res, err := bus.Call[experiments.Result](c.UserContext(), s.d.NC, experiments.Subject(experiments.EndpointUpdate),
-		experiments.Update{Slug: c.Params("slug"), Version: req.Version, Status: req.Status, Fields: req.Manifest, Caller: s.caller(c)})
+	res, err := s.upload.Update(c.UserContext(), uploadapi.Update{Slug: c.Params("slug"), Version: req.Version, Status: req.Status, Fields: req.Manifest, Caller: s.caller(c)})
 	if err != nil {
 		return err
 	}
@@ -264,8 +251,7 @@ func (s *Service) deleteExperiment(c *fiber.Ctx) error {
 	slug := c.Params("slug")
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
 	defer cancel()
-	_, err := bus.Call[experiments.Result](ctx, s.d.NC, experiments.Subject(experiments.EndpointDelete),
-		experiments.Delete{Slug: slug, Confirm: req.Confirm, Caller: s.caller(c)})
+	err := s.upload.Delete(ctx, uploadapi.Delete{Slug: slug, Confirm: req.Confirm, Caller: s.caller(c)})
 	if err != nil {
 		return err
 	}

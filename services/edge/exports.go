@@ -16,12 +16,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
-	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // The export routes: the edge checks who asks and hands everything else to
@@ -60,7 +60,7 @@ func (s *Service) exportRoutes(app *fiber.App) {
 	// result is visible only to the requester, the job is rate-limited and
 	// reused when nothing changed. What a browser marks as coming from
 	// another site is refused all the same (sameSiteOnly).
-	for _, t := range exportpkg.Types {
+	for _, t := range exportapi.Types {
 		app.Get("/api/package-"+string(t)+"/:slug", noHead, s.requireUser, sameSiteOnly, s.access(experiments.Export),
 			limitExport, s.requestExport(t))
 	}
@@ -93,7 +93,7 @@ func sameSiteOnly(c *fiber.Ctx) error {
 // exportView is an export as the API shows it: its log, and where to get
 // the file once it may be downloaded.
 type exportView struct {
-	exports.Log
+	exportapi.Log
 	URL         string `json:"url"`
 	EventsURL   string `json:"events_url"`
 	DownloadURL string `json:"download_url,omitempty"`
@@ -102,7 +102,7 @@ type exportView struct {
 // Percent is the progress for pages.
 func (v exportView) Percent() int { return int(v.Progress*100 + 0.5) }
 
-func viewOfExport(l exports.Log, now time.Time) exportView {
+func viewOfExport(l exportapi.Log, now time.Time) exportView {
 	v := exportView{Log: l, URL: "/api/exports/" + l.ID, EventsURL: "/api/exports/" + l.ID + "/events"}
 	if l.Downloadable(now) {
 		v.DownloadURL = "/api/exports/" + l.ID + "/download"
@@ -114,7 +114,7 @@ func viewOfExport(l exports.Log, now time.Time) exportView {
 // 202 with the job when it is queued or being built, 200 with the ready
 // export when one of the same source is reused. aliasType is the type of
 // an alias route; "" reads it from the JSON body.
-func (s *Service) requestExport(aliasType exportpkg.Type) fiber.Handler {
+func (s *Service) requestExport(aliasType exportapi.Type) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		typ := aliasType
 		if typ == "" {
@@ -127,7 +127,7 @@ func (s *Service) requestExport(aliasType exportpkg.Type) fiber.Handler {
 			if req.Type == nil || *req.Type == "" {
 				return apierr.New(apierr.CodeValidationFailed, "type is required: standalone, upload-ready or docker").OnField("/type")
 			}
-			t, err := exportpkg.ParseType(*req.Type)
+			t, err := exportapi.ParseType(*req.Type)
 			if err != nil {
 				return err
 			}
@@ -135,8 +135,7 @@ func (s *Service) requestExport(aliasType exportpkg.Type) fiber.Handler {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 		defer cancel()
-		res, err := bus.Call[exports.Requested](ctx, s.d.NC, exports.Subject(exports.EndpointRequest),
-			exports.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: s.caller(c)})
+		res, err := s.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: s.caller(c)})
 		if err != nil {
 			return err
 		}
@@ -157,7 +156,7 @@ func (s *Service) requestExport(aliasType exportpkg.Type) fiber.Handler {
 // export, answered without asking the service.
 func exportID(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
-	if !exports.ValidID(id) {
+	if !exportapi.ValidID(id) {
 		return "", apierr.New(apierr.CodeNotFound, "no export %q", id)
 	}
 	return id, nil
@@ -165,10 +164,10 @@ func exportID(c *fiber.Ctx) (string, error) {
 
 // fetchExport reads an export's log through the service, which shows it
 // only to its requester and admins.
-func (s *Service) fetchExport(ctx context.Context, id string, caller experiments.Caller) (exports.Log, error) {
+func (s *Service) fetchExport(ctx context.Context, id string, caller uploadapi.Caller) (exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, exportCallTimeout)
 	defer cancel()
-	return bus.Call[exports.Log](ctx, s.d.NC, exports.Subject(exports.EndpointGet), exports.Get{ID: id, Caller: caller})
+	return s.export.Get(ctx, exportapi.Get{ID: id, Caller: caller})
 }
 
 func (s *Service) getExport(c *fiber.Ctx) error {
@@ -187,7 +186,7 @@ func (s *Service) getExport(c *fiber.Ctx) error {
 // final reports whether no further change of the export is worth waiting
 // for on a progress stream.
 func final(status string) bool {
-	return status == exports.StatusReady || status == exports.StatusFailed || status == exports.StatusInvalidated
+	return status == exportapi.StatusReady || status == exportapi.StatusFailed || status == exportapi.StatusInvalidated
 }
 
 // exportEvents streams an export's log as server-sent events ("export"
@@ -204,7 +203,7 @@ func (s *Service) exportEvents(c *fiber.Ctx) error {
 	msgs := make(chan *nats.Msg, 64)
 	// A full channel drops messages (a slow consumer); the periodic read
 	// catches up.
-	sub, err := s.d.NC.ChanSubscribe(exports.ProgressSubject(id), msgs)
+	sub, err := s.d.NC.ChanSubscribe(exportapi.ProgressSubject(id), msgs)
 	if err != nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "export progress is unavailable right now")
 	}
@@ -240,14 +239,14 @@ type sseStream struct {
 	fctx   streamConn
 	w      *bufio.Writer
 	id     string
-	caller experiments.Caller
+	caller uploadapi.Caller
 	msgs   <-chan *nats.Msg
 
 	last     []byte
 	lastSeen time.Time
 }
 
-func (st *sseStream) run(first exports.Log) {
+func (st *sseStream) run(first exportapi.Log) {
 	if st.write([]byte("retry: 3000\n\n")) != nil {
 		return
 	}
@@ -262,7 +261,7 @@ func (st *sseStream) run(first exports.Log) {
 	limit := time.NewTimer(sseMax)
 	defer limit.Stop()
 	for {
-		var l exports.Log
+		var l exportapi.Log
 		select {
 		case m := <-st.msgs:
 			if json.Unmarshal(m.Data, &l) != nil || l.ID != st.id {
@@ -299,7 +298,7 @@ func (st *sseStream) run(first exports.Log) {
 
 // send writes l unless it is what was sent last or older than it; done
 // reports a final status sent.
-func (st *sseStream) send(l exports.Log) (done bool, err error) {
+func (st *sseStream) send(l exportapi.Log) (done bool, err error) {
 	if !st.lastSeen.IsZero() && l.UpdatedAt.Before(st.lastSeen) {
 		return false, nil
 	}
@@ -341,15 +340,15 @@ func (s *Service) downloadExport(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	d, err := bus.Call[exports.Download](ctx, s.d.NC, exports.Subject(exports.EndpointDownload), exports.Get{ID: id, Caller: s.caller(c)})
+	d, err := s.export.Download(ctx, exportapi.Get{ID: id, Caller: s.caller(c)})
 	if err != nil {
 		return err
 	}
 	l := d.Export
 	switch {
-	case l.Invalidated || l.Status == exports.StatusInvalidated:
+	case l.Invalidated || l.Status == exportapi.StatusInvalidated:
 		return apierr.New(apierr.CodeGone, "export %s was invalidated", id)
-	case l.Status != exports.StatusReady:
+	case l.Status != exportapi.StatusReady:
 		return apierr.New(apierr.CodeConflict, "export %s is %s, not ready yet", id, l.Status)
 	case !l.Downloadable(time.Now()):
 		return apierr.New(apierr.CodeNotFound, "export %s has expired", id)
@@ -374,7 +373,7 @@ func (s *Service) downloadExport(c *fiber.Ctx) error {
 		key = l.StorageKey
 	}
 	if key == "" {
-		key = exports.StorageKey(l.ID)
+		key = exportapi.StorageKey(l.ID)
 	}
 	// The reader outlives the handler: fasthttp reads it as it writes the
 	// response and closes it after, which ends rctx.
@@ -448,11 +447,10 @@ func (s *Service) listExports(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"exports": out})
 }
 
-func (s *Service) exportLogs(c *fiber.Ctx, slug string, limit int) ([]exports.Log, error) {
+func (s *Service) exportLogs(c *fiber.Ctx, slug string, limit int) ([]exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	res, err := bus.Call[exports.Listed](ctx, s.d.NC, exports.Subject(exports.EndpointList),
-		exports.List{Slug: slug, Limit: limit, Caller: s.caller(c)})
+	res, err := s.export.List(ctx, exportapi.List{Slug: slug, Limit: limit, Caller: s.caller(c)})
 	return res.Exports, err
 }
 
@@ -482,8 +480,7 @@ func (s *Service) invalidateExport(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	l, err := bus.Call[exports.Log](ctx, s.d.NC, exports.Subject(exports.EndpointInvalidate),
-		exports.Invalidate{ID: id, DeleteFiles: req.DeleteFiles, Caller: s.caller(c)})
+	l, err := s.export.Invalidate(ctx, exportapi.Invalidate{ID: id, DeleteFiles: req.DeleteFiles, Caller: s.caller(c)})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
@@ -197,7 +198,7 @@ func (p *prober) detailed(ctx context.Context) Detailed {
 			// The request carries this request's trace, so the answering
 			// instance's span joins it.
 			t := time.Now()
-			_, err := bus.Call[svc.Status](ctx, d.NC, bus.Subject(name, "status"), struct{}{})
+			_, err := contract.StatusEndpoint(name).Call(ctx, bus.Client{NC: d.NC}, contract.Empty{})
 			sh := ServiceHealth{Status: "ok", LatencyMS: float64(time.Since(t).Microseconds()) / 1000}
 			if err != nil {
 				sh = ServiceHealth{Status: "down", Error: err.Error()}

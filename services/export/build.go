@@ -17,8 +17,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
 )
@@ -33,7 +33,7 @@ var errInvalidated = errors.New("the export was invalidated")
 // A job delivered again after its export is final does nothing, so that a
 // redelivery never makes a second package.
 func (s *Service) build(ctx context.Context, job *jobs.Job) error {
-	var p exports.BuildJob
+	var p exportapi.BuildJob
 	if err := job.Decode(&p); err != nil {
 		return jobs.Permanent(fmt.Errorf("read the build job: %w", err))
 	}
@@ -66,7 +66,7 @@ func (s *Service) build(ctx context.Context, job *jobs.Job) error {
 	return err
 }
 
-func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exports.Log) error {
+func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.Log) error {
 	cfg, err := s.experiment(ctx, l.Slug)
 	if err != nil {
 		return err
@@ -112,9 +112,9 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exports.Lo
 	at := now()
 	expires := at.Add(s.d.Config.ExportRetention)
 	ready, err := s.logs.change(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "status", Value: exports.StatusRunning}, {Key: "invalidated", Value: false}},
+		bson.D{{Key: "_id", Value: l.ID}, {Key: "status", Value: exportapi.StatusRunning}, {Key: "invalidated", Value: false}},
 		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: exports.StatusReady}, {Key: "progress", Value: 1.0}, {Key: "step", Value: exportpkg.StepDone},
+			{Key: "status", Value: exportapi.StatusReady}, {Key: "progress", Value: 1.0}, {Key: "step", Value: exportpkg.StepDone},
 			{Key: "file_size", Value: sum.Size}, {Key: "checksum", Value: sum.SHA256}, {Key: "documents", Value: sum.Documents},
 			{Key: "file_name", Value: exportpkg.FileName(cfg.Slug, cfg.Version, l.Type)}, {Key: "b2_file_name", Value: l.StorageKey},
 			{Key: "version", Value: cfg.Version}, {Key: "config_seq", Value: cfg.Seq}, {Key: "data_seq", Value: dataSeq},
@@ -131,7 +131,7 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exports.Lo
 		if err != nil {
 			return err
 		}
-		if cur == nil || cur.Status != exports.StatusReady {
+		if cur == nil || cur.Status != exportapi.StatusReady {
 			s.deleteFile(context.WithoutCancel(ctx), l.StorageKey)
 		}
 		return nil
@@ -142,7 +142,7 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exports.Lo
 
 // dropBuild ends a build whose experiment changed or went away before it
 // began: the export is invalidated.
-func (s *Service) dropBuild(ctx context.Context, l *exports.Log, by string) error {
+func (s *Service) dropBuild(ctx context.Context, l *exportapi.Log, by string) error {
 	return s.invalidateLogs(ctx, []string{l.ID}, by, true)
 }
 
@@ -182,7 +182,7 @@ func (s *Service) copyBundle(ctx context.Context, cfg *experiments.Config) (f *o
 
 // stream writes the package through a pipe into the store: the package is
 // never whole in memory, and the store sees it complete or not at all.
-func (s *Service) stream(ctx context.Context, l *exports.Log, src exportpkg.Source, report func(float64, string)) (exportpkg.Summary, exportstore.Object, error) {
+func (s *Service) stream(ctx context.Context, l *exportapi.Log, src exportpkg.Source, report func(float64, string)) (exportpkg.Summary, exportstore.Object, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tracer := otel.Tracer(tracerName)
@@ -239,7 +239,7 @@ func (s *Service) deleteFile(ctx context.Context, key string) {
 // buildFailed records a build job given up: its last attempt failed, it
 // failed for good, or its worker died on the last attempt.
 func (s *Service) buildFailed(ctx context.Context, job *jobs.Job, err error) {
-	var p exports.BuildJob
+	var p exportapi.BuildJob
 	if job.Decode(&p) != nil || p.ID == "" {
 		p.ID = job.ID
 	}
@@ -260,7 +260,7 @@ func (s *Service) failBuild(ctx context.Context, id, reason string, cond bson.D)
 		return
 	}
 	s.publish(ctx, l)
-	if l.StorageKey == exports.StorageKey(l.ID) {
+	if l.StorageKey == exportapi.StorageKey(l.ID) {
 		s.deleteFile(ctx, l.StorageKey)
 	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
 
 // Reasons the clean-up gives a live export it fails.
@@ -105,7 +105,7 @@ func (s *Service) expire(ctx context.Context) error {
 // they hold no file.
 func (s *Service) removeLeftovers(ctx context.Context) error {
 	left, err := s.logs.find(ctx, bson.D{
-		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exports.StatusFailed, exports.StatusInvalidated}}}},
+		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exportapi.StatusFailed, exportapi.StatusInvalidated}}}},
 		{Key: "expired", Value: false}, {Key: "expires_at", Value: nil},
 		{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: now().Add(-leftoverGrace)}}},
 	}, cleanupBatch)
@@ -114,7 +114,7 @@ func (s *Service) removeLeftovers(ctx context.Context) error {
 	}
 	var errs []error
 	for _, l := range left {
-		if l.StorageKey == exports.StorageKey(l.ID) {
+		if l.StorageKey == exportapi.StorageKey(l.ID) {
 			if err := s.files.Delete(ctx, l.StorageKey); err != nil {
 				errs = append(errs, err)
 				continue
@@ -138,8 +138,8 @@ func (s *Service) failStale(ctx context.Context) error {
 		filter bson.D
 		reason string
 	}{
-		{bson.D{{Key: "status", Value: exports.StatusRunning}, {Key: "heartbeat_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.StaleAfter)}}}}, reasonStale},
-		{bson.D{{Key: "status", Value: exports.StatusQueued}, {Key: "created_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.QueuedFor)}}}}, reasonNeverRun},
+		{bson.D{{Key: "status", Value: exportapi.StatusRunning}, {Key: "heartbeat_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.StaleAfter)}}}}, reasonStale},
+		{bson.D{{Key: "status", Value: exportapi.StatusQueued}, {Key: "created_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.QueuedFor)}}}}, reasonNeverRun},
 	} {
 		ids, err := s.logs.ids(ctx, c.filter)
 		if err != nil {

@@ -15,10 +15,11 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // callTimeout bounds the work of one endpoint call.
@@ -41,20 +42,20 @@ const (
 func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
 
 // mayRead reports whether c may see the export: its requester and admins.
-func mayRead(l *exports.Log, c experiments.Caller) bool {
+func mayRead(l *exportapi.Log, c uploadapi.Caller) bool {
 	return c.IsAdmin || (l.UserEmail != "" && l.UserEmail == normEmail(c.Email))
 }
 
 // sourceKey names what a package is made of: its type, the version's
 // bundle, the configuration state and, for the types that carry data, the
 // data version. Two exports with one source key have the same content.
-func sourceKey(t exportpkg.Type, checksum string, configSeq, dataSeq int64) string {
+func sourceKey(t exportapi.Type, checksum string, configSeq, dataSeq int64) string {
 	return fmt.Sprintf("%s|%s|%d|%d", t, checksum, configSeq, dataSeq)
 }
 
 // dataSeq is the data version a package of type t depends on (0 for those
 // without data).
-func (s *Service) dataSeq(ctx context.Context, t exportpkg.Type, slug string) (int64, error) {
+func (s *Service) dataSeq(ctx context.Context, t exportapi.Type, slug string) (int64, error) {
 	if !t.HasData() {
 		return 0, nil
 	}
@@ -76,27 +77,27 @@ func (s *Service) experiment(ctx context.Context, slug string) (*experiments.Con
 
 // request reuses a ready export of the experiment's current source, joins
 // one the same requester is waiting for, or queues a build.
-func (s *Service) request(ctx context.Context, req exports.Request) (exports.Requested, error) {
+func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi.Requested, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	t, err := exportpkg.ParseType(string(req.Type))
+	t, err := exportapi.ParseType(string(req.Type))
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
 	email := normEmail(req.Caller.Email)
 	if email == "" {
-		return exports.Requested{}, apierr.New(apierr.CodeUnauthenticated, "sign in to export an experiment")
+		return exportapi.Requested{}, apierr.New(apierr.CodeUnauthenticated, "sign in to export an experiment")
 	}
 	cfg, err := s.experiment(ctx, req.Slug)
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
 	if cfg == nil {
-		return exports.Requested{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
+		return exportapi.Requested{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
 	}
 	dataSeq, err := s.dataSeq(ctx, t, cfg.Slug)
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
 	key := sourceKey(t, cfg.Checksum, cfg.Seq, dataSeq)
 	at := now()
@@ -104,20 +105,20 @@ func (s *Service) request(ctx context.Context, req exports.Request) (exports.Req
 	// A ready package of the same source, with at least half its retention
 	// left, is handed out again.
 	ready, err := s.logs.find(ctx, bson.D{
-		{Key: "source_key", Value: key}, {Key: "status", Value: exports.StatusReady},
+		{Key: "source_key", Value: key}, {Key: "status", Value: exportapi.StatusReady},
 		{Key: "invalidated", Value: false}, {Key: "expired", Value: false},
 		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: at.Add(s.d.Config.ExportRetention / 2)}}},
 	}, 50)
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
 	if len(ready) > 0 {
 		l, err := s.reuse(ctx, ready, email, at)
 		if err != nil {
-			return exports.Requested{}, err
+			return exportapi.Requested{}, err
 		}
 		if l != nil {
-			return exports.Requested{Export: *l, Reused: true}, nil
+			return exportapi.Requested{Export: *l, Reused: true}, nil
 		}
 	}
 
@@ -127,45 +128,45 @@ func (s *Service) request(ctx context.Context, req exports.Request) (exports.Req
 		{Key: "invalidated", Value: false}, {Key: "user_email", Value: email},
 	}, 1)
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
 	if len(live) > 0 {
-		return exports.Requested{Export: live[0]}, nil
+		return exportapi.Requested{Export: live[0]}, nil
 	}
 
 	id, err := s.nextID(ctx, email, key, at)
 	if err != nil {
-		return exports.Requested{}, err
+		return exportapi.Requested{}, err
 	}
-	l := &exports.Log{
-		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email, StorageKey: exports.StorageKey(id),
+	l := &exportapi.Log{
+		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email, StorageKey: exportapi.StorageKey(id),
 		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, t), CreatedAt: at, UpdatedAt: at,
-		Status: exports.StatusQueued, Step: stepQueued,
+		Status: exportapi.StatusQueued, Step: stepQueued,
 		Version: cfg.Version, VersionChecksum: cfg.Checksum, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key,
 	}
 	if err := s.logs.insert(ctx, l); err != nil {
 		if !mongo.IsDuplicateKeyError(err) {
-			return exports.Requested{}, err
+			return exportapi.Requested{}, err
 		}
 		// The same request at the same moment (a double click, a retry)
 		// made the same ID and won: join it.
 		other, gerr := s.logs.get(ctx, id)
 		if gerr != nil || other == nil {
-			return exports.Requested{}, err
+			return exportapi.Requested{}, err
 		}
-		return exports.Requested{Export: *other, Reused: other.Status == exports.StatusReady}, nil
+		return exportapi.Requested{Export: *other, Reused: other.Status == exportapi.StatusReady}, nil
 	}
 	s.publish(ctx, l)
-	_, err = s.queue.Enqueue(ctx, exports.JobBuild, id, exports.BuildJob{
+	_, err = s.queue.Enqueue(ctx, exportapi.JobBuild, id, exportapi.BuildJob{
 		ID: id, Slug: cfg.Slug, Type: t, Version: cfg.Version, Checksum: cfg.Checksum, RequestedBy: email, RequestedAt: at,
 	})
 	if err != nil {
 		if failed, ferr := s.logs.fail(context.WithoutCancel(ctx), id, "the build could not be queued", now(), nil); ferr == nil && failed != nil {
 			s.publish(ctx, failed)
 		}
-		return exports.Requested{}, apierr.Wrap(apierr.CodeUnavailable, err, "exports cannot be queued right now; try again shortly")
+		return exportapi.Requested{}, apierr.Wrap(apierr.CodeUnavailable, err, "exports cannot be queued right now; try again shortly")
 	}
-	return exports.Requested{Export: *l}, nil
+	return exportapi.Requested{Export: *l}, nil
 }
 
 // nextID is the ID of the requester's next export of a source: derived
@@ -181,22 +182,22 @@ func (s *Service) nextID(ctx context.Context, email, key string, at time.Time) (
 	n, err := s.logs.c.CountDocuments(ctx, bson.D{
 		{Key: "source_key", Value: key}, {Key: "user_email", Value: email},
 		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exports.StatusFailed, exports.StatusInvalidated}}}}},
+			bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exportapi.StatusFailed, exportapi.StatusInvalidated}}}}},
 			bson.D{{Key: "invalidated", Value: true}},
 			bson.D{{Key: "expired", Value: true}},
-			bson.D{{Key: "status", Value: exports.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: at.Add(s.d.Config.ExportRetention / 2)}}}},
+			bson.D{{Key: "status", Value: exportapi.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: at.Add(s.d.Config.ExportRetention / 2)}}}},
 		}},
 	})
 	if err != nil {
 		return "", fmt.Errorf("count exports: %w", err)
 	}
-	return exports.DerivedID(email, key, n), nil
+	return exportapi.DerivedID(email, key, n), nil
 }
 
 // reuse hands out one of the ready exports of a source: the requester's
 // own, or a new log of the requester sharing the newest one's file. It
 // returns nil when that file went away meanwhile.
-func (s *Service) reuse(ctx context.Context, ready []exports.Log, email string, at time.Time) (*exports.Log, error) {
+func (s *Service) reuse(ctx context.Context, ready []exportapi.Log, email string, at time.Time) (*exportapi.Log, error) {
 	for i := range ready {
 		if ready[i].UserEmail == email {
 			return &ready[i], nil
@@ -247,19 +248,19 @@ func (s *Service) reuse(ctx context.Context, ready []exports.Log, email string, 
 }
 
 // get is one export's log, for its requester and admins.
-func (s *Service) get(ctx context.Context, req exports.Get) (exports.Log, error) {
+func (s *Service) get(ctx context.Context, req exportapi.Get) (exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	l, err := s.readable(ctx, req.ID, req.Caller)
 	if err != nil {
-		return exports.Log{}, err
+		return exportapi.Log{}, err
 	}
 	return *l, nil
 }
 
 // readable reads the export id, which must exist and be c's to see.
-func (s *Service) readable(ctx context.Context, id string, c experiments.Caller) (*exports.Log, error) {
-	if !exports.ValidID(id) {
+func (s *Service) readable(ctx context.Context, id string, c uploadapi.Caller) (*exportapi.Log, error) {
+	if !exportapi.ValidID(id) {
 		return nil, apierr.New(apierr.CodeNotFound, "no export %q", id).OnField("/id")
 	}
 	l, err := s.logs.get(ctx, id)
@@ -273,11 +274,11 @@ func (s *Service) readable(ctx context.Context, id string, c experiments.Caller)
 }
 
 // list is the admins' view of export logs, newest first.
-func (s *Service) list(ctx context.Context, req exports.List) (exports.Listed, error) {
+func (s *Service) list(ctx context.Context, req exportapi.List) (exportapi.Listed, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if !req.Caller.IsAdmin {
-		return exports.Listed{}, apierr.New(apierr.CodeForbidden, "only admins list exports")
+		return exportapi.Listed{}, apierr.New(apierr.CodeForbidden, "only admins list exports")
 	}
 	limit := req.Limit
 	if limit <= 0 {
@@ -290,22 +291,22 @@ func (s *Service) list(ctx context.Context, req exports.List) (exports.Listed, e
 	}
 	out, err := s.logs.find(ctx, filter, int64(limit))
 	if err != nil {
-		return exports.Listed{}, err
+		return exportapi.Listed{}, err
 	}
-	return exports.Listed{Exports: out}, nil
+	return exportapi.Listed{Exports: out}, nil
 }
 
 // invalidate marks an export invalidated for an admin; with DeleteFiles its
 // file goes too, and with it every export that shares the file.
-func (s *Service) invalidate(ctx context.Context, req exports.Invalidate) (exports.Log, error) {
+func (s *Service) invalidate(ctx context.Context, req exportapi.Invalidate) (exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if !req.Caller.IsAdmin {
-		return exports.Log{}, apierr.New(apierr.CodeForbidden, "only admins invalidate exports")
+		return exportapi.Log{}, apierr.New(apierr.CodeForbidden, "only admins invalidate exports")
 	}
 	l, err := s.readable(ctx, req.ID, req.Caller)
 	if err != nil {
-		return exports.Log{}, err
+		return exportapi.Log{}, err
 	}
 	by := normEmail(req.Caller.Email)
 	if by == "" {
@@ -315,48 +316,48 @@ func (s *Service) invalidate(ctx context.Context, req exports.Invalidate) (expor
 	if req.DeleteFiles && l.StorageKey != "" {
 		sharing, err := s.logs.ids(ctx, bson.D{{Key: "b2_file_name", Value: l.StorageKey}})
 		if err != nil {
-			return exports.Log{}, err
+			return exportapi.Log{}, err
 		}
 		ids = append(ids, sharing...)
 	}
 	if err := s.invalidateLogs(ctx, ids, by, req.DeleteFiles); err != nil {
-		return exports.Log{}, err
+		return exportapi.Log{}, err
 	}
 	cur, err := s.logs.get(ctx, l.ID)
 	if err != nil {
-		return exports.Log{}, err
+		return exportapi.Log{}, err
 	}
 	if cur == nil {
-		return exports.Log{}, apierr.New(apierr.CodeNotFound, "no export %q", l.ID)
+		return exportapi.Log{}, apierr.New(apierr.CodeNotFound, "no export %q", l.ID)
 	}
 	return *cur, nil
 }
 
 // download tells the edge where an export's file is, if it may be had.
-func (s *Service) download(ctx context.Context, req exports.Get) (exports.Download, error) {
+func (s *Service) download(ctx context.Context, req exportapi.Get) (exportapi.Download, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	l, err := s.readable(ctx, req.ID, req.Caller)
 	if err != nil {
-		return exports.Download{}, err
+		return exportapi.Download{}, err
 	}
 	at := time.Now()
 	switch {
-	case l.Invalidated || l.Status == exports.StatusInvalidated:
+	case l.Invalidated || l.Status == exportapi.StatusInvalidated:
 		msg := "export " + l.ID + " was invalidated"
 		if l.InvalidatedBy != "" {
 			msg += " (" + l.InvalidatedBy + ")"
 		}
-		return exports.Download{}, apierr.New(apierr.CodeGone, "%s", msg)
-	case l.Status != exports.StatusReady:
-		return exports.Download{}, apierr.New(apierr.CodeConflict, "export %s is %s, not ready", l.ID, l.Status)
+		return exportapi.Download{}, apierr.New(apierr.CodeGone, "%s", msg)
+	case l.Status != exportapi.StatusReady:
+		return exportapi.Download{}, apierr.New(apierr.CodeConflict, "export %s is %s, not ready", l.ID, l.Status)
 	case !l.Downloadable(at):
-		return exports.Download{}, apierr.New(apierr.CodeNotFound, "the export has expired")
+		return exportapi.Download{}, apierr.New(apierr.CodeNotFound, "the export has expired")
 	}
-	d := exports.Download{Export: *l, StorageKey: l.StorageKey}
+	d := exportapi.Download{Export: *l, StorageKey: l.StorageKey}
 	url, ok, err := s.files.DownloadURL(ctx, l.StorageKey, s.d.Config.ExportLinkTTL)
 	if err != nil {
-		return exports.Download{}, apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
+		return exportapi.Download{}, apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
 	}
 	if ok {
 		until := at.Add(s.d.Config.ExportLinkTTL).UTC().Truncate(time.Second)
@@ -371,12 +372,12 @@ func (s *Service) download(ctx context.Context, req exports.Get) (exports.Downlo
 
 // publish announces the log's new state on its progress subject (core
 // NATS: only those listening now hear it).
-func (s *Service) publish(ctx context.Context, l *exports.Log) {
+func (s *Service) publish(ctx context.Context, l *exportapi.Log) {
 	data, err := json.Marshal(l)
 	if err != nil {
 		return
 	}
-	msg := nats.NewMsg(exports.ProgressSubject(l.ID))
+	msg := nats.NewMsg(exportapi.ProgressSubject(l.ID))
 	msg.Data = data
 	bus.Inject(ctx, msg.Header, telemetry.RequestID(ctx))
 	if err := s.d.NC.PublishMsg(msg); err != nil {

@@ -28,7 +28,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
@@ -168,27 +168,22 @@ func NewWith(d *svc.Deps, o Options) *Service {
 		d: d, o: o.withDefaults(d.Config), Handlers: jobs.Mux{},
 		logs:    logs{d.Store.Collection(store.ExportLogs)},
 		configs: d.Store.Collection(store.ExperimentsConfig),
-		queue:   jobs.NewQueue(d.JS, bus.StreamExportJobs, exports.JobPrefix),
+		queue:   jobs.NewQueue(d.JS, bus.StreamExportJobs, exportapi.JobPrefix),
 	}
-	s.Handlers[exports.JobBuild] = s.build
+	s.Handlers[exportapi.JobBuild] = s.build
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
 		Description: "export packages built as background jobs",
 		Provision:   s.provision,
 		Endpoints: func(srv *bus.Server) error {
-			for name, h := range map[string]bus.RawHandler{
-				exports.EndpointRequest:    bus.JSON(s.request),
-				exports.EndpointGet:        bus.JSON(s.get),
-				exports.EndpointList:       bus.JSON(s.list),
-				exports.EndpointInvalidate: bus.JSON(s.invalidate),
-				exports.EndpointDownload:   bus.JSON(s.download),
-			} {
-				if err := srv.Handle(name, h); err != nil {
-					return err
-				}
-			}
-			return nil
+			return srv.Register(
+				bus.Endpoint(exportapi.EndpointRequest, s.request),
+				bus.Endpoint(exportapi.EndpointGet, s.get),
+				bus.Endpoint(exportapi.EndpointList, s.list),
+				bus.Endpoint(exportapi.EndpointInvalidate, s.invalidate),
+				bus.Endpoint(exportapi.EndpointDownload, s.download),
+			)
 		},
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {
 			w, err := s.queue.NewWorker(ctx, jobs.WorkerOptions{

@@ -20,12 +20,13 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/exportstore/s3test"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Each type of package is built as a job and stored whole: the stored
@@ -41,17 +42,17 @@ func TestBuildsEachTypeEndToEnd(t *testing.T) {
 	w.write("shop", "orders", bson.M{"_id": "o1", "n": 1}, bson.M{"_id": "o2", "n": 2})
 	w.write("shop", "notes", bson.M{"_id": "n1", "text": "hello"})
 	rec := w.recordProgress()
-	for _, typ := range exportpkg.Types {
+	for _, typ := range exportapi.Types {
 		t.Run(string(typ), func(t *testing.T) {
 			r := w.request("shop", typ, reader)
-			if r.Reused || r.Export.Status != exports.StatusQueued || !exports.ValidID(r.Export.ID) || r.Export.UserEmail != reader.Email {
+			if r.Reused || r.Export.Status != exportapi.StatusQueued || !exportapi.ValidID(r.Export.ID) || r.Export.UserEmail != reader.Email {
 				t.Fatalf("request: %+v", r)
 			}
 			before := time.Now()
-			l := w.waitStatus(r.Export.ID, exports.StatusReady)
+			l := w.waitStatus(r.Export.ID, exportapi.StatusReady)
 			if l.Progress != 1 || l.Step != exportpkg.StepDone || l.Attempts != 1 || l.Worker != s.d.InstanceID || l.Error != "" ||
 				l.Version != cfg.Version || l.VersionChecksum != cfg.Checksum || l.FileName != exportpkg.FileName("shop", cfg.Version, typ) ||
-				l.StorageKey != exports.StorageKey(l.ID) || l.Invalidated || l.Expired || l.FinishedAt == nil {
+				l.StorageKey != exportapi.StorageKey(l.ID) || l.Invalidated || l.Expired || l.FinishedAt == nil {
 				t.Errorf("ready log: %+v", l)
 			}
 			if l.ExpiresAt == nil || l.ExpiresAt.Sub(before) < w.cfg.ExportRetention-time.Minute || l.ExpiresAt.Sub(before) > w.cfg.ExportRetention+time.Minute {
@@ -103,19 +104,19 @@ func TestBuildsEachTypeEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			hasDockerfile := slices.ContainsFunc(zr.File, func(f *zip.File) bool { return f.Name == exportpkg.Dockerfile })
-			if hasDockerfile != (typ == exportpkg.Docker) {
+			if hasDockerfile != (typ == exportapi.Docker) {
 				t.Errorf("%s package: Dockerfile present %v", typ, hasDockerfile)
 			}
 
 			// Every change was published, in order, ending ready.
-			var pub []exports.Log
+			var pub []exportapi.Log
 			eventually(t, 5*time.Second, "the ready state to be published", func() bool {
 				pub = rec.of(l.ID)
-				return len(pub) > 0 && pub[len(pub)-1].Status == exports.StatusReady
+				return len(pub) > 0 && pub[len(pub)-1].Status == exportapi.StatusReady
 			})
 			last, running := -1.0, 0
 			for _, pl := range pub {
-				if pl.Status == exports.StatusRunning {
+				if pl.Status == exportapi.StatusRunning {
 					running++
 					if pl.Progress < last {
 						t.Errorf("progress went back from %v to %v", last, pl.Progress)
@@ -123,7 +124,7 @@ func TestBuildsEachTypeEndToEnd(t *testing.T) {
 					last = pl.Progress
 				}
 			}
-			if pub[0].Status != exports.StatusQueued || running < 2 || pub[len(pub)-1].Checksum != l.Checksum {
+			if pub[0].Status != exportapi.StatusQueued || running < 2 || pub[len(pub)-1].Checksum != l.Checksum {
 				t.Errorf("published %d states (first %s, %d running)", len(pub), pub[0].Status, running)
 			}
 		})
@@ -138,22 +139,22 @@ func TestRedeliveredJobMakesNoSecondExport(t *testing.T) {
 	w := newWorld(t)
 	s := w.service(fast())
 	w.deploy("shop", "first")
-	r := w.request("shop", exportpkg.Standalone, reader)
-	first := w.waitStatus(r.Export.ID, exports.StatusReady)
+	r := w.request("shop", exportapi.Standalone, reader)
+	first := w.waitStatus(r.Export.ID, exportapi.StatusReady)
 
 	// The same job once more, as a redelivery hands it to a handler.
-	payload, _ := json.Marshal(exports.BuildJob{ID: first.ID})
-	if err := s.Handlers.Handle(ctxT(t), &jobs.Job{ID: first.ID, Kind: exports.JobBuild, Data: payload, Attempt: 2, MaxAttempts: 3}); err != nil {
+	payload, _ := json.Marshal(exportapi.BuildJob{ID: first.ID})
+	if err := s.Handlers.Handle(ctxT(t), &jobs.Job{ID: first.ID, Kind: exportapi.JobBuild, Data: payload, Attempt: 2, MaxAttempts: 3}); err != nil {
 		t.Fatalf("the job run again: %v", err)
 	}
 	// And enqueued again: the queue drops it as a duplicate.
-	q := jobs.NewQueue(w.d.JS, bus.StreamExportJobs, exports.JobPrefix)
-	if dup, err := q.Enqueue(ctxT(t), exports.JobBuild, first.ID, exports.BuildJob{ID: first.ID}); err != nil || !dup {
+	q := jobs.NewQueue(w.d.JS, bus.StreamExportJobs, exportapi.JobPrefix)
+	if dup, err := q.Enqueue(ctxT(t), exportapi.JobBuild, first.ID, exportapi.BuildJob{ID: first.ID}); err != nil || !dup {
 		t.Fatalf("enqueue again: duplicate=%v err=%v", dup, err)
 	}
 	// Under another job ID (past the duplicate window), the worker runs
 	// it and leaves the export as it is.
-	if _, err := q.Enqueue(ctxT(t), exports.JobBuild, first.ID+"-again", exports.BuildJob{ID: first.ID}); err != nil {
+	if _, err := q.Enqueue(ctxT(t), exportapi.JobBuild, first.ID+"-again", exportapi.BuildJob{ID: first.ID}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the queue to be empty", func() bool {
@@ -165,7 +166,7 @@ func TestRedeliveredJobMakesNoSecondExport(t *testing.T) {
 		return err == nil && info.State.Msgs == 0
 	})
 	after := w.log(first.ID)
-	if after.Attempts != first.Attempts || after.Checksum != first.Checksum || !after.UpdatedAt.Equal(first.UpdatedAt) || after.Status != exports.StatusReady {
+	if after.Attempts != first.Attempts || after.Checksum != first.Checksum || !after.UpdatedAt.Equal(first.UpdatedAt) || after.Status != exportapi.StatusReady {
 		t.Errorf("the export changed: before %+v, after %+v", first, after)
 	}
 	n, err := w.d.Store.Collection(store.ExportLogs).CountDocuments(ctxT(t), bson.D{})
@@ -177,11 +178,11 @@ func TestRedeliveredJobMakesNoSecondExport(t *testing.T) {
 	}
 	// The export ID is unique in the store, whatever writes it.
 	dupLog := first
-	dupLog.ID = exports.NewID()
+	dupLog.ID = exportapi.NewID()
 	if err := s.logs.insert(ctxT(t), &dupLog); err != nil {
 		t.Fatal(err)
 	}
-	dupLog.ID, dupLog.ExportID = exports.NewID(), first.ID
+	dupLog.ID, dupLog.ExportID = exportapi.NewID(), first.ID
 	if _, err := w.d.Store.Collection(store.ExportLogs).InsertOne(ctxT(t), dupLog); err == nil {
 		t.Error("a second log with the same export_id was stored")
 	}
@@ -199,16 +200,16 @@ func TestReuseRule(t *testing.T) {
 	w.deploy("shop", "first")
 	w.write("shop", "orders", bson.M{"_id": "o1"})
 
-	first := w.waitStatus(w.request("shop", exportpkg.Standalone, reader).Export.ID, exports.StatusReady)
-	ur := w.waitStatus(w.request("shop", exportpkg.UploadReady, reader).Export.ID, exports.StatusReady)
+	first := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
+	ur := w.waitStatus(w.request("shop", exportapi.UploadReady, reader).Export.ID, exportapi.StatusReady)
 
-	again := w.request("shop", exportpkg.Standalone, reader)
+	again := w.request("shop", exportapi.Standalone, reader)
 	if !again.Reused || again.Export.ID != first.ID {
 		t.Errorf("the requester's second request: %+v, want %s reused", again, first.ID)
 	}
-	shared := w.request("shop", exportpkg.Standalone, experiments.Caller{Email: "Other@Example.com"})
+	shared := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: "Other@Example.com"})
 	s := shared.Export
-	if !shared.Reused || s.ID == first.ID || s.ReusedFrom != first.ID || s.Status != exports.StatusReady || s.UserEmail != "other@example.com" ||
+	if !shared.Reused || s.ID == first.ID || s.ReusedFrom != first.ID || s.Status != exportapi.StatusReady || s.UserEmail != "other@example.com" ||
 		w.log(s.ID).StorageKey != first.StorageKey || s.Checksum != first.Checksum || s.FileSize != first.FileSize || !s.ExpiresAt.Equal(*first.ExpiresAt) {
 		t.Errorf("another requester's request: %+v", shared)
 	}
@@ -223,35 +224,35 @@ func TestReuseRule(t *testing.T) {
 	}
 
 	// Another type is another source.
-	docker := w.request("shop", exportpkg.Docker, reader)
+	docker := w.request("shop", exportapi.Docker, reader)
 	if docker.Reused {
 		t.Error("a docker request reused a standalone export")
 	}
-	w.waitStatus(docker.Export.ID, exports.StatusReady)
+	w.waitStatus(docker.Export.ID, exportapi.StatusReady)
 
 	// A data write: the packages with data are stale, the upload-ready one is not.
 	w.write("shop", "orders", bson.M{"_id": "o2"})
-	fresh := w.request("shop", exportpkg.Standalone, reader)
+	fresh := w.request("shop", exportapi.Standalone, reader)
 	if fresh.Reused || fresh.Export.ID == first.ID {
 		t.Errorf("after a data write: %+v, want a new build", fresh)
 	}
-	if l := w.waitStatus(fresh.Export.ID, exports.StatusReady); l.Documents != 2 {
+	if l := w.waitStatus(fresh.Export.ID, exportapi.StatusReady); l.Documents != 2 {
 		t.Errorf("the new build has %d documents, want 2", l.Documents)
 	}
-	if r := w.request("shop", exportpkg.UploadReady, reader); !r.Reused || r.Export.ID != ur.ID {
+	if r := w.request("shop", exportapi.UploadReady, reader); !r.Reused || r.Export.ID != ur.ID {
 		t.Errorf("upload-ready after a data write: %+v, want %s reused", r, ur.ID)
 	}
 
 	// A change of status only is a change of the configuration the
 	// standalone package carries.
 	w.setStatus("shop", experiments.StatusDraft)
-	if r := w.request("shop", exportpkg.Standalone, reader); r.Reused {
+	if r := w.request("shop", exportapi.Standalone, reader); r.Reused {
 		t.Error("a standalone export was reused across a configuration change")
 	}
 
 	// A new version: nothing is reused.
 	w.deploy("shop", "second")
-	r := w.request("shop", exportpkg.UploadReady, reader)
+	r := w.request("shop", exportapi.UploadReady, reader)
 	if r.Reused || r.Export.Version != 2 {
 		t.Errorf("after a new version: %+v", r)
 	}
@@ -264,25 +265,25 @@ func TestRequestJoinsTheBuildUnderWay(t *testing.T) {
 	w := newWorld(t)
 	s := NewWith(w.env.Deps(t, w.cfg), fast())
 	hold := make(chan struct{})
-	build := s.Handlers[exports.JobBuild]
-	s.Handlers[exports.JobBuild] = func(ctx context.Context, j *jobs.Job) error {
+	build := s.Handlers[exportapi.JobBuild]
+	s.Handlers[exportapi.JobBuild] = func(ctx context.Context, j *jobs.Job) error {
 		<-hold
 		return build(ctx, j)
 	}
 	w.run(s)
 	w.deploy("shop", "first")
-	first := w.request("shop", exportpkg.Standalone, reader)
-	second := w.request("shop", exportpkg.Standalone, experiments.Caller{Email: " READER@example.com "})
+	first := w.request("shop", exportapi.Standalone, reader)
+	second := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: " READER@example.com "})
 	if second.Reused || second.Export.ID != first.Export.ID {
 		t.Errorf("second request: %+v, want to join %s", second, first.Export.ID)
 	}
-	otherOne := w.request("shop", exportpkg.Standalone, other)
+	otherOne := w.request("shop", exportapi.Standalone, other)
 	if otherOne.Export.ID == first.Export.ID {
 		t.Error("another requester joined someone else's build")
 	}
 	close(hold)
-	w.waitStatus(first.Export.ID, exports.StatusReady)
-	w.waitStatus(otherOne.Export.ID, exports.StatusReady)
+	w.waitStatus(first.Export.ID, exportapi.StatusReady)
+	w.waitStatus(otherOne.Export.ID, exportapi.StatusReady)
 }
 
 // Requests of one requester for one source made at the same moment (a
@@ -293,14 +294,14 @@ func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
 	w := newWorld(t)
 	s := NewWith(w.env.Deps(t, w.cfg), fast())
 	var builds atomic.Int32
-	build := s.Handlers[exports.JobBuild]
-	s.Handlers[exports.JobBuild] = func(ctx context.Context, j *jobs.Job) error {
+	build := s.Handlers[exportapi.JobBuild]
+	s.Handlers[exportapi.JobBuild] = func(ctx context.Context, j *jobs.Job) error {
 		builds.Add(1)
 		return build(ctx, j)
 	}
 	w.run(s)
 	w.deploy("shop", "first")
-	same := func(c experiments.Caller) map[string]bool {
+	same := func(c uploadapi.Caller) map[string]bool {
 		const n = 8
 		ids := make(chan string, n)
 		var wg sync.WaitGroup
@@ -308,7 +309,7 @@ func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r, err := call[exports.Requested](t, w.d.NC, exports.EndpointRequest, exports.Request{Slug: "shop", Type: exportpkg.Standalone, Caller: c})
+				r, err := call(t, w.d.NC, exportapi.EndpointRequest, exportapi.Request{Slug: "shop", Type: exportapi.Standalone, Caller: c})
 				if err != nil {
 					t.Errorf("request: %v", err)
 					return
@@ -332,7 +333,7 @@ func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
 	for k := range first {
 		id = k
 	}
-	w.waitStatus(id, exports.StatusReady)
+	w.waitStatus(id, exportapi.StatusReady)
 	if n := builds.Load(); n != 1 {
 		t.Errorf("%d builds ran, want 1", n)
 	}
@@ -342,7 +343,7 @@ func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
 		t.Fatalf("another requester's simultaneous requests gave %v, want one export of their own", second)
 	}
 	for k := range second {
-		if l := w.log(k); l.Status != exports.StatusReady || l.ReusedFrom != id {
+		if l := w.log(k); l.Status != exportapi.StatusReady || l.ReusedFrom != id {
 			t.Errorf("the other requester's export: %s reused from %q, want ready and reused from %s", l.Status, l.ReusedFrom, id)
 		}
 	}
@@ -363,8 +364,8 @@ func TestEventsInvalidateExports(t *testing.T) {
 	w := newWorld(t)
 	s := w.service(fast())
 	w.deploy("shop", "first")
-	v1 := w.waitStatus(w.request("shop", exportpkg.Standalone, reader).Export.ID, exports.StatusReady)
-	shared := w.request("shop", exportpkg.Standalone, other).Export
+	v1 := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
+	shared := w.request("shop", exportapi.Standalone, other).Export
 
 	w.setStatus("shop", experiments.StatusArchived)
 	w.deploy("shop", "second")
@@ -373,7 +374,7 @@ func TestEventsInvalidateExports(t *testing.T) {
 	})
 	for _, id := range []string{v1.ID, shared.ID} {
 		l := w.log(id)
-		if l.Status != exports.StatusInvalidated || l.InvalidatedBy != "new version 2" || l.InvalidatedAt == nil {
+		if l.Status != exportapi.StatusInvalidated || l.InvalidatedBy != "new version 2" || l.InvalidatedAt == nil {
 			t.Errorf("invalidated export %+v", l)
 		}
 	}
@@ -382,10 +383,10 @@ func TestEventsInvalidateExports(t *testing.T) {
 		_, err := s.files.Stat(ctxT(t), v1.StorageKey)
 		return err != nil && apierr.From(err).Code == apierr.CodeNotFound
 	})
-	_, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: v1.ID, Caller: reader})
+	_, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: v1.ID, Caller: reader})
 	wantCode(t, "download of an invalidated export", err, apierr.CodeGone)
 
-	v2 := w.waitStatus(w.request("shop", exportpkg.Standalone, reader).Export.ID, exports.StatusReady)
+	v2 := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
 	w.setStatus("shop", experiments.StatusActive)
 	time.Sleep(300 * time.Millisecond) // the event is consumed
 	if l := w.log(v2.ID); l.Invalidated {
@@ -415,7 +416,7 @@ func TestEventsInvalidateExports(t *testing.T) {
 
 	w.remove("shop")
 	eventually(t, 10*time.Second, "the v2 export to be invalidated", func() bool { return w.log(v2.ID).Invalidated })
-	if l := w.log(v2.ID); l.InvalidatedBy != "experiment deleted" || l.Status != exports.StatusInvalidated {
+	if l := w.log(v2.ID); l.InvalidatedBy != "experiment deleted" || l.Status != exportapi.StatusInvalidated {
 		t.Errorf("after the deletion: %+v", l)
 	}
 	eventually(t, 10*time.Second, "no file to be left after the deletion", func() bool { return len(w.objects()) == 0 })
@@ -429,27 +430,27 @@ func TestAdminInvalidates(t *testing.T) {
 	w := newWorld(t)
 	s := w.service(fast())
 	w.deploy("shop", "first")
-	a := w.waitStatus(w.request("shop", exportpkg.Standalone, reader).Export.ID, exports.StatusReady)
-	b := w.request("shop", exportpkg.Standalone, other).Export
-	c := w.request("shop", exportpkg.Standalone, experiments.Caller{Email: "third@example.com"}).Export
+	a := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
+	b := w.request("shop", exportapi.Standalone, other).Export
+	c := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: "third@example.com"}).Export
 
-	_, err := call[exports.Log](t, w.d.NC, exports.EndpointInvalidate, exports.Invalidate{ID: a.ID, Caller: reader})
+	_, err := call(t, w.d.NC, exportapi.EndpointInvalidate, exportapi.Invalidate{ID: a.ID, Caller: reader})
 	wantCode(t, "invalidate by a non-admin", err, apierr.CodeForbidden)
-	_, err = call[exports.Log](t, w.d.NC, exports.EndpointInvalidate, exports.Invalidate{ID: exports.NewID(), Caller: admin})
+	_, err = call(t, w.d.NC, exportapi.EndpointInvalidate, exportapi.Invalidate{ID: exportapi.NewID(), Caller: admin})
 	wantCode(t, "invalidate an unknown export", err, apierr.CodeNotFound)
 
-	l, err := call[exports.Log](t, w.d.NC, exports.EndpointInvalidate, exports.Invalidate{ID: a.ID, Caller: admin})
-	if err != nil || !l.Invalidated || l.Status != exports.StatusInvalidated || l.InvalidatedBy != admin.Email {
+	l, err := call(t, w.d.NC, exportapi.EndpointInvalidate, exportapi.Invalidate{ID: a.ID, Caller: admin})
+	if err != nil || !l.Invalidated || l.Status != exportapi.StatusInvalidated || l.InvalidatedBy != admin.Email {
 		t.Fatalf("invalidate: %+v %v", l, err)
 	}
 	if stored(t, s.files, a.StorageKey) == nil {
 		t.Error("invalidating without delete_files deleted the file")
 	}
-	if d, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: b.ID, Caller: other}); err != nil || d.StorageKey != a.StorageKey {
+	if d, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: b.ID, Caller: other}); err != nil || d.StorageKey != a.StorageKey {
 		t.Errorf("the sharing export's download: %+v %v", d, err)
 	}
 
-	l, err = call[exports.Log](t, w.d.NC, exports.EndpointInvalidate, exports.Invalidate{ID: b.ID, DeleteFiles: true, Caller: admin})
+	l, err = call(t, w.d.NC, exportapi.EndpointInvalidate, exportapi.Invalidate{ID: b.ID, DeleteFiles: true, Caller: admin})
 	if err != nil || !l.Invalidated {
 		t.Fatalf("invalidate with delete_files: %+v %v", l, err)
 	}
@@ -459,10 +460,10 @@ func TestAdminInvalidates(t *testing.T) {
 	if cl := w.log(c.ID); !cl.Invalidated || cl.InvalidatedBy != admin.Email {
 		t.Errorf("an export sharing the deleted file: %+v", cl)
 	}
-	_, err = call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: c.ID, Caller: experiments.Caller{Email: "third@example.com"}})
+	_, err = call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: c.ID, Caller: uploadapi.Caller{Email: "third@example.com"}})
 	wantCode(t, "download of an export whose file was deleted", err, apierr.CodeGone)
 	// A new request builds again.
-	if r := w.request("shop", exportpkg.Standalone, reader); r.Reused {
+	if r := w.request("shop", exportapi.Standalone, reader); r.Reused {
 		t.Errorf("a request after the invalidation reused %+v", r.Export)
 	}
 }
@@ -488,13 +489,13 @@ func TestExperimentDeletedDuringTheBuild(t *testing.T) {
 	w.run(s)
 	w.deploy("shop", "first")
 	w.write("shop", "orders", bson.M{"_id": "o1"})
-	id := w.request("shop", exportpkg.Standalone, reader).Export.ID
+	id := w.request("shop", exportapi.Standalone, reader).Export.ID
 	select {
 	case <-reached:
 	case <-time.After(20 * time.Second):
 		t.Fatal("the build did not reach the data")
 	}
-	if l := w.log(id); l.Status != exports.StatusRunning {
+	if l := w.log(id); l.Status != exportapi.StatusRunning {
 		t.Fatalf("the export is %s during its build", l.Status)
 	}
 	w.remove("shop")
@@ -506,7 +507,7 @@ func TestExperimentDeletedDuringTheBuild(t *testing.T) {
 		return err == nil && info.State.Msgs == 0
 	})
 	l := w.log(id)
-	if l.Status != exports.StatusInvalidated || l.InvalidatedBy != "experiment deleted" || l.Checksum != "" {
+	if l.Status != exportapi.StatusInvalidated || l.InvalidatedBy != "experiment deleted" || l.Checksum != "" {
 		t.Errorf("the export after its experiment's deletion: %+v", l)
 	}
 	if objs := w.objects(); len(objs) != 0 {
@@ -535,19 +536,19 @@ func TestStorageUnavailableFailsWithItsReason(t *testing.T) {
 	w.service(o)
 	w.deploy("shop", "first")
 	rec := w.recordProgress()
-	id := w.request("shop", exportpkg.UploadReady, reader).Export.ID
+	id := w.request("shop", exportapi.UploadReady, reader).Export.ID
 	start := time.Now()
-	f := w.waitStatus(id, exports.StatusFailed)
+	f := w.waitStatus(id, exportapi.StatusFailed)
 	t.Logf("failed after %v: %s", time.Since(start).Round(time.Millisecond), f.Error)
 	if f.Attempts != 2 || !strings.Contains(f.Error, "store the package") || !strings.Contains(f.Error, dead) || f.FinishedAt == nil {
 		t.Errorf("failed export: %+v", f)
 	}
 	for _, p := range rec.of(id) {
-		if p.Status == exports.StatusReady {
+		if p.Status == exportapi.StatusReady {
 			t.Errorf("published ready: %+v", p)
 		}
 	}
-	_, err = call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: id, Caller: reader})
+	_, err = call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: id, Caller: reader})
 	if ae := wantCode(t, "download of a failed export", err, apierr.CodeConflict); !strings.Contains(ae.Message, "failed") {
 		t.Errorf("download refusal %q does not say the export failed", ae.Message)
 	}
@@ -562,18 +563,18 @@ func TestRetentionCleanup(t *testing.T) {
 	s := w.service(fast())
 	s2 := w.service(fast())
 	w.deploy("shop", "first")
-	a := w.waitStatus(w.request("shop", exportpkg.Standalone, reader).Export.ID, exports.StatusReady)
-	b := w.request("shop", exportpkg.Standalone, other).Export
-	keep := w.waitStatus(w.request("shop", exportpkg.UploadReady, reader).Export.ID, exports.StatusReady)
+	a := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
+	b := w.request("shop", exportapi.Standalone, other).Export
+	keep := w.waitStatus(w.request("shop", exportapi.UploadReady, reader).Export.ID, exportapi.StatusReady)
 	past := now().Add(-time.Second)
 	if _, err := w.d.Store.Collection(store.ExportLogs).UpdateMany(ctxT(t), bson.D{{Key: "b2_file_name", Value: a.StorageKey}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "expires_at", Value: past}}}}); err != nil {
 		t.Fatal(err)
 	}
 	// A file left by a failed build goes too.
-	failed := exports.Log{ID: exports.NewID(), Slug: "shop", Type: exportpkg.Standalone, UserEmail: reader.Email, Status: exports.StatusFailed,
+	failed := exportapi.Log{ID: exportapi.NewID(), Slug: "shop", Type: exportapi.Standalone, UserEmail: reader.Email, Status: exportapi.StatusFailed,
 		CreatedAt: past.Add(-time.Hour), UpdatedAt: past.Add(-time.Hour)}
-	failed.StorageKey = exports.StorageKey(failed.ID)
+	failed.StorageKey = exportapi.StorageKey(failed.ID)
 	if err := s.logs.insert(ctxT(t), &failed); err != nil {
 		t.Fatal(err)
 	}
@@ -587,10 +588,10 @@ func TestRetentionCleanup(t *testing.T) {
 		}
 	}
 	for _, id := range []string{a.ID, b.ID} {
-		if l := w.log(id); !l.Expired || l.Status != exports.StatusReady {
+		if l := w.log(id); !l.Expired || l.Status != exportapi.StatusReady {
 			t.Errorf("after the clean-up: %+v", l)
 		}
-		_, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: id, Caller: admin})
+		_, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: id, Caller: admin})
 		if ae := wantCode(t, "download of an expired export", err, apierr.CodeNotFound); ae.Message != "the export has expired" {
 			t.Errorf("download refusal %q", ae.Message)
 		}
@@ -602,7 +603,7 @@ func TestRetentionCleanup(t *testing.T) {
 		t.Errorf("the failed export's leftover is not recorded as gone: %+v", l)
 	}
 	// A new request builds anew.
-	if r := w.request("shop", exportpkg.Standalone, reader); r.Reused {
+	if r := w.request("shop", exportapi.Standalone, reader); r.Reused {
 		t.Error("an expired export was reused")
 	}
 }
@@ -618,29 +619,29 @@ func TestCleanupFailsStaleJobs(t *testing.T) {
 	s := w.service(o)
 	old, fresh := now().Add(-2*time.Minute), now()
 	mk := func(status string, beat time.Time, created time.Time) string {
-		l := exports.Log{ID: exports.NewID(), Slug: "shop", Type: exportpkg.Standalone, UserEmail: reader.Email, Status: status,
+		l := exportapi.Log{ID: exportapi.NewID(), Slug: "shop", Type: exportapi.Standalone, UserEmail: reader.Email, Status: status,
 			HeartbeatAt: &beat, CreatedAt: created, UpdatedAt: created}
-		l.StorageKey = exports.StorageKey(l.ID)
+		l.StorageKey = exportapi.StorageKey(l.ID)
 		if err := s.logs.insert(ctxT(t), &l); err != nil {
 			t.Fatal(err)
 		}
 		return l.ID
 	}
-	stale := mk(exports.StatusRunning, old, old)
-	alive := mk(exports.StatusRunning, fresh, old)
-	queuedLong := mk(exports.StatusQueued, old, now().Add(-26*time.Hour))
-	queued := mk(exports.StatusQueued, old, old)
+	stale := mk(exportapi.StatusRunning, old, old)
+	alive := mk(exportapi.StatusRunning, fresh, old)
+	queuedLong := mk(exportapi.StatusQueued, old, now().Add(-26*time.Hour))
+	queued := mk(exportapi.StatusQueued, old, old)
 	if err := s.cleanup(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if l := w.log(stale); l.Status != exports.StatusFailed || l.Error != reasonStale {
+	if l := w.log(stale); l.Status != exportapi.StatusFailed || l.Error != reasonStale {
 		t.Errorf("stale: %+v", l)
 	}
-	if l := w.log(queuedLong); l.Status != exports.StatusFailed || l.Error != reasonNeverRun {
+	if l := w.log(queuedLong); l.Status != exportapi.StatusFailed || l.Error != reasonNeverRun {
 		t.Errorf("queued past the queue's age: %+v", l)
 	}
 	for _, id := range []string{alive, queued} {
-		if l := w.log(id); !exports.Live(l.Status) {
+		if l := w.log(id); !exportapi.Live(l.Status) {
 			t.Errorf("a live export was failed: %+v", l)
 		}
 	}
@@ -654,11 +655,11 @@ func TestAccessAndListing(t *testing.T) {
 	w.service(fast())
 	w.deploy("shop", "first")
 	w.deploy("cafe", "first")
-	a := w.waitStatus(w.request("shop", exportpkg.UploadReady, reader).Export.ID, exports.StatusReady)
-	b := w.request("cafe", exportpkg.UploadReady, other).Export
-	c := w.request("shop", exportpkg.Standalone, other).Export
+	a := w.waitStatus(w.request("shop", exportapi.UploadReady, reader).Export.ID, exportapi.StatusReady)
+	b := w.request("cafe", exportapi.UploadReady, other).Export
+	c := w.request("shop", exportapi.Standalone, other).Export
 
-	if l, err := w.get(a.ID, experiments.Caller{Email: "READER@example.com"}); err != nil || l.ID != a.ID {
+	if l, err := w.get(a.ID, uploadapi.Caller{Email: "READER@example.com"}); err != nil || l.ID != a.ID {
 		t.Errorf("the requester (another case) reads: %v", err)
 	}
 	if l, err := w.get(a.ID, admin); err != nil || l.ID != a.ID {
@@ -666,24 +667,24 @@ func TestAccessAndListing(t *testing.T) {
 	}
 	_, err := w.get(a.ID, other)
 	wantCode(t, "get by another user", err, apierr.CodeNotFound)
-	_, err = call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: a.ID, Caller: other})
+	_, err = call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: a.ID, Caller: other})
 	wantCode(t, "download by another user", err, apierr.CodeNotFound)
-	if d, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: a.ID, Caller: reader}); err != nil ||
+	if d, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: a.ID, Caller: reader}); err != nil ||
 		d.StorageKey != a.StorageKey || d.URL != "" || d.Export.ID != a.ID {
 		t.Errorf("download from the object store: %+v %v", d, err)
 	}
 
-	_, err = call[exports.Listed](t, w.d.NC, exports.EndpointList, exports.List{Caller: reader})
+	_, err = call(t, w.d.NC, exportapi.EndpointList, exportapi.List{Caller: reader})
 	wantCode(t, "list by a user", err, apierr.CodeForbidden)
-	all, err := call[exports.Listed](t, w.d.NC, exports.EndpointList, exports.List{Caller: admin})
+	all, err := call(t, w.d.NC, exportapi.EndpointList, exportapi.List{Caller: admin})
 	if err != nil || len(all.Exports) != 3 || all.Exports[0].ID != c.ID || all.Exports[2].ID != a.ID {
 		t.Errorf("list: %+v %v", all, err)
 	}
-	shop, err := call[exports.Listed](t, w.d.NC, exports.EndpointList, exports.List{Slug: "shop", Limit: 1, Caller: admin})
+	shop, err := call(t, w.d.NC, exportapi.EndpointList, exportapi.List{Slug: "shop", Limit: 1, Caller: admin})
 	if err != nil || len(shop.Exports) != 1 || shop.Exports[0].ID != c.ID {
 		t.Errorf("list of shop, limit 1: %+v %v", shop, err)
 	}
-	none, err := call[exports.Listed](t, w.d.NC, exports.EndpointList, exports.List{Slug: "nothing", Caller: admin})
+	none, err := call(t, w.d.NC, exportapi.EndpointList, exportapi.List{Slug: "nothing", Caller: admin})
 	if err != nil || none.Exports == nil || len(none.Exports) != 0 {
 		t.Errorf("list of an experiment without exports: %+v %v", none, err)
 	}
@@ -697,27 +698,28 @@ func TestBadInput(t *testing.T) {
 	w.service(fast())
 	w.deploy("shop", "first")
 	for _, tc := range []struct {
-		name     string
-		endpoint string
-		req      any
-		code     apierr.Code
-		field    string
+		name    string
+		subject string
+		req     any
+		code    apierr.Code
+		field   string
 	}{
-		{"unknown type", exports.EndpointRequest, exports.Request{Slug: "shop", Type: "tarball", Caller: reader}, apierr.CodeValidationFailed, "/type"},
-		{"no type", exports.EndpointRequest, exports.Request{Slug: "shop", Caller: reader}, apierr.CodeValidationFailed, "/type"},
-		{"unknown slug", exports.EndpointRequest, exports.Request{Slug: "nowhere", Type: exportpkg.Standalone, Caller: reader}, apierr.CodeNotFound, ""},
-		{"anonymous", exports.EndpointRequest, exports.Request{Slug: "shop", Type: exportpkg.Standalone}, apierr.CodeUnauthenticated, ""},
-		{"malformed id", exports.EndpointGet, exports.Get{ID: "../etc/passwd", Caller: admin}, apierr.CodeNotFound, "/id"},
-		{"unknown id", exports.EndpointGet, exports.Get{ID: exports.NewID(), Caller: admin}, apierr.CodeNotFound, ""},
-		{"malformed download id", exports.EndpointDownload, exports.Get{ID: "ex-1", Caller: admin}, apierr.CodeNotFound, "/id"},
-		{"not JSON", exports.EndpointRequest, json.RawMessage(`{"slug":`), apierr.CodeInvalidJson, ""},
+		{"unknown type", exportapi.EndpointRequest.Subject(), exportapi.Request{Slug: "shop", Type: "tarball", Caller: reader}, apierr.CodeValidationFailed, "/type"},
+		{"no type", exportapi.EndpointRequest.Subject(), exportapi.Request{Slug: "shop", Caller: reader}, apierr.CodeValidationFailed, "/type"},
+		{"unknown slug", exportapi.EndpointRequest.Subject(), exportapi.Request{Slug: "nowhere", Type: exportapi.Standalone, Caller: reader}, apierr.CodeNotFound, ""},
+		{"anonymous", exportapi.EndpointRequest.Subject(), exportapi.Request{Slug: "shop", Type: exportapi.Standalone}, apierr.CodeUnauthenticated, ""},
+		{"malformed id", exportapi.EndpointGet.Subject(), exportapi.Get{ID: "../etc/passwd", Caller: admin}, apierr.CodeNotFound, "/id"},
+		{"unknown id", exportapi.EndpointGet.Subject(), exportapi.Get{ID: exportapi.NewID(), Caller: admin}, apierr.CodeNotFound, ""},
+		{"malformed download id", exportapi.EndpointDownload.Subject(), exportapi.Get{ID: "ex-1", Caller: admin}, apierr.CodeNotFound, "/id"},
+		{"not JSON", exportapi.EndpointRequest.Subject(), json.RawMessage(`{"slug":`), apierr.CodeInvalidJson, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
 			if raw, ok := tc.req.(json.RawMessage); ok {
-				_, err = bus.CallRaw(ctxT(t), w.d.NC, exports.Subject(tc.endpoint), raw)
+				_, err = bus.CallRaw(ctxT(t), w.d.NC, tc.subject, raw)
 			} else {
-				_, err = call[json.RawMessage](t, w.d.NC, tc.endpoint, tc.req)
+				var out json.RawMessage
+				err = bus.Client{NC: w.d.NC}.Request(ctxT(t), tc.subject, tc.req, &out)
 			}
 			if ae := wantCode(t, tc.name, err, tc.code); ae.Field != tc.field {
 				t.Errorf("field %q, want %q", ae.Field, tc.field)
@@ -735,12 +737,12 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 	// Not ready yet: a conflict naming the status.
-	var l exports.Log
-	l.ID, l.Slug, l.Type, l.UserEmail, l.Status = exports.NewID(), "shop", exportpkg.Standalone, reader.Email, exports.StatusQueued
+	var l exportapi.Log
+	l.ID, l.Slug, l.Type, l.UserEmail, l.Status = exportapi.NewID(), "shop", exportapi.Standalone, reader.Email, exportapi.StatusQueued
 	if err := (logs{w.d.Store.Collection(store.ExportLogs)}).insert(ctxT(t), &l); err != nil {
 		t.Fatal(err)
 	}
-	_, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: l.ID, Caller: reader})
+	_, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: l.ID, Caller: reader})
 	if ae := wantCode(t, "download of a queued export", err, apierr.CodeConflict); !strings.Contains(ae.Message, "queued") {
 		t.Errorf("refusal %q does not name the status", ae.Message)
 	}
@@ -761,8 +763,8 @@ func TestS3StorageGivesPresignedLinks(t *testing.T) {
 	}
 	w.deploy("shop", "first")
 	w.write("shop", "orders", bson.M{"_id": "o1"})
-	l := w.waitStatus(w.request("shop", exportpkg.Docker, reader).Export.ID, exports.StatusReady)
-	d, err := call[exports.Download](t, w.d.NC, exports.EndpointDownload, exports.Get{ID: l.ID, Caller: reader})
+	l := w.waitStatus(w.request("shop", exportapi.Docker, reader).Export.ID, exportapi.StatusReady)
+	d, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: l.ID, Caller: reader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -808,7 +810,7 @@ func TestWorkerDyingOnTheLastAttempt(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.deploy("shop", "first")
-	id := w.request("shop", exportpkg.UploadReady, reader).Export.ID
+	id := w.request("shop", exportapi.UploadReady, reader).Export.ID
 	select {
 	case <-reached:
 	case <-time.After(20 * time.Second):
@@ -817,7 +819,7 @@ func TestWorkerDyingOnTheLastAttempt(t *testing.T) {
 	w.service(o)
 	victimDeps.NC.Close()
 	_ = victimDeps.Store.Close(ctxT(t))
-	f := w.waitStatus(id, exports.StatusFailed)
+	f := w.waitStatus(id, exportapi.StatusFailed)
 	if !strings.Contains(f.Error, "stopped responding") || f.Attempts != 1 {
 		t.Errorf("the export after its worker died: %+v", f)
 	}

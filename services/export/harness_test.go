@@ -22,21 +22,23 @@ import (
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
+	"github.com/gnome-platform/gnome/libs/contract"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
-	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/testenv"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Callers of the tests.
 var (
-	admin  = experiments.Caller{Email: "root@example.com", Roles: []string{"admin"}, IsAdmin: true}
-	reader = experiments.Caller{Email: "reader@example.com", Roles: []string{"user"}}
-	other  = experiments.Caller{Email: "other@example.com", Roles: []string{"user"}}
+	admin  = uploadapi.Caller{Email: "root@example.com", Roles: []string{"admin"}, IsAdmin: true}
+	reader = uploadapi.Caller{Email: "reader@example.com", Roles: []string{"user"}}
+	other  = uploadapi.Caller{Email: "other@example.com", Roles: []string{"user"}}
 )
 
 // fast are options that keep the tests short: quick retries, frequent
@@ -168,7 +170,7 @@ func (w *world) deploy(slug, page string) experiments.Config {
 	cfg.Versions = append(cfg.Versions, experiments.Version{Version: cfg.Version, Checksum: sum.Checksum, Size: sum.Size,
 		Files: len(sum.Files), Manifest: string(manifest), UploadedBy: "dev@example.com", CreatedAt: at})
 	w.save(cfg)
-	w.announce(cfg, experiments.SubjectUpdated, "upload")
+	w.announce(cfg, events.ExperimentUpdated, "upload")
 	return *cfg
 }
 
@@ -178,7 +180,7 @@ func (w *world) setStatus(slug, status string) experiments.Config {
 	cfg := w.config(slug)
 	cfg.Status = status
 	w.save(cfg)
-	w.announce(cfg, experiments.SubjectUpdated, "update")
+	w.announce(cfg, events.ExperimentUpdated, "update")
 	return *cfg
 }
 
@@ -194,7 +196,7 @@ func (w *world) remove(slug string) {
 		w.t.Fatal(err)
 	}
 	cfg.Seq++
-	w.announce(cfg, experiments.SubjectDeleted, "delete")
+	w.announce(cfg, events.ExperimentDeleted, "delete")
 }
 
 func (w *world) config(slug string) *experiments.Config {
@@ -220,7 +222,7 @@ func (w *world) save(cfg *experiments.Config) {
 
 func (w *world) announce(cfg *experiments.Config, subject, reason string) {
 	w.t.Helper()
-	ev := experiments.Event{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Status: cfg.Status,
+	ev := events.Experiment{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Status: cfg.Status,
 		OwnerEmail: cfg.OwnerEmail, Seq: cfg.Seq, Reason: reason, At: time.Now().UTC()}
 	data, _ := json.Marshal(ev)
 	id := fmt.Sprintf("%s-%s-%d-%d", subject, cfg.Slug, cfg.CreatedAt.UnixMilli(), cfg.Seq)
@@ -244,29 +246,29 @@ func (w *world) write(slug, coll string, docs ...bson.M) {
 	}
 }
 
-// call is a bus call of an export service endpoint, as the edge makes it.
-func call[Resp any](t *testing.T, nc *nats.Conn, endpoint string, req any) (Resp, error) {
+// call is a call of an export service endpoint, as the edge makes it.
+func call[Req, Rep any](t *testing.T, nc *nats.Conn, e contract.Endpoint[Req, Rep], req Req) (Rep, error) {
 	t.Helper()
-	return bus.Call[Resp](ctxT(t), nc, exports.Subject(endpoint), req)
+	return e.Call(ctxT(t), bus.Client{NC: nc}, req)
 }
 
-func (w *world) request(slug string, typ exportpkg.Type, c experiments.Caller) exports.Requested {
+func (w *world) request(slug string, typ exportapi.Type, c uploadapi.Caller) exportapi.Requested {
 	w.t.Helper()
-	r, err := call[exports.Requested](w.t, w.d.NC, exports.EndpointRequest, exports.Request{Slug: slug, Type: typ, Caller: c})
+	r, err := call(w.t, w.d.NC, exportapi.EndpointRequest, exportapi.Request{Slug: slug, Type: typ, Caller: c})
 	if err != nil {
 		w.t.Fatalf("request %s export of %s: %v", typ, slug, err)
 	}
 	return r
 }
 
-func (w *world) get(id string, c experiments.Caller) (exports.Log, error) {
-	return call[exports.Log](w.t, w.d.NC, exports.EndpointGet, exports.Get{ID: id, Caller: c})
+func (w *world) get(id string, c uploadapi.Caller) (exportapi.Log, error) {
+	return call(w.t, w.d.NC, exportapi.EndpointGet, exportapi.Get{ID: id, Caller: c})
 }
 
 // log reads an export's log straight from the store.
-func (w *world) log(id string) exports.Log {
+func (w *world) log(id string) exportapi.Log {
 	w.t.Helper()
-	var l exports.Log
+	var l exportapi.Log
 	if err := w.d.Store.Collection(store.ExportLogs).FindOne(ctxT(w.t), bson.D{{Key: "_id", Value: id}}).Decode(&l); err != nil {
 		w.t.Fatalf("read export %s: %v", id, err)
 	}
@@ -275,12 +277,12 @@ func (w *world) log(id string) exports.Log {
 
 // waitStatus waits until the export has one of the final statuses and
 // returns it; it fails the test on any other final status than want.
-func (w *world) waitStatus(id, want string) exports.Log {
+func (w *world) waitStatus(id, want string) exportapi.Log {
 	w.t.Helper()
-	var l exports.Log
+	var l exportapi.Log
 	eventually(w.t, 30*time.Second, "export "+id+" to be "+want, func() bool {
 		l = w.log(id)
-		return l.Status == want || (!exports.Live(l.Status) && l.Status != exports.StatusReady && want == exports.StatusReady)
+		return l.Status == want || (!exportapi.Live(l.Status) && l.Status != exportapi.StatusReady && want == exportapi.StatusReady)
 	})
 	if l.Status != want {
 		w.t.Fatalf("export %s is %s (%s), want %s", id, l.Status, l.Error, want)
@@ -343,14 +345,14 @@ func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 // subject.
 type progressRecorder struct {
 	mu   sync.Mutex
-	logs []exports.Log
+	logs []exportapi.Log
 }
 
 func (w *world) recordProgress() *progressRecorder {
 	w.t.Helper()
 	r := &progressRecorder{}
-	sub, err := w.d.NC.Subscribe(exports.ProgressWildcard, func(m *nats.Msg) {
-		var l exports.Log
+	sub, err := w.d.NC.Subscribe(exportapi.ProgressWildcard, func(m *nats.Msg) {
+		var l exportapi.Log
 		if json.Unmarshal(m.Data, &l) == nil {
 			r.mu.Lock()
 			r.logs = append(r.logs, l)
@@ -367,10 +369,10 @@ func (w *world) recordProgress() *progressRecorder {
 	return r
 }
 
-func (r *progressRecorder) of(id string) []exports.Log {
+func (r *progressRecorder) of(id string) []exportapi.Log {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []exports.Log
+	var out []exportapi.Log
 	for _, l := range r.logs {
 		if l.ID == id {
 			out = append(out, l)

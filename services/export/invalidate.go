@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
@@ -26,7 +26,7 @@ func invalidatorConfig() jetstream.ConsumerConfig {
 		MaxDeliver:     -1,
 		MaxAckPending:  1000,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		FilterSubjects: []string{experiments.SubjectUpdated, experiments.SubjectDeleted},
+		FilterSubjects: []string{events.ExperimentUpdated, events.ExperimentDeleted},
 	}
 }
 
@@ -42,7 +42,7 @@ func (s *Service) followEvents(ctx context.Context) error {
 		return fmt.Errorf("create consumer %s: %w", InvalidatorDurable, err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev experiments.Event
+		var ev events.Experiment
 		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.Slug == "" {
 			s.d.Log.Warn("unreadable experiment event dropped", "subject", msg.Subject(), "err", err)
 			_ = msg.Term()
@@ -77,16 +77,16 @@ func (s *Service) followEvents(ctx context.Context) error {
 // made before the event that it makes stale: all of a deleted experiment,
 // those of another version for an update. Handling an event twice changes
 // nothing more.
-func (s *Service) onExperimentEvent(ctx context.Context, subject string, ev experiments.Event) error {
+func (s *Service) onExperimentEvent(ctx context.Context, subject string, ev events.Experiment) error {
 	filter := bson.D{
 		{Key: "slug_id", Value: ev.Slug}, {Key: "invalidated", Value: false},
 		{Key: "created_at", Value: bson.D{{Key: "$lte", Value: ev.At}}},
 	}
 	var by string
 	switch subject {
-	case experiments.SubjectDeleted:
+	case events.ExperimentDeleted:
 		by = "experiment deleted"
-	case experiments.SubjectUpdated:
+	case events.ExperimentUpdated:
 		if ev.Checksum == "" {
 			return nil
 		}

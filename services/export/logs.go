@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
 
 // logs is the export_logs collection. Every change of an export's status
@@ -22,9 +22,9 @@ type logs struct{ c *mongo.Collection }
 // now is the time the service records: BSON dates keep milliseconds.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
-var liveStatuses = bson.A{exports.StatusQueued, exports.StatusRunning}
+var liveStatuses = bson.A{exportapi.StatusQueued, exportapi.StatusRunning}
 
-func (l logs) insert(ctx context.Context, log *exports.Log) error {
+func (l logs) insert(ctx context.Context, log *exportapi.Log) error {
 	log.ExportID = log.ID
 	if _, err := l.c.InsertOne(ctx, log); err != nil {
 		return fmt.Errorf("record export %s: %w", log.ID, err)
@@ -33,8 +33,8 @@ func (l logs) insert(ctx context.Context, log *exports.Log) error {
 }
 
 // get is the export's log, or nil when there is none.
-func (l logs) get(ctx context.Context, id string) (*exports.Log, error) {
-	var log exports.Log
+func (l logs) get(ctx context.Context, id string) (*exportapi.Log, error) {
+	var log exportapi.Log
 	err := l.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&log)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
@@ -46,12 +46,12 @@ func (l logs) get(ctx context.Context, id string) (*exports.Log, error) {
 }
 
 // find lists the logs matching filter, newest first, at most limit.
-func (l logs) find(ctx context.Context, filter bson.D, limit int64) ([]exports.Log, error) {
+func (l logs) find(ctx context.Context, filter bson.D, limit int64) ([]exportapi.Log, error) {
 	cur, err := l.c.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "created_at", Value: -1}}).SetLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("list exports: %w", err)
 	}
-	out := []exports.Log{}
+	out := []exportapi.Log{}
 	if err := cur.All(ctx, &out); err != nil {
 		return nil, fmt.Errorf("list exports: %w", err)
 	}
@@ -60,8 +60,8 @@ func (l logs) find(ctx context.Context, filter bson.D, limit int64) ([]exports.L
 
 // change applies update to the log matching filter and returns it as it
 // is after, or nil when none matched.
-func (l logs) change(ctx context.Context, filter, update bson.D) (*exports.Log, error) {
-	var log exports.Log
+func (l logs) change(ctx context.Context, filter, update bson.D) (*exportapi.Log, error) {
+	var log exportapi.Log
 	err := l.c.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&log)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
@@ -74,12 +74,12 @@ func (l logs) change(ctx context.Context, filter, update bson.D) (*exports.Log, 
 
 // start marks a live export running for another attempt by worker; nil
 // when it is no longer live.
-func (l logs) start(ctx context.Context, id, worker string, at time.Time) (*exports.Log, error) {
+func (l logs) start(ctx context.Context, id, worker string, at time.Time) (*exportapi.Log, error) {
 	return l.change(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: bson.D{{Key: "$in", Value: liveStatuses}}}, {Key: "invalidated", Value: false}},
 		bson.D{
 			{Key: "$set", Value: bson.D{
-				{Key: "status", Value: exports.StatusRunning}, {Key: "worker", Value: worker}, {Key: "step", Value: stepStarting},
+				{Key: "status", Value: exportapi.StatusRunning}, {Key: "worker", Value: worker}, {Key: "step", Value: stepStarting},
 				{Key: "progress", Value: 0.0}, {Key: "started_at", Value: at}, {Key: "heartbeat_at", Value: at}, {Key: "updated_at", Value: at},
 			}},
 			{Key: "$inc", Value: bson.D{{Key: "attempts", Value: 1}}},
@@ -88,22 +88,22 @@ func (l logs) start(ctx context.Context, id, worker string, at time.Time) (*expo
 
 // touch sets fields of a running export (and its heartbeat); nil when it
 // is no longer running, or was invalidated meanwhile.
-func (l logs) touch(ctx context.Context, id string, at time.Time, fields bson.D) (*exports.Log, error) {
+func (l logs) touch(ctx context.Context, id string, at time.Time, fields bson.D) (*exportapi.Log, error) {
 	set := append(bson.D{{Key: "heartbeat_at", Value: at}, {Key: "updated_at", Value: at}}, fields...)
 	return l.change(ctx,
-		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: exports.StatusRunning}, {Key: "invalidated", Value: false}},
+		bson.D{{Key: "_id", Value: id}, {Key: "status", Value: exportapi.StatusRunning}, {Key: "invalidated", Value: false}},
 		bson.D{{Key: "$set", Value: set}})
 }
 
 // fail marks a live export failed with reason, if it still is live (cond
 // nil) or matches cond, which must keep it to a live status; nil otherwise.
-func (l logs) fail(ctx context.Context, id, reason string, at time.Time, cond bson.D) (*exports.Log, error) {
+func (l logs) fail(ctx context.Context, id, reason string, at time.Time, cond bson.D) (*exportapi.Log, error) {
 	if cond == nil {
 		cond = bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: liveStatuses}}}}
 	}
 	filter := append(bson.D{{Key: "_id", Value: id}}, cond...)
 	return l.change(ctx, filter, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "status", Value: exports.StatusFailed}, {Key: "error", Value: reason},
+		{Key: "status", Value: exportapi.StatusFailed}, {Key: "error", Value: reason},
 		{Key: "finished_at", Value: at}, {Key: "updated_at", Value: at},
 	}}})
 }
@@ -124,12 +124,12 @@ func (l logs) invalidate(ctx context.Context, ids []string, by string, at time.T
 		{Key: "invalidated", Value: true}, {Key: "invalidated_at", Value: at},
 		{Key: "invalidated_by", Value: by}, {Key: "updated_at", Value: at},
 	}
-	withStatus := append(bson.D{{Key: "status", Value: exports.StatusInvalidated}}, flags...)
-	notFailed := append(slices.Clone(filter), bson.E{Key: "status", Value: bson.D{{Key: "$ne", Value: exports.StatusFailed}}})
+	withStatus := append(bson.D{{Key: "status", Value: exportapi.StatusInvalidated}}, flags...)
+	notFailed := append(slices.Clone(filter), bson.E{Key: "status", Value: bson.D{{Key: "$ne", Value: exportapi.StatusFailed}}})
 	if _, err := l.c.UpdateMany(ctx, notFailed, bson.D{{Key: "$set", Value: withStatus}}); err != nil {
 		return nil, fmt.Errorf("invalidate exports: %w", err)
 	}
-	failed := append(slices.Clone(filter), bson.E{Key: "status", Value: exports.StatusFailed})
+	failed := append(slices.Clone(filter), bson.E{Key: "status", Value: exportapi.StatusFailed})
 	if _, err := l.c.UpdateMany(ctx, failed, bson.D{{Key: "$set", Value: flags}}); err != nil {
 		return nil, fmt.Errorf("invalidate exports: %w", err)
 	}
@@ -163,7 +163,7 @@ func (l logs) fileInUse(ctx context.Context, key string, at time.Time) (bool, er
 		{Key: "b2_file_name", Value: key}, {Key: "invalidated", Value: false}, {Key: "expired", Value: false},
 		{Key: "$or", Value: bson.A{
 			bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: liveStatuses}}}},
-			bson.D{{Key: "status", Value: exports.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$gt", Value: at}}}},
+			bson.D{{Key: "status", Value: exportapi.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$gt", Value: at}}}},
 		}},
 	}, options.Count().SetLimit(1))
 	if err != nil {

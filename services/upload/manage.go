@@ -14,23 +14,25 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 var statuses = []string{experiments.StatusActive, experiments.StatusDraft, experiments.StatusArchived, experiments.StatusInactive}
 
 // update makes a kept version current, or changes the status or manifest
 // fields. Only the owner and admins may.
-func (s *Service) update(ctx context.Context, req experiments.Update) (experiments.Result, error) {
+func (s *Service) update(ctx context.Context, req uploadapi.Update) (uploadapi.Result, error) {
 	if req.Version == nil && req.Status == nil && len(req.Fields) == 0 {
-		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "nothing to change: give version, status or manifest")
+		return uploadapi.Result{}, apierr.New(apierr.CodeValidationFailed, "nothing to change: give version, status or manifest")
 	}
 	if req.Status != nil && !slices.Contains(statuses, *req.Status) {
-		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "status must be one of %s", strings.Join(statuses, ", ")).OnField("/status")
+		return uploadapi.Result{}, apierr.New(apierr.CodeValidationFailed, "status must be one of %s", strings.Join(statuses, ", ")).OnField("/status")
 	}
-	var warnings []experiments.Warning
+	var warnings []uploadapi.Warning
 	var manifest *bundle.Manifest
 	next, _, err := s.configs.change(ctx, req.Slug, func(cur *experiments.Config) (*experiments.Config, error) {
 		if cur == nil {
@@ -84,7 +86,7 @@ func (s *Service) update(ctx context.Context, req experiments.Update) (experimen
 		return &n, nil
 	})
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	next.Indexes = s.applyIndexes(ctx, next.Slug, manifest, next.Indexes)
 	if final, err := s.saveIndexes(ctx, next.Slug, next.Seq, next.Indexes); err == nil && final != nil {
@@ -94,16 +96,16 @@ func (s *Service) update(ctx context.Context, req experiments.Update) (experimen
 	if req.Version != nil {
 		reason = "rollback"
 	}
-	if err := s.announce(ctx, next, experiments.SubjectUpdated, reason, manifest.Actor != nil); err != nil {
-		return experiments.Result{}, err
+	if err := s.announce(ctx, next, events.ExperimentUpdated, reason, manifest.Actor != nil); err != nil {
+		return uploadapi.Result{}, err
 	}
 	if err := s.audit(ctx, req.Caller, "experiment."+reason, next.Slug, map[string]any{"version": next.Version, "status": next.Status}); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	if warnings == nil {
-		warnings = []experiments.Warning{}
+		warnings = []uploadapi.Warning{}
 	}
-	return experiments.Result{Experiment: *next, Warnings: warnings}, nil
+	return uploadapi.Result{Experiment: *next, Warnings: warnings}, nil
 }
 
 // patchSets reports whether a manifest patch names field.
@@ -138,22 +140,22 @@ func mergeManifest(raw []byte, fields json.RawMessage) ([]byte, error) {
 // delete removes the experiment: its configuration, every kept bundle, and
 // its documents in every collection named for it; an announcement lets the
 // other services drop its actor and exports.
-func (s *Service) delete(ctx context.Context, req experiments.Delete) (experiments.Result, error) {
+func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.Result, error) {
 	if req.Confirm != req.Slug {
-		return experiments.Result{}, apierr.New(apierr.CodeValidationFailed, "to delete, confirm with the experiment's slug").OnField("/confirm")
+		return uploadapi.Result{}, apierr.New(apierr.CodeValidationFailed, "to delete, confirm with the experiment's slug").OnField("/confirm")
 	}
 	cur, err := s.configs.get(ctx, req.Slug)
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	if cur == nil {
-		return experiments.Result{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
+		return uploadapi.Result{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
 	}
 	if !mayManage(cur, req.Caller) {
-		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "only the owner and admins delete experiment %q", req.Slug)
+		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "only the owner and admins delete experiment %q", req.Slug)
 	}
 	if err := s.configs.remove(ctx, req.Slug); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	for _, v := range cur.Versions {
 		if err := s.bundles.Delete(ctx, experiments.BundleObject(req.Slug, v.Checksum)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -161,21 +163,21 @@ func (s *Service) delete(ctx context.Context, req experiments.Delete) (experimen
 		}
 	}
 	if err := s.dropData(ctx, req.Slug); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	// Exports of the dropped data are no longer current.
 	if err := scoped.BumpDataSeq(ctx, s.d.Store.DB, req.Slug); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	cur.Seq++
 	m, _, _ := bundle.ParseManifest([]byte(cur.Manifest))
-	if err := s.announce(ctx, cur, experiments.SubjectDeleted, "delete", m != nil && m.Actor != nil); err != nil {
-		return experiments.Result{}, err
+	if err := s.announce(ctx, cur, events.ExperimentDeleted, "delete", m != nil && m.Actor != nil); err != nil {
+		return uploadapi.Result{}, err
 	}
 	if err := s.audit(ctx, req.Caller, "experiment.delete", req.Slug, map[string]any{"versions": len(cur.Versions)}); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
-	return experiments.Result{Experiment: *cur, Warnings: []experiments.Warning{}}, nil
+	return uploadapi.Result{Experiment: *cur, Warnings: []uploadapi.Warning{}}, nil
 }
 
 // dropData deletes the experiment's documents from every {slug}_*
@@ -206,7 +208,7 @@ func (s *Service) dropData(ctx context.Context, slug string) error {
 	return nil
 }
 
-func (s *Service) audit(ctx context.Context, c experiments.Caller, what, target string, details map[string]any) error {
+func (s *Service) audit(ctx context.Context, c uploadapi.Caller, what, target string, details map[string]any) error {
 	_, err := s.d.Store.Collection(store.AuditLog).InsertOne(ctx, bson.M{
 		"who": c.Email, "what": what, "target": target, "when": time.Now().UTC(),
 		"request_id": c.RequestID, "details": details,

@@ -17,69 +17,71 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // process checks a staged upload and stores it as the experiment's next
 // version. Whatever happens, the staged upload is deleted; on a refusal
 // nothing else is stored.
-func (s *Service) process(ctx context.Context, req experiments.ProcessUpload) (experiments.Result, error) {
+func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (uploadapi.Result, error) {
 	if req.UploadID == "" || strings.ContainsAny(req.UploadID, "/.") {
-		return experiments.Result{}, apierr.New(apierr.CodeBadRequest, "upload id is required")
+		return uploadapi.Result{}, apierr.New(apierr.CodeBadRequest, "upload id is required")
 	}
 	defer func() {
 		// The staged upload is never needed again.
 		_ = s.uploads.Delete(context.WithoutCancel(ctx), req.UploadID)
 	}()
 	if !canUpload(req.Caller) {
-		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "only developers and admins upload experiments")
+		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "only developers and admins upload experiments")
 	}
 	limit := s.d.Config.MaxUploadSizeMB << 20
 
 	raw, err := s.stage(ctx, req.UploadID, limit)
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	defer os.Remove(raw.Name())
 	defer raw.Close()
 	st, err := raw.Stat()
 	if err != nil {
-		return experiments.Result{}, fmt.Errorf("stat staged upload: %w", err)
+		return uploadapi.Result{}, fmt.Errorf("stat staged upload: %w", err)
 	}
 	b, err := bundle.Open(raw, st.Size(), bundle.DefaultLimits(limit))
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	slug := b.Manifest.Slug
 
 	// Refuse a slug owned by someone else before any work is stored.
 	if cur, err := s.configs.get(ctx, slug); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	} else if cur != nil && !mayManage(cur, req.Caller) {
-		return experiments.Result{}, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
+		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
 	}
 
 	norm, err := os.CreateTemp(s.tmp, "bundle-*.zip")
 	if err != nil {
-		return experiments.Result{}, fmt.Errorf("create work file: %w", err)
+		return uploadapi.Result{}, fmt.Errorf("create work file: %w", err)
 	}
 	defer os.Remove(norm.Name())
 	defer norm.Close()
 	sum, err := b.Normalise(norm)
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	if _, err := norm.Seek(0, io.SeekStart); err != nil {
-		return experiments.Result{}, fmt.Errorf("rewind bundle: %w", err)
+		return uploadapi.Result{}, fmt.Errorf("rewind bundle: %w", err)
 	}
 	object := experiments.BundleObject(slug, sum.Checksum)
 	if _, err := s.bundles.GetInfo(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
 		if _, err := s.bundles.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
-			return experiments.Result{}, fmt.Errorf("store bundle: %w", err)
+			return uploadapi.Result{}, fmt.Errorf("store bundle: %w", err)
 		}
 	} else if err != nil {
-		return experiments.Result{}, fmt.Errorf("look up bundle: %w", err)
+		return uploadapi.Result{}, fmt.Errorf("look up bundle: %w", err)
 	}
 
 	warnings := toWarnings(b.Warnings)
@@ -88,7 +90,7 @@ func (s *Service) process(ctx context.Context, req experiments.ProcessUpload) (e
 		if req.Caller.IsAdmin {
 			owner = dev
 		} else {
-			warnings = append(warnings, experiments.Warning{Field: "/developer_id", Message: "developer_id names someone else; the uploader owns the experiment"})
+			warnings = append(warnings, uploadapi.Warning{Field: "/developer_id", Message: "developer_id names someone else; the uploader owns the experiment"})
 		}
 	}
 	created := false
@@ -123,7 +125,7 @@ func (s *Service) process(ctx context.Context, req experiments.ProcessUpload) (e
 		return n, nil
 	})
 	if err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	s.dropEvicted(ctx, slug, prev, next)
 	next.Indexes = s.applyIndexes(ctx, slug, b.Manifest, next.Indexes)
@@ -131,17 +133,17 @@ func (s *Service) process(ctx context.Context, req experiments.ProcessUpload) (e
 		next = final
 	}
 	reason := "upload"
-	if err := s.announce(ctx, next, experiments.SubjectUpdated, reason, b.Manifest.Actor != nil); err != nil {
-		return experiments.Result{}, err
+	if err := s.announce(ctx, next, events.ExperimentUpdated, reason, b.Manifest.Actor != nil); err != nil {
+		return uploadapi.Result{}, err
 	}
 	if err := s.audit(ctx, req.Caller, "experiment.upload", slug, map[string]any{"version": next.Version, "checksum": sum.Checksum}); err != nil {
-		return experiments.Result{}, err
+		return uploadapi.Result{}, err
 	}
 	s.d.Log.InfoContext(ctx, "experiment uploaded", "slug", slug, "version", next.Version, "checksum", sum.Checksum, "by", req.Caller.Email)
 	if warnings == nil {
-		warnings = []experiments.Warning{}
+		warnings = []uploadapi.Warning{}
 	}
-	return experiments.Result{Experiment: *next, Warnings: warnings, Created: created}, nil
+	return uploadapi.Result{Experiment: *next, Warnings: warnings, Created: created}, nil
 }
 
 // stage copies the staged upload to a work file: a ZIP is read from its
@@ -192,7 +194,7 @@ func (s *Service) dropEvicted(ctx context.Context, slug string, prev, next *expe
 // announce publishes the experiment's event on the events stream,
 // de-duplicated by slug and sequence.
 func (s *Service) announce(ctx context.Context, c *experiments.Config, subject, reason string, hasActor bool) error {
-	ev := experiments.Event{
+	ev := events.Experiment{
 		Slug: c.Slug, Version: c.Version, Checksum: c.Checksum, Status: c.Status, OwnerEmail: c.OwnerEmail,
 		HasActor: hasActor, Seq: c.Seq, Reason: reason, At: time.Now().UTC(), RequestID: telemetry.RequestID(ctx),
 	}
@@ -212,18 +214,18 @@ func (s *Service) announce(ctx context.Context, c *experiments.Config, subject, 
 	return nil
 }
 
-func canUpload(c experiments.Caller) bool {
+func canUpload(c uploadapi.Caller) bool {
 	return c.IsAdmin || slices.Contains(c.Roles, "developer")
 }
 
-func mayManage(cfg *experiments.Config, c experiments.Caller) bool {
+func mayManage(cfg *experiments.Config, c uploadapi.Caller) bool {
 	return c.IsAdmin || strings.EqualFold(cfg.OwnerEmail, c.Email)
 }
 
-func toWarnings(in []bundle.Warning) []experiments.Warning {
-	out := make([]experiments.Warning, 0, len(in))
+func toWarnings(in []bundle.Warning) []uploadapi.Warning {
+	out := make([]uploadapi.Warning, 0, len(in))
 	for _, w := range in {
-		out = append(out, experiments.Warning{Field: w.Field, Message: w.Message})
+		out = append(out, uploadapi.Warning{Field: w.Field, Message: w.Message})
 	}
 	return out
 }

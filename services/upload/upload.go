@@ -11,14 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Name is the service's name on the bus.
-const Name = experiments.Service
+const Name = uploadapi.Service
 
 // Service is one instance of the upload service.
 type Service struct {
@@ -42,16 +42,11 @@ func New(d *svc.Deps) *Service {
 		Description: "experiment uploads, bundles and versions",
 		Provision:   s.provision,
 		Endpoints: func(srv *bus.Server) error {
-			for name, h := range map[string]bus.RawHandler{
-				experiments.EndpointProcess: bus.JSON(s.process),
-				experiments.EndpointUpdate:  bus.JSON(s.update),
-				experiments.EndpointDelete:  bus.JSON(s.delete),
-			} {
-				if err := srv.Handle(name, h); err != nil {
-					return err
-				}
-			}
-			return nil
+			return srv.Register(
+				bus.Endpoint(uploadapi.EndpointProcess, s.process),
+				bus.Endpoint(uploadapi.EndpointUpdate, s.update),
+				bus.Endpoint(uploadapi.EndpointDelete, s.delete),
+			)
 		},
 	}
 	return s

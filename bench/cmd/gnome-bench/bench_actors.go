@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/experiments"
 )
@@ -173,13 +174,13 @@ func startInProcess(ctx context.Context, engine *actorhost.Engine, wasm []byte) 
 // pingEnvelope is the request envelope the edge sends the actor for GET
 // /experiments/bench-actor/api/ping from the load generator.
 func pingEnvelope() []byte {
-	b, _ := json.Marshal(experiments.ActorRequest{
+	b, _ := json.Marshal(actorapi.Request{
 		Method: http.MethodGet, Path: "/ping",
 		Headers: map[string][]string{
 			"Host": {"127.0.0.1"}, "User-Agent": {"Go-http-client/1.1"}, "Accept-Encoding": {"gzip"},
 		},
 		Body:      []byte{},
-		Caller:    experiments.ActorCaller{Roles: []string{}, Anonymous: true},
+		Caller:    actorapi.Caller{Roles: []string{}, Anonymous: true},
 		RequestID: "0123456789abcdef0123456789abcdef",
 	})
 	return b
@@ -206,7 +207,7 @@ func directCalls(ctx context.Context, inst *actorhost.Instance, warmup, du time.
 		if err != nil {
 			return err
 		}
-		var res experiments.ActorResponse
+		var res actorapi.Response
 		if err := json.Unmarshal(out, &res); err != nil || res.Status != http.StatusOK {
 			return fmt.Errorf("the actor answered %s", out)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 )
@@ -218,13 +219,13 @@ func (c *failoverCluster) holder(ctx context.Context) (*proc, error) {
 	defer client.CloseIdleConnections()
 	last := ""
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
-		var st experiments.ActorState
+		var st actorapi.State
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/experiments/"+benchSlug+"/health", nil)
 		if resp, err := client.Do(req); err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			last = fmt.Sprintf("%d %s %s", resp.StatusCode, st.State, st.Worker)
-			if err == nil && st.State == experiments.ActorRunning && st.Worker != "" {
+			if err == nil && st.State == actorapi.StateRunning && st.Worker != "" {
 				// The instance ID is host-pid-random.
 				for _, w := range c.workers {
 					if strings.Contains(st.Worker, "-"+strconv.Itoa(w.cmd.Process.Pid)+"-") {

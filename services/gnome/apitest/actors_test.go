@@ -15,8 +15,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
 )
 
 // Actors through the HTTP API: the example click tracker (built with the
@@ -85,10 +85,10 @@ func probeZip(t *testing.T, slug string, actor map[string]any, extra map[string]
 }
 
 // health is GET /experiments/{slug}/health.
-func (c *client) health(slug string) experiments.ActorState {
+func (c *client) health(slug string) actorapi.State {
 	c.t.Helper()
 	r := c.do("GET", "/experiments/"+slug+"/health", nil, nil)
-	var st experiments.ActorState
+	var st actorapi.State
 	if r.status != 200 || json.Unmarshal(r.body, &st) != nil {
 		c.t.Fatalf("health of %s: %d %s", slug, r.status, r.body)
 	}
@@ -98,7 +98,7 @@ func (c *client) health(slug string) experiments.ActorState {
 // running waits until slug's actor answers through the edge.
 func (c *client) running(slug string) {
 	c.t.Helper()
-	eventually(c.t, 30*time.Second, slug+"'s actor to run", func() bool { return c.health(slug).State == experiments.ActorRunning })
+	eventually(c.t, 30*time.Second, slug+"'s actor to run", func() bool { return c.health(slug).State == actorapi.StateRunning })
 }
 
 // actorStates records the states slug's actor passes through, from the
@@ -122,7 +122,7 @@ func actorStates(t *testing.T, p *platform, slug string) func() []string {
 			if e == nil {
 				continue
 			}
-			var st experiments.ActorState
+			var st actorapi.State
 			s := "deleted"
 			if e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &st) == nil {
 				s = st.State
@@ -177,13 +177,13 @@ func TestActorServesThroughEveryEdge(t *testing.T) {
 		c := admin.on(p, edge)
 		eventually(t, 5*time.Second, "the call count to reach actor_state", func() bool { return c.health("clicks").Calls >= 4 })
 		st := c.health("clicks")
-		if st.State != experiments.ActorRunning || st.Worker != p.deps.InstanceID || st.StartedAt == nil || st.Version != 1 || st.Restarts != 0 {
+		if st.State != actorapi.StateRunning || st.Worker != p.deps.InstanceID || st.StartedAt == nil || st.Version != 1 || st.Restarts != 0 {
 			t.Errorf("health on edge %d: %+v", edge, st)
 		}
 		var view struct {
 			Actor struct{ State string } `json:"actor"`
 		}
-		if err := json.Unmarshal(c.do("GET", "/api/experiments/clicks", nil, nil).body, &view); err != nil || view.Actor.State != experiments.ActorRunning {
+		if err := json.Unmarshal(c.do("GET", "/api/experiments/clicks", nil, nil).body, &view); err != nil || view.Actor.State != actorapi.StateRunning {
 			t.Errorf("experiment view on edge %d: actor %+v", edge, view.Actor)
 		}
 	}
@@ -213,7 +213,7 @@ func TestActorRequestAndResponse(t *testing.T) {
 		Query     string              `json:"query"`
 		Headers   map[string][]string `json:"headers"`
 		Body      string              `json:"body"`
-		Caller    experiments.ActorCaller
+		Caller    actorapi.Caller
 		RequestID string `json:"request_id"`
 	}
 	if err := json.Unmarshal(r.body, &env); err != nil {
@@ -237,7 +237,7 @@ func TestActorRequestAndResponse(t *testing.T) {
 		}
 	}
 	anon := p.client(t, 0)
-	var a struct{ Caller experiments.ActorCaller }
+	var a struct{ Caller actorapi.Caller }
 	_ = json.Unmarshal(anon.do("GET", "/experiments/probe/api/echo", nil, nil).body, &a)
 	if !a.Caller.Anonymous || a.Caller.Email != "" || a.Caller.Roles == nil || len(a.Caller.Roles) != 0 {
 		t.Errorf("anonymous caller: %+v", a.Caller)
@@ -306,7 +306,7 @@ func TestActorDataKVAndRestart(t *testing.T) {
 		return strings.Join(seen(), ",") == "restarting,running"
 	})
 	st := admin.health("notes")
-	if st.State != experiments.ActorRunning || st.Restarts != 1 || !strings.Contains(st.LastError, "unreachable") || st.LastErrorAt == nil {
+	if st.State != actorapi.StateRunning || st.Restarts != 1 || !strings.Contains(st.LastError, "unreachable") || st.LastErrorAt == nil {
 		t.Errorf("health after the restart: %+v", st)
 	}
 	if got := admin.do("GET", "/experiments/notes/api/kv/get?key=last", nil, nil).json(t); got["value"] != "MjAyNQ==" {
@@ -441,10 +441,10 @@ func TestHostileActorsHurtOnlyThemselves(t *testing.T) {
 	if failures := <-done; len(failures) > 0 {
 		t.Errorf("calm failed while hog misbehaved: %v", failures)
 	}
-	if st := admin.health("hog"); st.Restarts != 3 || st.State != experiments.ActorRunning {
+	if st := admin.health("hog"); st.Restarts != 3 || st.State != actorapi.StateRunning {
 		t.Errorf("hog's health: %+v", st)
 	}
-	if st := admin.health("spin"); st.Restarts != 1 || st.State != experiments.ActorRunning {
+	if st := admin.health("spin"); st.Restarts != 1 || st.State != actorapi.StateRunning {
 		t.Errorf("spin's health: %+v", st)
 	}
 	if st := admin.health("calm"); st.Restarts != 0 {
@@ -469,7 +469,7 @@ func TestActorStopsWithItsExperiment(t *testing.T) {
 	if r := admin.do("GET", "/experiments/plain/api/anything", nil, nil); r.status != 503 || r.errorCode() != "unavailable" {
 		t.Errorf("an experiment without an actor: %d %s", r.status, r.body)
 	}
-	if st := admin.health("plain"); st.State != experiments.ActorNone {
+	if st := admin.health("plain"); st.State != actorapi.StateNone {
 		t.Errorf("health without an actor: %+v", st)
 	}
 
@@ -478,7 +478,7 @@ func TestActorStopsWithItsExperiment(t *testing.T) {
 	states, _ := p.deps.JS.KeyValue(ctx, bus.BucketActorState)
 	gone := func(kv jetstream.KeyValue) bool { _, err := kv.Get(ctx, "shelf"); return err != nil }
 	stopped := func() bool {
-		_, err := p.deps.NC.Request(experiments.ActorSubject("shelf"), []byte("{}"), time.Second)
+		_, err := p.deps.NC.Request(actorapi.Subject("shelf"), []byte("{}"), time.Second)
 		return err != nil && gone(leases) && gone(states)
 	}
 
@@ -489,7 +489,7 @@ func TestActorStopsWithItsExperiment(t *testing.T) {
 	if r := admin.do("GET", "/experiments/shelf/api/count", nil, nil); r.status != 503 {
 		t.Errorf("archived experiment's API (as admin): %d %s", r.status, r.body)
 	}
-	if st := admin.health("shelf"); st.State != experiments.ActorNone {
+	if st := admin.health("shelf"); st.State != actorapi.StateNone {
 		t.Errorf("archived experiment's health: %+v", st)
 	}
 

@@ -20,8 +20,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
 
 // Browser tests: Debian's Chromium, headless, driven through chromedp
@@ -535,7 +534,7 @@ func TestBrowserExperimentExportAdmin(t *testing.T) {
 		}
 		exportID = path.Base(path.Dir(u.Path))
 		e := decodeExport(t, admin.do("GET", "/api/exports/"+exportID, nil, nil))
-		if e.Status != exports.StatusReady || e.Slug != "clicks" || e.Type != "standalone" {
+		if e.Status != exportapi.StatusReady || e.Slug != "clicks" || e.Type != "standalone" {
 			t.Fatalf("the export the page downloaded: %+v", e)
 		}
 		if begin.SuggestedFilename != e.FileName {
@@ -560,7 +559,7 @@ func TestBrowserExperimentExportAdmin(t *testing.T) {
 				clicks = c.Documents
 			}
 		}
-		if pkg.Meta.Type != exportpkg.Standalone || pkg.Meta.Slug != "clicks" || clicks != 3 {
+		if pkg.Meta.Type != exportapi.Standalone || pkg.Meta.Slug != "clicks" || clicks != 3 {
 			t.Errorf("the package: %+v, %d clicks", pkg.Meta, clicks)
 		}
 	})
@@ -604,7 +603,7 @@ func TestBrowserExperimentExportAdmin(t *testing.T) {
 		if r := admin.do("GET", "/api/exports/"+exportID+"/download", nil, nil); r.status != 410 {
 			t.Errorf("download after Invalidate: %d %s", r.status, r.body)
 		}
-		if e := decodeExport(t, admin.do("GET", "/api/exports/"+exportID, nil, nil)); e.Status != exports.StatusInvalidated || !e.Invalidated {
+		if e := decodeExport(t, admin.do("GET", "/api/exports/"+exportID, nil, nil)); e.Status != exportapi.StatusInvalidated || !e.Invalidated {
 			t.Errorf("the export after Invalidate: %+v", e)
 		}
 	})

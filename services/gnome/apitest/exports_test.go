@@ -21,8 +21,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
 	"github.com/gnome-platform/gnome/libs/exportstore/s3test"
 )
 
@@ -122,7 +122,7 @@ func (c *client) follow(path string, within time.Duration) ([]exportJSON, respon
 // ready follows the export's events until it is ready, and returns it.
 func (c *client) ready(e exportJSON) exportJSON {
 	c.t.Helper()
-	if e.Status == exports.StatusReady {
+	if e.Status == exportapi.StatusReady {
 		return e
 	}
 	events, r := c.follow("/api/exports/"+e.ID+"/events", 90*time.Second)
@@ -130,7 +130,7 @@ func (c *client) ready(e exportJSON) exportJSON {
 		c.t.Fatalf("events of %s: %d %s", e.ID, r.status, r.body)
 	}
 	last := events[len(events)-1]
-	if last.Status != exports.StatusReady {
+	if last.Status != exportapi.StatusReady {
 		c.t.Fatalf("export %s ended %s: %s", e.ID, last.Status, last.Error)
 	}
 	return last
@@ -221,7 +221,7 @@ func TestExportLifecycle(t *testing.T) {
 
 	// Standalone: 202 on edge 0, followed on edge 1 until ready.
 	queued, r := dev.requestExport("demo", "standalone")
-	if r.status != 202 || !exportIDSyntax.MatchString(queued.ID) || !exports.Live(queued.Status) ||
+	if r.status != 202 || !exportIDSyntax.MatchString(queued.ID) || !exportapi.Live(queued.Status) ||
 		r.header.Get("Location") != "/api/exports/"+queued.ID || queued.DownloadURL != "" {
 		t.Fatalf("standalone request: %d %v %s", r.status, r.header.Get("Location"), r.body)
 	}
@@ -230,7 +230,7 @@ func TestExportLifecycle(t *testing.T) {
 		t.Fatalf("events on the other edge: %d %s", er.status, er.body)
 	}
 	last := events[len(events)-1]
-	if last.Status != exports.StatusReady || last.Progress != 1 || last.DownloadURL != "/api/exports/"+queued.ID+"/download" {
+	if last.Status != exportapi.StatusReady || last.Progress != 1 || last.DownloadURL != "/api/exports/"+queued.ID+"/download" {
 		t.Fatalf("last event: %+v", last)
 	}
 	for i := 1; i < len(events); i++ {
@@ -241,7 +241,7 @@ func TestExportLifecycle(t *testing.T) {
 	t.Logf("standalone export: %d events, statuses %v", len(events), statuses(events))
 
 	got := decodeExport(t, dev.on(p, 1).do("GET", "/api/exports/"+queued.ID, nil, nil))
-	if got.Status != exports.StatusReady || got.Size <= 0 || len(got.Checksum) != 64 || got.DownloadURL == "" ||
+	if got.Status != exportapi.StatusReady || got.Size <= 0 || len(got.Checksum) != 64 || got.DownloadURL == "" ||
 		got.FileName != "demo-v1-standalone.zip" || got.Slug != "demo" || got.Type != "standalone" {
 		t.Fatalf("ready export: %+v", got)
 	}
@@ -254,7 +254,7 @@ func TestExportLifecycle(t *testing.T) {
 	}
 	standalone := dev.download(got)
 	pkg := openPackage(t, standalone)
-	if pkg.Meta.Type != exportpkg.Standalone || pkg.Meta.Slug != "demo" || pkg.Meta.Documents != 3 ||
+	if pkg.Meta.Type != exportapi.Standalone || pkg.Meta.Slug != "demo" || pkg.Meta.Documents != 3 ||
 		len(pkg.Meta.Collections) != 1 || pkg.Meta.Collections[0].Name != "notes" {
 		t.Fatalf("standalone package: %+v", pkg.Meta)
 	}
@@ -282,7 +282,7 @@ func TestExportLifecycle(t *testing.T) {
 
 	// Nothing changed: the same request is answered with the ready export.
 	again, r := dev.on(p, 1).requestExport("demo", "standalone")
-	if r.status != 200 || !again.Reused || again.Status != exports.StatusReady || again.Checksum != got.Checksum || again.DownloadURL == "" {
+	if r.status != 200 || !again.Reused || again.Status != exportapi.StatusReady || again.Checksum != got.Checksum || again.DownloadURL == "" {
 		t.Fatalf("reuse: %d %s", r.status, r.body)
 	}
 
@@ -306,7 +306,7 @@ func TestExportLifecycle(t *testing.T) {
 		t.Fatalf("alias made a %s export", uploadReady.Type)
 	}
 	ur := dev.download(uploadReady)
-	if pkg := openPackage(t, ur); pkg.Meta.Type != exportpkg.UploadReady || len(pkg.Meta.Collections) != 0 {
+	if pkg := openPackage(t, ur); pkg.Meta.Type != exportapi.UploadReady || len(pkg.Meta.Collections) != 0 {
 		t.Errorf("upload-ready package: %+v", pkg.Meta)
 	}
 	if r := dev.do("GET", "/api/package-upload-ready/demo", nil, map[string]string{"Sec-Fetch-Site": "cross-site"}); r.status != 403 || r.errorCode() != "csrf_rejected" {
@@ -412,7 +412,7 @@ func TestExportLifecycle(t *testing.T) {
 			t.Errorf("%s: %d %s", tc.name, r.status, r.body)
 		}
 	}
-	for _, path := range []string{"/api/exports/nope", "/api/exports/ex-123/download", "/api/exports/EX-00000000000000000000000000000000/events", "/api/exports/" + exports.NewID()} {
+	for _, path := range []string{"/api/exports/nope", "/api/exports/ex-123/download", "/api/exports/EX-00000000000000000000000000000000/events", "/api/exports/" + exportapi.NewID()} {
 		if r := dev.do("GET", path, nil, nil); r.status != 404 {
 			t.Errorf("GET %s: %d", path, r.status)
 		}
@@ -497,16 +497,16 @@ func TestExportLifecycle(t *testing.T) {
 		t.Errorf("invalidate by a developer: %d", r.status)
 	}
 	inv := admin.do("POST", "/admin/api/exports/"+got.ID+"/invalidate", map[string]any{"delete_files": false}, nil)
-	if e := decodeExport(t, inv); inv.status != 200 || e.Status != exports.StatusInvalidated || !e.Invalidated || e.DownloadURL != "" {
+	if e := decodeExport(t, inv); inv.status != 200 || e.Status != exportapi.StatusInvalidated || !e.Invalidated || e.DownloadURL != "" {
 		t.Fatalf("invalidate: %d %s", inv.status, inv.body)
 	}
 	if r := dev.do("GET", got.DownloadURL, nil, nil); r.status != 410 || r.errorCode() != "gone" {
 		t.Errorf("download of an invalidated export: %d %s", r.status, r.body)
 	}
-	if e := decodeExport(t, dev.do("GET", "/api/exports/"+got.ID, nil, nil)); e.Status != exports.StatusInvalidated || e.DownloadURL != "" {
+	if e := decodeExport(t, dev.do("GET", "/api/exports/"+got.ID, nil, nil)); e.Status != exportapi.StatusInvalidated || e.DownloadURL != "" {
 		t.Errorf("invalidated export: %+v", e)
 	}
-	if evs, r := dev.follow("/api/exports/"+got.ID+"/events", 10*time.Second); r.status != 200 || len(evs) != 1 || evs[0].Status != exports.StatusInvalidated {
+	if evs, r := dev.follow("/api/exports/"+got.ID+"/events", 10*time.Second); r.status != 200 || len(evs) != 1 || evs[0].Status != exportapi.StatusInvalidated {
 		t.Errorf("events of an invalidated export: %d %+v", r.status, evs)
 	}
 	form := url.Values{"delete_files": {"true"}}
@@ -531,7 +531,7 @@ func TestExportLifecycle(t *testing.T) {
 	eventually(t, 10*time.Second, "the docker export of version 1 to be invalidated", func() bool {
 		return dev.do("GET", "/api/exports/"+docker.ID+"/download", nil, nil).status == 410
 	})
-	if e := decodeExport(t, dev.do("GET", "/api/exports/"+docker.ID, nil, nil)); e.Status != exports.StatusInvalidated {
+	if e := decodeExport(t, dev.do("GET", "/api/exports/"+docker.ID, nil, nil)); e.Status != exportapi.StatusInvalidated {
 		t.Errorf("docker export after v2: %+v", e)
 	}
 	v2, r := dev.requestExport("demo", "docker")

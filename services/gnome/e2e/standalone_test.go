@@ -23,6 +23,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/store"
 )
@@ -400,7 +401,7 @@ func writeUploadReady(t *testing.T, path string, edit func(map[string]any)) {
 	var pkg bytes.Buffer
 	src := exportpkg.Source{Config: experiments.Config{Slug: "hello", Name: "Hello", Version: 1, Checksum: sum.Checksum},
 		Bundle: bytes.NewReader(norm.Bytes()), BundleSize: int64(norm.Len())}
-	if _, err := exportpkg.Write(ctxT(t), &pkg, exportpkg.UploadReady, src, exportpkg.Options{}); err != nil {
+	if _, err := exportpkg.Write(ctxT(t), &pkg, exportapi.UploadReady, src, exportpkg.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	out := pkg.Bytes()

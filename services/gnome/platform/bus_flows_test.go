@@ -21,11 +21,12 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/experiments"
-	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 	"github.com/gnome-platform/gnome/services/edge"
 )
 
@@ -61,9 +62,9 @@ var wantErrors = map[string]apierr.Code{
 	ridExportGone:        apierr.CodeGone,
 }
 
-// call is bus.Call with a request ID, as the edge makes it.
-func call[Resp any](ctx context.Context, nc *nats.Conn, requestID, subject string, req any) (Resp, error) {
-	return bus.Call[Resp](telemetry.WithRequestID(ctx, requestID), nc, subject, req)
+// call calls an endpoint with a request ID, as the edge's clients do.
+func call[Req, Rep any](ctx context.Context, nc *nats.Conn, requestID string, e contract.Endpoint[Req, Rep], req Req) (Rep, error) {
+	return e.Call(telemetry.WithRequestID(ctx, requestID), bus.Client{NC: nc}, req)
 }
 
 // wantCode fails the test unless err is an apierr with code.
@@ -86,7 +87,7 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	t.Helper()
 	actor := func(rid string) authapi.Actor { return authapi.Actor{Email: busAdminEmail, RequestID: rid} }
 
-	sess, err := call[authapi.Session](ctx, nc, "auth-login", authapi.Subject(authapi.EndpointLogin),
+	sess, err := call(ctx, nc, "auth-login", authapi.EndpointLogin,
 		authapi.Credentials{Email: " Root@Example.com", Password: busAdminPassword})
 	if err != nil {
 		t.Fatalf("login: %v", err)
@@ -94,11 +95,11 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	if sess.Token == "" || sess.User.Email != busAdminEmail || !slices.Contains(sess.User.Roles, "admin") || !sess.ExpiresAt.After(time.Now()) {
 		t.Fatalf("login: %+v", sess)
 	}
-	_, err = call[authapi.Session](ctx, nc, ridBadLogin, authapi.Subject(authapi.EndpointLogin),
+	_, err = call(ctx, nc, ridBadLogin, authapi.EndpointLogin,
 		authapi.Credentials{Email: busAdminEmail, Password: "not-the-admin-passphrase"})
 	wantCode(t, "login with a wrong password", err, apierr.CodeInvalidCredentials)
 
-	reg, err := call[authapi.Session](ctx, nc, "auth-register", authapi.Subject(authapi.EndpointRegister),
+	reg, err := call(ctx, nc, "auth-register", authapi.EndpointRegister,
 		authapi.Credentials{Email: "reader@example.com", Password: "a long reader passphrase"})
 	if err != nil {
 		t.Fatalf("register: %v", err)
@@ -107,7 +108,7 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 		t.Fatalf("register: %+v", reg.User)
 	}
 
-	dev, err := call[authapi.User](ctx, nc, "auth-users-create", authapi.Subject(authapi.EndpointUsersCreate),
+	dev, err := call(ctx, nc, "auth-users-create", authapi.EndpointUsersCreate,
 		authapi.CreateUser{Actor: actor("auth-users-create"), Email: "dev@example.com", Password: "bus test developer passphrase", Roles: []string{"user", "developer"}})
 	if err != nil {
 		t.Fatalf("users.create: %v", err)
@@ -115,13 +116,13 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	if dev.Email != "dev@example.com" || !slices.Equal(dev.Roles, []string{"developer", "user"}) || dev.Disabled {
 		t.Fatalf("users.create: %+v", dev)
 	}
-	_, err = call[authapi.User](ctx, nc, ridWeakCreate, authapi.Subject(authapi.EndpointUsersCreate),
+	_, err = call(ctx, nc, ridWeakCreate, authapi.EndpointUsersCreate,
 		authapi.CreateUser{Actor: actor(ridWeakCreate), Email: "weak@example.com", Password: "short"})
 	if ae := wantCode(t, "users.create with a short password", err, apierr.CodeValidationFailed); ae.Field != "/password" {
 		t.Errorf("users.create with a short password: field %q, want /password", ae.Field)
 	}
 
-	list, err := call[authapi.Users](ctx, nc, "auth-users-list", authapi.Subject(authapi.EndpointUsersList), authapi.Empty{})
+	list, err := call(ctx, nc, "auth-users-list", authapi.EndpointUsersList, authapi.Empty{})
 	if err != nil {
 		t.Fatalf("users.list: %v", err)
 	}
@@ -133,18 +134,18 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 		t.Fatalf("users.list: %v", emails)
 	}
 
-	u, err := call[authapi.User](ctx, nc, "auth-roles-grant", authapi.Subject(authapi.EndpointRoleGrant),
+	u, err := call(ctx, nc, "auth-roles-grant", authapi.EndpointRoleGrant,
 		authapi.RoleChange{Actor: actor("auth-roles-grant"), Email: "reader@example.com", Role: "developer"})
 	if err != nil || !slices.Equal(u.Roles, []string{"developer", "user"}) {
 		t.Fatalf("roles.grant: %+v %v", u, err)
 	}
-	u, err = call[authapi.User](ctx, nc, "auth-roles-revoke", authapi.Subject(authapi.EndpointRoleRevoke),
+	u, err = call(ctx, nc, "auth-roles-revoke", authapi.EndpointRoleRevoke,
 		authapi.RoleChange{Actor: actor("auth-roles-revoke"), Email: "reader@example.com", Role: "developer"})
 	if err != nil || !slices.Equal(u.Roles, []string{"user"}) {
 		t.Fatalf("roles.revoke: %+v %v", u, err)
 	}
 	disabled := true
-	u, err = call[authapi.User](ctx, nc, "auth-users-update", authapi.Subject(authapi.EndpointUsersUpdate),
+	u, err = call(ctx, nc, "auth-users-update", authapi.EndpointUsersUpdate,
 		authapi.UpdateUser{Actor: actor("auth-users-update"), Email: "reader@example.com", Disabled: &disabled})
 	if err != nil || !u.Disabled {
 		t.Fatalf("users.update: %+v %v", u, err)
@@ -167,7 +168,7 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	if claims.Subject != sess.User.ID {
 		t.Errorf("token subject %q, user ID %q", claims.Subject, sess.User.ID)
 	}
-	if _, err := call[authapi.Empty](ctx, nc, "auth-logout", authapi.Subject(authapi.EndpointLogout),
+	if _, err := call(ctx, nc, "auth-logout", authapi.EndpointLogout,
 		authapi.Logout{TokenID: claims.ID, Until: time.Unix(claims.Expires, 0).UTC(), UserID: claims.Subject}); err != nil {
 		t.Fatalf("logout: %v", err)
 	}
@@ -188,12 +189,12 @@ func exerciseUpload(ctx context.Context, t *testing.T, d *svc.Deps) {
 	if _, err := uploads.PutBytes(ctx, uploadID, archive); err != nil {
 		t.Fatalf("stage upload: %v", err)
 	}
-	caller := func(rid string) experiments.Caller {
-		return experiments.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: rid}
+	caller := func(rid string) uploadapi.Caller {
+		return uploadapi.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: rid}
 	}
 
-	res, err := call[experiments.Result](ctx, d.NC, "upload-process", experiments.Subject(experiments.EndpointProcess),
-		experiments.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller("upload-process")})
+	res, err := call(ctx, d.NC, "upload-process", uploadapi.EndpointProcess,
+		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller("upload-process")})
 	if err != nil {
 		t.Fatalf("upload.process: %v", err)
 	}
@@ -203,8 +204,8 @@ func exerciseUpload(ctx context.Context, t *testing.T, d *svc.Deps) {
 	}
 
 	draft := experiments.StatusDraft
-	res, err = call[experiments.Result](ctx, d.NC, "upload-update", experiments.Subject(experiments.EndpointUpdate),
-		experiments.Update{Slug: slug, Status: &draft, Caller: caller("upload-update")})
+	res, err = call(ctx, d.NC, "upload-update", uploadapi.EndpointUpdate,
+		uploadapi.Update{Slug: slug, Status: &draft, Caller: caller("upload-update")})
 	if err != nil {
 		t.Fatalf("upload.update: %v", err)
 	}
@@ -212,13 +213,13 @@ func exerciseUpload(ctx context.Context, t *testing.T, d *svc.Deps) {
 		t.Fatalf("upload.update: %+v", res)
 	}
 
-	_, err = call[experiments.Result](ctx, d.NC, ridDeleteUnconfirmed, experiments.Subject(experiments.EndpointDelete),
-		experiments.Delete{Slug: slug, Caller: caller(ridDeleteUnconfirmed)})
+	_, err = call(ctx, d.NC, ridDeleteUnconfirmed, uploadapi.EndpointDelete,
+		uploadapi.Delete{Slug: slug, Caller: caller(ridDeleteUnconfirmed)})
 	if ae := wantCode(t, "upload.delete without confirm", err, apierr.CodeValidationFailed); ae.Field != "/confirm" {
 		t.Errorf("upload.delete without confirm: field %q, want /confirm", ae.Field)
 	}
-	res, err = call[experiments.Result](ctx, d.NC, "upload-delete", experiments.Subject(experiments.EndpointDelete),
-		experiments.Delete{Slug: slug, Confirm: slug, Caller: caller("upload-delete")})
+	res, err = call(ctx, d.NC, "upload-delete", uploadapi.EndpointDelete,
+		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: caller("upload-delete")})
 	if err != nil {
 		t.Fatalf("upload.delete: %v", err)
 	}
@@ -390,9 +391,9 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 	if _, err := uploads.PutBytes(ctx, uploadID, buf.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	admin := experiments.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: "actor-upload"}
-	if _, err := call[experiments.Result](ctx, d.NC, "actor-upload", experiments.Subject(experiments.EndpointProcess),
-		experiments.ProcessUpload{UploadID: uploadID, Size: int64(buf.Len()), Caller: admin}); err != nil {
+	admin := uploadapi.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: "actor-upload"}
+	if _, err := call(ctx, d.NC, "actor-upload", uploadapi.EndpointProcess,
+		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(buf.Len()), Caller: admin}); err != nil {
 		t.Fatalf("upload the actor experiment: %v", err)
 	}
 	client := &http.Client{Timeout: 5 * time.Second}
@@ -405,8 +406,8 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 		return resp.StatusCode == http.StatusOK
 	})
 	admin.RequestID = "actor-delete"
-	if _, err := call[experiments.Result](ctx, d.NC, "actor-delete", experiments.Subject(experiments.EndpointDelete),
-		experiments.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
+	if _, err := call(ctx, d.NC, "actor-delete", uploadapi.EndpointDelete,
+		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
 		t.Fatalf("delete the actor experiment: %v", err)
 	}
 }
@@ -430,70 +431,70 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 	if _, err := uploads.PutBytes(ctx, uploadID, archive); err != nil {
 		t.Fatal(err)
 	}
-	caller := func(email string, isAdmin bool, rid string) experiments.Caller {
+	caller := func(email string, isAdmin bool, rid string) uploadapi.Caller {
 		roles := []string{"user"}
 		if isAdmin {
 			roles = []string{"admin"}
 		}
-		return experiments.Caller{Email: email, Roles: roles, IsAdmin: isAdmin, RequestID: rid}
+		return uploadapi.Caller{Email: email, Roles: roles, IsAdmin: isAdmin, RequestID: rid}
 	}
-	if _, err := call[experiments.Result](ctx, d.NC, "export-upload", experiments.Subject(experiments.EndpointProcess),
-		experiments.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller(busAdminEmail, true, "export-upload")}); err != nil {
+	if _, err := call(ctx, d.NC, "export-upload", uploadapi.EndpointProcess,
+		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller(busAdminEmail, true, "export-upload")}); err != nil {
 		t.Fatalf("upload the export experiment: %v", err)
 	}
 
 	const reader = "reader@example.com"
-	req, err := call[exports.Requested](ctx, d.NC, "export-request", exports.Subject(exports.EndpointRequest),
-		exports.Request{Slug: slug, Type: exportpkg.Standalone, Caller: caller(reader, false, "export-request")})
-	if err != nil || req.Reused || req.Export.Status != exports.StatusQueued {
+	req, err := call(ctx, d.NC, "export-request", exportapi.EndpointRequest,
+		exportapi.Request{Slug: slug, Type: exportapi.Standalone, Caller: caller(reader, false, "export-request")})
+	if err != nil || req.Reused || req.Export.Status != exportapi.StatusQueued {
 		t.Fatalf("export.request: %+v %v", req, err)
 	}
 	id := req.Export.ID
-	_, err = call[exports.Requested](ctx, d.NC, ridExportBadType, exports.Subject(exports.EndpointRequest),
-		exports.Request{Slug: slug, Type: "tarball", Caller: caller(reader, false, ridExportBadType)})
+	_, err = call(ctx, d.NC, ridExportBadType, exportapi.EndpointRequest,
+		exportapi.Request{Slug: slug, Type: "tarball", Caller: caller(reader, false, ridExportBadType)})
 	if ae := wantCode(t, "export.request of an unknown type", err, apierr.CodeValidationFailed); ae.Field != "/type" {
 		t.Errorf("export.request of an unknown type: field %q", ae.Field)
 	}
-	var l exports.Log
+	var l exportapi.Log
 	waitFor(t, 30*time.Second, "the export to be built", func() bool {
-		l, err = call[exports.Log](ctx, d.NC, "export-get", exports.Subject(exports.EndpointGet), exports.Get{ID: id, Caller: caller(reader, false, "export-get")})
+		l, err = call(ctx, d.NC, "export-get", exportapi.EndpointGet, exportapi.Get{ID: id, Caller: caller(reader, false, "export-get")})
 		if err != nil {
 			t.Fatalf("export.get: %v", err)
 		}
-		if l.Status == exports.StatusFailed || l.Status == exports.StatusInvalidated {
+		if l.Status == exportapi.StatusFailed || l.Status == exportapi.StatusInvalidated {
 			t.Fatalf("the export ended %s: %+v", l.Status, l)
 		}
-		return l.Status == exports.StatusReady
+		return l.Status == exportapi.StatusReady
 	})
-	again, err := call[exports.Requested](ctx, d.NC, "export-request-again", exports.Subject(exports.EndpointRequest),
-		exports.Request{Slug: slug, Type: exportpkg.Standalone, Caller: caller(reader, false, "export-request-again")})
+	again, err := call(ctx, d.NC, "export-request-again", exportapi.EndpointRequest,
+		exportapi.Request{Slug: slug, Type: exportapi.Standalone, Caller: caller(reader, false, "export-request-again")})
 	if err != nil || !again.Reused || again.Export.ID != id {
 		t.Fatalf("export.request again: %+v %v", again, err)
 	}
-	listed, err := call[exports.Listed](ctx, d.NC, "export-list", exports.Subject(exports.EndpointList),
-		exports.List{Slug: slug, Caller: caller(busAdminEmail, true, "export-list")})
+	listed, err := call(ctx, d.NC, "export-list", exportapi.EndpointList,
+		exportapi.List{Slug: slug, Caller: caller(busAdminEmail, true, "export-list")})
 	if err != nil || len(listed.Exports) != 1 || listed.Exports[0].ID != id {
 		t.Fatalf("export.list: %+v %v", listed, err)
 	}
-	dl, err := call[exports.Download](ctx, d.NC, "export-download", exports.Subject(exports.EndpointDownload),
-		exports.Get{ID: id, Caller: caller(reader, false, "export-download")})
-	if err != nil || dl.StorageKey != exports.StorageKey(id) || dl.Export.Checksum != l.Checksum {
+	dl, err := call(ctx, d.NC, "export-download", exportapi.EndpointDownload,
+		exportapi.Get{ID: id, Caller: caller(reader, false, "export-download")})
+	if err != nil || dl.StorageKey != exportapi.StorageKey(id) || dl.Export.Checksum != l.Checksum {
 		t.Fatalf("export.download: %+v %v", dl, err)
 	}
-	_, err = call[exports.Log](ctx, d.NC, ridExportNotYours, exports.Subject(exports.EndpointGet),
-		exports.Get{ID: id, Caller: caller("dev@example.com", false, ridExportNotYours)})
+	_, err = call(ctx, d.NC, ridExportNotYours, exportapi.EndpointGet,
+		exportapi.Get{ID: id, Caller: caller("dev@example.com", false, ridExportNotYours)})
 	wantCode(t, "export.get by another user", err, apierr.CodeNotFound)
-	inv, err := call[exports.Log](ctx, d.NC, "export-invalidate", exports.Subject(exports.EndpointInvalidate),
-		exports.Invalidate{ID: id, DeleteFiles: true, Caller: caller(busAdminEmail, true, "export-invalidate")})
-	if err != nil || !inv.Invalidated || inv.Status != exports.StatusInvalidated {
+	inv, err := call(ctx, d.NC, "export-invalidate", exportapi.EndpointInvalidate,
+		exportapi.Invalidate{ID: id, DeleteFiles: true, Caller: caller(busAdminEmail, true, "export-invalidate")})
+	if err != nil || !inv.Invalidated || inv.Status != exportapi.StatusInvalidated {
 		t.Fatalf("export.invalidate: %+v %v", inv, err)
 	}
-	_, err = call[exports.Download](ctx, d.NC, ridExportGone, exports.Subject(exports.EndpointDownload),
-		exports.Get{ID: id, Caller: caller(reader, false, ridExportGone)})
+	_, err = call(ctx, d.NC, ridExportGone, exportapi.EndpointDownload,
+		exportapi.Get{ID: id, Caller: caller(reader, false, ridExportGone)})
 	wantCode(t, "export.download of an invalidated export", err, apierr.CodeGone)
 
-	if _, err := call[experiments.Result](ctx, d.NC, "export-delete", experiments.Subject(experiments.EndpointDelete),
-		experiments.Delete{Slug: slug, Confirm: slug, Caller: caller(busAdminEmail, true, "export-delete")}); err != nil {
+	if _, err := call(ctx, d.NC, "export-delete", uploadapi.EndpointDelete,
+		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: caller(busAdminEmail, true, "export-delete")}); err != nil {
 		t.Fatalf("delete the export experiment: %v", err)
 	}
 }

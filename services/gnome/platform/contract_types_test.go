@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/authapi"
+	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
-	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/exportapi"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // TestContractTypesMatchSchemas marshals the Go types of the auth, upload
@@ -33,7 +34,7 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 	)
 	user := authapi.User{ID: uid, Email: "dev@example.com", Roles: []string{"developer", "user"}, CreatedAt: ms}
 	actor := authapi.Actor{Email: "root@example.com", RequestID: "req-1"}
-	caller := experiments.Caller{Email: "dev@example.com", Roles: []string{"developer"}, RequestID: "req-1"}
+	caller := uploadapi.Caller{Email: "dev@example.com", Roles: []string{"developer"}, RequestID: "req-1"}
 	config := experiments.Config{
 		Slug: "field-notes", SlugField: "field-notes", Name: "Field notes", Description: "Notes.", OwnerEmail: "dev@example.com",
 		Status: "active", Version: 1, Checksum: checksum, Manifest: `{"slug":"field-notes"}`,
@@ -41,21 +42,21 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		Indexes:   []experiments.IndexState{{Collection: "notes", Name: "by_author", Type: "regular", State: experiments.IndexReady}},
 		CreatedAt: ms, UpdatedAt: ms, Seq: 3,
 	}
-	event := experiments.Event{Slug: "field-notes", Version: 1, Checksum: checksum, Status: "active", OwnerEmail: "dev@example.com",
+	event := events.Experiment{Slug: "field-notes", Version: 1, Checksum: checksum, Status: "active", OwnerEmail: "dev@example.com",
 		HasActor: true, Seq: 3, Reason: "upload", At: at, RequestID: "req-1"}
 	exportID, otherID := "ex-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", "ex-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-	fullLog := exports.Log{
-		ID: exportID, ExportID: exportID, Slug: "field-notes", Type: exportpkg.Docker, UserEmail: "reader@example.com",
-		FileSize: 48213, Checksum: checksum, StorageKey: exports.StorageKey(otherID), FileName: "field-notes-v1-docker.zip",
-		Invalidated: true, CreatedAt: ms, Status: exports.StatusInvalidated, Progress: 1, Step: "done", Error: "earlier attempt failed",
+	fullLog := exportapi.Log{
+		ID: exportID, ExportID: exportID, Slug: "field-notes", Type: exportapi.Docker, UserEmail: "reader@example.com",
+		FileSize: 48213, Checksum: checksum, StorageKey: exportapi.StorageKey(otherID), FileName: "field-notes-v1-docker.zip",
+		Invalidated: true, CreatedAt: ms, Status: exportapi.StatusInvalidated, Progress: 1, Step: "done", Error: "earlier attempt failed",
 		InvalidatedAt: &ms, InvalidatedBy: "new version 2", Version: 1, VersionChecksum: checksum, ConfigSeq: 3, DataSeq: 7,
 		SourceKey: "docker|" + checksum + "|3|7", ReusedFrom: otherID, Documents: 1200, Attempts: 2, Worker: "gnome-1-4711-a1b2c3",
 		StartedAt: &ms, HeartbeatAt: &ms, FinishedAt: &ms, ExpiresAt: &ms, Expired: true, UpdatedAt: ms,
 	}
-	queuedLog := exports.Log{ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, UserEmail: "reader@example.com",
-		FileName: "field-notes-v1-standalone.zip", CreatedAt: ms, Status: exports.StatusQueued, Step: "queued",
+	queuedLog := exportapi.Log{ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, UserEmail: "reader@example.com",
+		FileName: "field-notes-v1-standalone.zip", CreatedAt: ms, Status: exportapi.StatusQueued, Step: "queued",
 		Version: 1, VersionChecksum: checksum, UpdatedAt: ms}
-	exportCaller := experiments.Caller{Email: "reader@example.com", Roles: []string{"user"}, RequestID: "req-1"}
+	exportCaller := uploadapi.Caller{Email: "reader@example.com", Roles: []string{"user"}, RequestID: "req-1"}
 
 	// Per message: the fullest value first (every field set), then other
 	// values the code sends.
@@ -78,33 +79,33 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		{"RoleChange", []any{authapi.RoleChange{Actor: actor, Email: "dev@example.com", Role: "developer"}}},
 		{"User", []any{user}},
 		{"ProcessUpload", []any{
-			experiments.ProcessUpload{UploadID: "up-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", Size: 48213, Caller: caller},
-			experiments.ProcessUpload{UploadID: "up-1", Caller: experiments.Caller{Email: "root@example.com", IsAdmin: true}},
+			uploadapi.ProcessUpload{UploadID: "up-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", Size: 48213, Caller: caller},
+			uploadapi.ProcessUpload{UploadID: "up-1", Caller: uploadapi.Caller{Email: "root@example.com", IsAdmin: true}},
 		}},
 		{"UpdateExperiment", []any{
-			experiments.Update{Slug: "field-notes", Version: &one, Status: &draft, Fields: json.RawMessage(`{"name":"Notes","description":null}`), Caller: caller},
-			experiments.Update{Slug: "field-notes", Status: &draft, Caller: caller},
+			uploadapi.Update{Slug: "field-notes", Version: &one, Status: &draft, Fields: json.RawMessage(`{"name":"Notes","description":null}`), Caller: caller},
+			uploadapi.Update{Slug: "field-notes", Status: &draft, Caller: caller},
 		}},
-		{"DeleteExperiment", []any{experiments.Delete{Slug: "field-notes", Confirm: "field-notes", Caller: caller}}},
+		{"DeleteExperiment", []any{uploadapi.Delete{Slug: "field-notes", Confirm: "field-notes", Caller: caller}}},
 		{"UploadResult", []any{
-			experiments.Result{Experiment: config, Warnings: []experiments.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Created: true},
-			experiments.Result{Experiment: func() experiments.Config { c := config; c.Indexes = []experiments.IndexState{}; return c }(), Warnings: []experiments.Warning{}},
+			uploadapi.Result{Experiment: config, Warnings: []uploadapi.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Created: true},
+			uploadapi.Result{Experiment: func() experiments.Config { c := config; c.Indexes = []experiments.IndexState{}; return c }(), Warnings: []uploadapi.Warning{}},
 		}},
-		{"ExperimentUpdated", []any{event, func() experiments.Event { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
-		{"ExperimentDeleted", []any{func() experiments.Event { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},
-		{"ExportRequest", []any{exports.Request{Slug: "field-notes", Type: exportpkg.UploadReady, Caller: exportCaller}, exports.Request{Caller: exportCaller}}},
-		{"ExportRequested", []any{exports.Requested{Export: fullLog, Reused: true}, exports.Requested{Export: queuedLog}}},
-		{"ExportGet", []any{exports.Get{ID: exportID, Caller: exportCaller}}},
+		{"ExperimentUpdated", []any{event, func() events.Experiment { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
+		{"ExperimentDeleted", []any{func() events.Experiment { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},
+		{"ExportRequest", []any{exportapi.Request{Slug: "field-notes", Type: exportapi.UploadReady, Caller: exportCaller}, exportapi.Request{Caller: exportCaller}}},
+		{"ExportRequested", []any{exportapi.Requested{Export: fullLog, Reused: true}, exportapi.Requested{Export: queuedLog}}},
+		{"ExportGet", []any{exportapi.Get{ID: exportID, Caller: exportCaller}}},
 		{"ExportLog", []any{fullLog, queuedLog}},
 		{"ExportProgress", []any{fullLog, queuedLog}},
-		{"ExportList", []any{exports.List{Slug: "field-notes", Limit: 10, Caller: caller}, exports.List{Caller: caller}}},
-		{"ExportListed", []any{exports.Listed{Exports: []exports.Log{fullLog}}, exports.Listed{Exports: []exports.Log{}}}},
-		{"ExportInvalidate", []any{exports.Invalidate{ID: exportID, DeleteFiles: true, Caller: caller}}},
+		{"ExportList", []any{exportapi.List{Slug: "field-notes", Limit: 10, Caller: caller}, exportapi.List{Caller: caller}}},
+		{"ExportListed", []any{exportapi.Listed{Exports: []exportapi.Log{fullLog}}, exportapi.Listed{Exports: []exportapi.Log{}}}},
+		{"ExportInvalidate", []any{exportapi.Invalidate{ID: exportID, DeleteFiles: true, Caller: caller}}},
 		{"ExportDownload", []any{
-			exports.Download{Export: fullLog, StorageKey: exports.StorageKey(exportID), URL: "https://s3.example.com/exports/x.zip?X-Amz-Signature=1", URLExpires: &at},
-			exports.Download{Export: queuedLog, StorageKey: exports.StorageKey(exportID)},
+			exportapi.Download{Export: fullLog, StorageKey: exportapi.StorageKey(exportID), URL: "https://s3.example.com/exports/x.zip?X-Amz-Signature=1", URLExpires: &at},
+			exportapi.Download{Export: queuedLog, StorageKey: exportapi.StorageKey(exportID)},
 		}},
-		{"ExportBuildJob", []any{exports.BuildJob{ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, Version: 1, Checksum: checksum,
+		{"ExportBuildJob", []any{exportapi.BuildJob{ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, Version: 1, Checksum: checksum,
 			RequestedBy: "reader@example.com", RequestedAt: at}}},
 	}
 	raw := newRawSchemas(t, filepath.Dir(doc.path))

@@ -25,11 +25,10 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
-	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exports"
+	"github.com/gnome-platform/gnome/libs/contract"
+	"github.com/gnome-platform/gnome/libs/events"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/jobs"
-	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/testenv"
 	"github.com/gnome-platform/gnome/services/actorworker"
@@ -101,7 +100,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	// Every service answers its status endpoint.
 	for _, name := range edge.Services {
 		rctx := telemetry.WithRequestID(ctx, "status-"+name)
-		st, err := bus.Call[svc.Status](rctx, d.NC, bus.Subject(name, "status"), struct{}{})
+		st, err := contract.StatusEndpoint(name).Call(rctx, bus.Client{NC: d.NC}, contract.Empty{})
 		if err != nil {
 			t.Fatalf("%s status: %v", name, err)
 		}
@@ -139,14 +138,14 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	// A job on JOBS_EXPORT, which the export worker takes and settles (with
 	// no export of that ID recorded, it fails it permanently).
-	exportID := exports.NewID()
-	q := jobs.NewQueue(d.JS, bus.StreamExportJobs, exports.JobPrefix)
-	job := exports.BuildJob{
-		ID: exportID, Slug: "field-notes", Type: exportpkg.Standalone, Version: 1,
+	exportID := exportapi.NewID()
+	q := jobs.NewQueue(d.JS, bus.StreamExportJobs, exportapi.JobPrefix)
+	job := exportapi.BuildJob{
+		ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, Version: 1,
 		Checksum:    "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
 		RequestedBy: "reader@example.com", RequestedAt: time.Now().UTC(),
 	}
-	if dup, err := q.Enqueue(telemetry.WithRequestID(ctx, "enqueue-export"), exports.JobBuild, exportID, job); err != nil || dup {
+	if dup, err := q.Enqueue(telemetry.WithRequestID(ctx, "enqueue-export"), exportapi.JobBuild, exportID, job); err != nil || dup {
 		t.Fatalf("enqueue: duplicate=%v err=%v", dup, err)
 	}
 	waitFor(t, 10*time.Second, "the export worker to settle the job", func() bool {
@@ -188,7 +187,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(captured, func(m *nats.Msg) bool {
-			return m.Subject == experiments.SubjectDeleted && strings.HasPrefix(m.Reply, "$JS.ACK.")
+			return m.Subject == events.ExperimentDeleted && strings.HasPrefix(m.Reply, "$JS.ACK.")
 		})
 	})
 	last := -1

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -89,7 +90,7 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 	if err := cfg.EnsureSecretKey(); err != nil {
 		return err
 	}
-	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome", Version: svc.Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
+	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome", Version: buildinfo.Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -30,6 +29,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // A standalone run (gnome standalone) is Serve with Options.Standalone: the
@@ -285,7 +285,7 @@ func (r *standaloneRun) installBundle(ctx context.Context, d *svc.Deps, cur *exp
 	}
 	id := "standalone-" + rand.Text()
 	ctx = telemetry.WithRequestID(ctx, id)
-	caller := experiments.Caller{Email: owner, Roles: []string{authz.RoleAdmin}, IsAdmin: true, RequestID: id}
+	caller := uploadapi.Caller{Email: owner, Roles: []string{authz.RoleAdmin}, IsAdmin: true, RequestID: id}
 
 	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
 	if err != nil {
@@ -296,18 +296,14 @@ func (r *standaloneRun) installBundle(ctx context.Context, d *svc.Deps, cur *exp
 		return fmt.Errorf("install the bundle: %w", err)
 	}
 	defer f.Close()
-	if _, err := uploads.Put(ctx, jetstream.ObjectMeta{Name: id, Description: "bundle of " + p.Meta.Slug + " from an export package"}, f); err != nil {
-		_ = uploads.Delete(context.WithoutCancel(ctx), id)
-		return fmt.Errorf("stage the bundle: %w", err)
-	}
-	res, err := bus.Call[experiments.Result](ctx, d.NC, experiments.Subject(experiments.EndpointProcess),
-		experiments.ProcessUpload{UploadID: id, Size: staged.sum.Size, Caller: caller})
+	upload := uploadapi.Client{T: bus.Client{NC: d.NC}, Staging: bus.ObjectStaging{Store: uploads}}
+	res, err := upload.Upload(ctx, f, caller)
 	if err != nil {
 		return fmt.Errorf("install the bundle: %w", err)
 	}
 	r.installed, r.exp = true, res.Experiment
 
-	upd := experiments.Update{Slug: p.Meta.Slug, Caller: caller}
+	upd := uploadapi.Update{Slug: p.Meta.Slug, Caller: caller}
 	if want := p.Config.Status; want != "" && want != res.Experiment.Status {
 		upd.Status = &want
 	}
@@ -317,7 +313,7 @@ func (r *standaloneRun) installBundle(ctx context.Context, d *svc.Deps, cur *exp
 	if upd.Status == nil && upd.Fields == nil {
 		return nil
 	}
-	res, err = bus.Call[experiments.Result](ctx, d.NC, experiments.Subject(experiments.EndpointUpdate), upd)
+	res, err = upload.Update(ctx, upd)
 	if err != nil {
 		return fmt.Errorf("apply the exported status and manifest: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/services/gnome/platform"
@@ -24,7 +25,7 @@ func root() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "gnome",
 		Short:         "g.nome runs many small web experiments side by side",
-		Version:       svc.Version,
+		Version:       buildinfo.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -1,4 +1,7 @@
-package experiments
+// Package actorapi is the contract of experiments' actors: the subject an
+// actor answers on, its request and response envelopes
+// (schemas/messages/actor-*.json), its state, lease and start job.
+package actorapi
 
 import (
 	"time"
@@ -6,22 +9,22 @@ import (
 	"github.com/gnome-platform/gnome/libs/bundle"
 )
 
-// Actor states, as GET /experiments/{slug}/health shows them. ActorNone is
+// Actor states, as GET /experiments/{slug}/health shows them. StateNone is
 // never stored: an experiment without a state in actor_state has none.
 const (
-	ActorStarting   = "starting"
-	ActorRunning    = "running"
-	ActorRestarting = "restarting"
-	ActorFailed     = "failed"
-	ActorNone       = "none"
+	StateStarting   = "starting"
+	StateRunning    = "running"
+	StateRestarting = "restarting"
+	StateFailed     = "failed"
+	StateNone       = "none"
 )
 
-// ActorSubject is the NATS subject the actor of slug answers calls on.
-func ActorSubject(slug string) string { return "gnome.actor." + slug + ".call" }
+// Subject is the NATS subject the actor of slug answers calls on.
+func Subject(slug string) string { return "gnome.actor." + slug + ".call" }
 
-// ActorQueueGroup is the queue group of actor subscriptions: during a
+// QueueGroup is the queue group of actor subscriptions: during a
 // hand-over, a call reaches one instance only.
-const ActorQueueGroup = "actors"
+const QueueGroup = "actors"
 
 // Headers of an actor call besides the trace context and request ID.
 const (
@@ -35,21 +38,21 @@ const (
 // Timeouts of one call into an actor: the manifest's timeout_ms within the
 // platform's bounds (libs/actorhost enforces the same; a test keeps them equal).
 const (
-	DefaultActorTimeout = 2 * time.Second
-	MaxActorTimeout     = 60 * time.Second
+	DefaultTimeout = 2 * time.Second
+	MaxTimeout     = 60 * time.Second
 )
 
-// ActorTimeout is how long one call into the actor a may run.
-func ActorTimeout(a *bundle.Actor) time.Duration {
+// Timeout is how long one call into the actor a may run.
+func Timeout(a *bundle.Actor) time.Duration {
 	if a == nil || a.TimeoutMS <= 0 {
-		return DefaultActorTimeout
+		return DefaultTimeout
 	}
-	return min(time.Duration(a.TimeoutMS)*time.Millisecond, MaxActorTimeout)
+	return min(time.Duration(a.TimeoutMS)*time.Millisecond, MaxTimeout)
 }
 
-// ActorState is an actor's state in the actor_state bucket, under its slug,
+// State is an actor's state in the actor_state bucket, under its slug,
 // written by the worker instance that holds its lease.
-type ActorState struct {
+type State struct {
 	Slug     string `json:"slug"`
 	State    string `json:"state"`
 	Version  int    `json:"version"`
@@ -73,17 +76,17 @@ type ActorState struct {
 	UpdatedAt time.Time  `json:"updated_at"`
 }
 
-// ActorLease is the value of an actor's lease in actor_leases: the worker
+// Lease is the value of an actor's lease in actor_leases: the worker
 // instance that may run it. The key expires unless its holder renews it.
-type ActorLease struct {
+type Lease struct {
 	Worker     string    `json:"worker"`
 	Version    int       `json:"version"`
 	Checksum   string    `json:"checksum"`
 	AcquiredAt time.Time `json:"acquired_at"`
 }
 
-// ActorStartJob is the payload of a job on jobs.actor.start.
-type ActorStartJob struct {
+// StartJob is the payload of a job on jobs.actor.start.
+type StartJob struct {
 	Slug     string `json:"slug"`
 	Version  int    `json:"version"`
 	Checksum string `json:"checksum"`
@@ -99,12 +102,12 @@ const (
 	StartRestart      = "restart"
 )
 
-// ActorJobKind is the job kind of actor starts on JOBS_ACTOR.
-const ActorJobKind = "start"
+// JobKind is the job kind of actor starts on JOBS_ACTOR.
+const JobKind = "start"
 
-// ActorRequest is the request envelope an edge sends to an actor
+// Request is the request envelope an edge sends to an actor
 // (docs/actors.md, section 4; schemas/messages/actor-request.json).
-type ActorRequest struct {
+type Request struct {
 	Method string `json:"method"`
 	// Path is below /experiments/{slug}/api, percent-decoded, from "/".
 	Path string `json:"path"`
@@ -112,21 +115,21 @@ type ActorRequest struct {
 	Query   string              `json:"query"`
 	Headers map[string][]string `json:"headers"`
 	// Body is base64 in JSON; never null.
-	Body      []byte      `json:"body"`
-	Caller    ActorCaller `json:"caller"`
-	RequestID string      `json:"request_id"`
+	Body      []byte `json:"body"`
+	Caller    Caller `json:"caller"`
+	RequestID string `json:"request_id"`
 }
 
-// ActorCaller is who asks, as the edge verified it.
-type ActorCaller struct {
+// Caller is who asks, as the edge verified it.
+type Caller struct {
 	Email     string   `json:"email"`
 	Roles     []string `json:"roles"`
 	Anonymous bool     `json:"anonymous"`
 }
 
-// ActorResponse is an actor's response envelope
+// Response is an actor's response envelope
 // (schemas/messages/actor-response.json).
-type ActorResponse struct {
+type Response struct {
 	Status  int                 `json:"status"`
 	Headers map[string][]string `json:"headers,omitempty"`
 	Body    []byte              `json:"body,omitempty"`

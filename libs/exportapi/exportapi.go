@@ -1,10 +1,11 @@
-// Package exports is the export as every service sees it: its log record in
-// export_logs, the export service's contract on the bus, the progress it
-// publishes, and the job it queues. The edge asks, the export service
-// decides and builds; nothing else writes export_logs.
-package exports
+// Package exportapi is the export as every service sees it: its log record
+// in export_logs, the export service's contract on the bus with a typed
+// client, the progress it publishes, and the job it queues. The edge asks,
+// the export service decides and builds; nothing else writes export_logs.
+package exportapi
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,9 +13,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
-	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/contract"
 )
 
 // Statuses of an export. Queued and running are live; the rest are final,
@@ -36,17 +36,17 @@ func Live(status string) bool { return status == StatusQueued || status == Statu
 // their names: slug_id, export_type, user_email, file_size, checksum,
 // b2_file_name (the storage key), invalidated, created_at.
 type Log struct {
-	ID          string         `bson:"_id" json:"id"`
-	ExportID    string         `bson:"export_id" json:"-"`
-	Slug        string         `bson:"slug_id" json:"slug"`
-	Type        exportpkg.Type `bson:"export_type" json:"type"`
-	UserEmail   string         `bson:"user_email" json:"user_email"`
-	FileSize    int64          `bson:"file_size" json:"size"`
-	Checksum    string         `bson:"checksum" json:"checksum"`
-	StorageKey  string         `bson:"b2_file_name" json:"-"`
-	FileName    string         `bson:"file_name" json:"file_name"`
-	Invalidated bool           `bson:"invalidated" json:"invalidated"`
-	CreatedAt   time.Time      `bson:"created_at" json:"created_at"`
+	ID          string    `bson:"_id" json:"id"`
+	ExportID    string    `bson:"export_id" json:"-"`
+	Slug        string    `bson:"slug_id" json:"slug"`
+	Type        Type      `bson:"export_type" json:"type"`
+	UserEmail   string    `bson:"user_email" json:"user_email"`
+	FileSize    int64     `bson:"file_size" json:"size"`
+	Checksum    string    `bson:"checksum" json:"checksum"`
+	StorageKey  string    `bson:"b2_file_name" json:"-"`
+	FileName    string    `bson:"file_name" json:"file_name"`
+	Invalidated bool      `bson:"invalidated" json:"invalidated"`
+	CreatedAt   time.Time `bson:"created_at" json:"created_at"`
 
 	Status   string  `bson:"status" json:"status"`
 	Progress float64 `bson:"progress" json:"progress"`
@@ -115,31 +115,85 @@ func DerivedID(email, sourceKey string, generation int64) string {
 // ValidID reports whether id has the shape of an export ID.
 func ValidID(id string) bool { return idPattern.MatchString(id) }
 
-// Export service contract: request/reply endpoints on gnome.export.<name>.
+// Type is the kind of package.
+type Type string
+
+// The package types.
 const (
-	Service = "export"
-	// EndpointRequest asks for an export: it reuses a ready one of the
-	// same source, joins one being built, or queues a job. Request → Requested.
-	EndpointRequest = "request"
-	// EndpointGet returns one export's log. Get → Log.
-	EndpointGet = "get"
-	// EndpointList lists export logs, newest first; admins only. List → Listed.
-	EndpointList = "list"
-	// EndpointInvalidate invalidates an export; admins only. Invalidate → Log.
-	EndpointInvalidate = "invalidate"
-	// EndpointDownload tells where an export's file is. Get → Download.
-	EndpointDownload = "download"
+	UploadReady Type = "upload-ready"
+	Standalone  Type = "standalone"
+	Docker      Type = "docker"
 )
 
-// Subject is the request subject of an export service endpoint.
-func Subject(endpoint string) string { return bus.Subject(Service, endpoint) }
+// Types are every package type, in the order the platform offers them.
+var Types = []Type{Standalone, UploadReady, Docker}
+
+// ParseType reads a type as requests name it; anything else is a
+// validation_failed error on /type.
+func ParseType(s string) (Type, error) {
+	switch t := Type(s); t {
+	case UploadReady, Standalone, Docker:
+		return t, nil
+	}
+	return "", apierr.New(apierr.CodeValidationFailed, "unknown export type %q: use standalone, upload-ready or docker", s).OnField("/type")
+}
+
+// HasData reports whether packages of the type carry the experiment's data
+// and configuration.
+func (t Type) HasData() bool { return t == Standalone || t == Docker }
+
+// Service is the export service's name on the bus.
+const Service = "export"
+
+// Endpoints of the export service, on gnome.export.<name>.
+var (
+	// EndpointRequest asks for an export: it reuses a ready one of the
+	// same source, joins one being built, or queues a job.
+	EndpointRequest = contract.Endpoint[Request, Requested]{Service: Service, Name: "request"}
+	// EndpointGet returns one export's log.
+	EndpointGet = contract.Endpoint[Get, Log]{Service: Service, Name: "get"}
+	// EndpointList lists export logs, newest first; admins only.
+	EndpointList = contract.Endpoint[List, Listed]{Service: Service, Name: "list"}
+	// EndpointInvalidate invalidates an export; admins only.
+	EndpointInvalidate = contract.Endpoint[Invalidate, Log]{Service: Service, Name: "invalidate"}
+	// EndpointDownload tells where an export's file is.
+	EndpointDownload = contract.Endpoint[Get, Download]{Service: Service, Name: "download"}
+)
+
+// Client calls the export service.
+type Client struct{ T contract.Transport }
+
+// Request asks for an export.
+func (c Client) Request(ctx context.Context, req Request) (Requested, error) {
+	return EndpointRequest.Call(ctx, c.T, req)
+}
+
+// Get returns one export's log.
+func (c Client) Get(ctx context.Context, req Get) (Log, error) {
+	return EndpointGet.Call(ctx, c.T, req)
+}
+
+// List lists export logs.
+func (c Client) List(ctx context.Context, req List) (Listed, error) {
+	return EndpointList.Call(ctx, c.T, req)
+}
+
+// Invalidate invalidates an export.
+func (c Client) Invalidate(ctx context.Context, req Invalidate) (Log, error) {
+	return EndpointInvalidate.Call(ctx, c.T, req)
+}
+
+// Download tells where an export's file is.
+func (c Client) Download(ctx context.Context, req Get) (Download, error) {
+	return EndpointDownload.Call(ctx, c.T, req)
+}
 
 // Request asks for an export of the experiment's current version. The edge
 // has already applied the experiment's access rules for the caller.
 type Request struct {
-	Slug   string             `json:"slug"`
-	Type   exportpkg.Type     `json:"type"`
-	Caller experiments.Caller `json:"caller"`
+	Slug   string          `json:"slug"`
+	Type   Type            `json:"type"`
+	Caller contract.Caller `json:"caller"`
 }
 
 // Requested is the answer to Request: Reused is true when Export is a
@@ -153,15 +207,15 @@ type Requested struct {
 // Get names one export. Only its requester and admins see it; anyone else
 // gets not_found, as if it did not exist.
 type Get struct {
-	ID     string             `json:"id"`
-	Caller experiments.Caller `json:"caller"`
+	ID     string          `json:"id"`
+	Caller contract.Caller `json:"caller"`
 }
 
 // List asks for export logs, of one experiment when Slug is set.
 type List struct {
-	Slug   string             `json:"slug,omitempty"`
-	Limit  int                `json:"limit,omitempty"`
-	Caller experiments.Caller `json:"caller"`
+	Slug   string          `json:"slug,omitempty"`
+	Limit  int             `json:"limit,omitempty"`
+	Caller contract.Caller `json:"caller"`
 }
 
 // Listed is the answer to List.
@@ -172,9 +226,9 @@ type Listed struct {
 // Invalidate marks an export invalidated, and deletes its file (and so
 // invalidates every export sharing it) when DeleteFiles is set.
 type Invalidate struct {
-	ID          string             `json:"id"`
-	DeleteFiles bool               `json:"delete_files"`
-	Caller      experiments.Caller `json:"caller"`
+	ID          string          `json:"id"`
+	DeleteFiles bool            `json:"delete_files"`
+	Caller      contract.Caller `json:"caller"`
 }
 
 // Download tells the edge how to hand out an export's file: redirect to URL
@@ -207,10 +261,10 @@ type BuildJob struct {
 	ID string `json:"id"`
 	// What the export was asked for, for those who read the queue; the
 	// worker goes by the log.
-	Slug        string         `json:"slug"`
-	Type        exportpkg.Type `json:"type"`
-	Version     int            `json:"version"`
-	Checksum    string         `json:"checksum"`
-	RequestedBy string         `json:"requested_by"`
-	RequestedAt time.Time      `json:"requested_at"`
+	Slug        string    `json:"slug"`
+	Type        Type      `json:"type"`
+	Version     int       `json:"version"`
+	Checksum    string    `json:"checksum"`
+	RequestedBy string    `json:"requested_by"`
+	RequestedAt time.Time `json:"requested_at"`
 }

@@ -1,0 +1,74 @@
+// Package contract is how services speak to each other on the bus, stated
+// without the bus: an endpoint is a subject with the types of its request
+// and its reply, and a call goes through a Transport.
+//
+// Each service's contract is a leaf package built on this one (authapi,
+// uploadapi, exportapi, actorapi, events): its subjects, its message types
+// and a typed client. The server registers its handlers from the same
+// Endpoint values (libs/bus.Handle), so client and server cannot disagree
+// on a subject or a type. Contract packages import no bus, store or
+// telemetry code; `make check` enforces it (docs/architecture.md, "Layers").
+package contract
+
+import (
+	"context"
+	"time"
+)
+
+// Prefix starts every request/reply subject: gnome.<service>.<endpoint>.
+const Prefix = "gnome."
+
+// Subject is the request subject of a service's endpoint.
+func Subject(service, endpoint string) string { return Prefix + service + "." + endpoint }
+
+// Transport carries one request and decodes its reply. libs/bus implements
+// it over NATS request/reply; errors are *apierr.Error where the service
+// or the transport gave a code.
+type Transport interface {
+	Request(ctx context.Context, subject string, req, reply any) error
+}
+
+// Endpoint is one request/reply endpoint of a service: requests of type
+// Req are answered with a Rep.
+type Endpoint[Req, Rep any] struct {
+	Service string
+	Name    string
+}
+
+// Subject is where the endpoint listens.
+func (e Endpoint[Req, Rep]) Subject() string { return Subject(e.Service, e.Name) }
+
+// Call sends req through t and returns the reply.
+func (e Endpoint[Req, Rep]) Call(ctx context.Context, t Transport, req Req) (Rep, error) {
+	var rep Rep
+	err := t.Request(ctx, e.Subject(), req, &rep)
+	return rep, err
+}
+
+// Caller is who asks, as the edge verified it; services decide what it may
+// do.
+type Caller struct {
+	Email     string   `json:"email"`
+	Roles     []string `json:"roles"`
+	IsAdmin   bool     `json:"is_admin"`
+	RequestID string   `json:"request_id,omitempty"`
+}
+
+// Empty is an empty request or reply.
+type Empty struct{}
+
+// Status is what a service instance reports about itself on its status
+// endpoint.
+type Status struct {
+	Service   string    `json:"service"`
+	Instance  string    `json:"instance"`
+	ID        string    `json:"id"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// StatusEndpoint is the endpoint every service answers on
+// gnome.<service>.status.
+func StatusEndpoint(service string) Endpoint[Empty, Status] {
+	return Endpoint[Empty, Status]{Service: service, Name: "status"}
+}

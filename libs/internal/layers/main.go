@@ -1,0 +1,124 @@
+// Command layers checks the layering of the code (docs/architecture.md,
+// "Layers"); `make check` runs it from the repository's root and fails on
+// the first report.
+//
+//   - Contract packages (each service's subjects, messages and typed
+//     client) and the domain packages they use import no bus, store,
+//     telemetry, service-kit or HTTP code, directly or not: a service's
+//     contract can be read, and compiled into any client, without the
+//     platform's machinery.
+//   - Shared packages never import a service; a service imports no other
+//     service (the all-in-one gnome module composes them all).
+//   - Services call each other only through their contracts' typed
+//     clients: no bus.Call or bus.CallRaw outside libs/bus.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+const module = "github.com/gnome-platform/gnome/"
+
+// contracts are the packages that must stay free of the platform's
+// machinery.
+var contracts = []string{
+	"libs/contract", "libs/authapi", "libs/uploadapi", "libs/exportapi", "libs/actorapi", "libs/events",
+	"libs/experiments", "libs/bundle", "libs/apierr", "libs/buildinfo",
+}
+
+// machinery is what contracts may not depend on.
+var machinery = []string{
+	module + "libs/bus", module + "libs/store", module + "libs/telemetry", module + "libs/svc",
+	module + "libs/jobs", module + "libs/scoped", module + "libs/embedded", module + "libs/httpx",
+	module + "services/",
+	"github.com/nats-io/", "go.mongodb.org/", "go.opentelemetry.io/", "github.com/gofiber/",
+}
+
+var services = []string{"edge", "auth", "upload", "export", "actorworker"}
+
+func main() {
+	var problems []string
+	for _, c := range contracts {
+		seen := map[string]bool{}
+		for _, dep := range deps("./" + c + "/...") {
+			for _, m := range machinery {
+				if strings.HasPrefix(dep, m) && !seen[m] {
+					seen[m] = true
+					problems = append(problems, fmt.Sprintf("%s depends on %s: contracts import no bus, store, telemetry, service or HTTP code", c, dep))
+				}
+			}
+		}
+	}
+	for _, dep := range deps("./libs/...") {
+		if strings.HasPrefix(dep, module+"services/") {
+			problems = append(problems, fmt.Sprintf("libs depend on %s: shared packages import no service", dep))
+		}
+	}
+	for _, s := range services {
+		for _, dep := range deps("./services/" + s + "/...") {
+			for _, other := range services {
+				if other != s && (dep == module+"services/"+other || strings.HasPrefix(dep, module+"services/"+other+"/")) {
+					problems = append(problems, fmt.Sprintf("services/%s depends on services/%s: services talk only over the bus", s, other))
+				}
+			}
+		}
+	}
+	problems = append(problems, rawCalls()...)
+	if len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "layers:", p)
+		}
+		os.Exit(1)
+	}
+}
+
+// deps lists the packages pattern's non-test packages depend on.
+func deps(pattern string) []string {
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pattern)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "layers: go list %s: %v\n", pattern, err)
+		os.Exit(2)
+	}
+	var list []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		list = append(list, sc.Text())
+	}
+	return list
+}
+
+var rawCall = regexp.MustCompile(`\bbus\.Call(Raw)?\b`)
+
+// rawCalls finds bus.Call and bus.CallRaw in non-test code outside libs/bus.
+func rawCalls() []string {
+	var found []string
+	for _, root := range []string{"libs", "services", "bench"} {
+		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") ||
+				strings.HasPrefix(path, filepath.Join("libs", "bus")+string(filepath.Separator)) {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for i, line := range strings.Split(string(b), "\n") {
+				if rawCall.MatchString(line) && !strings.HasPrefix(strings.TrimSpace(line), "//") {
+					found = append(found, fmt.Sprintf("%s:%d: a call by subject; call the service through its contract's client", path, i+1))
+				}
+			}
+			return nil
+		})
+	}
+	return found
+}
