@@ -30,7 +30,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/actorhost"
@@ -99,15 +98,12 @@ type Service struct {
 	states  jetstream.KeyValue
 	kv      jetstream.KeyValue
 	bundles jetstream.ObjectStore
-	configs *mongo.Collection
+	configs store.Experiments
 	tmpDir  string
 
 	mu       sync.Mutex
 	actors   map[string]*actor
 	stopping bool
-
-	bgStop context.CancelFunc
-	bg     sync.WaitGroup
 }
 
 // New builds the service on d.
@@ -128,6 +124,17 @@ func New(d *svc.Deps) *Service {
 				return nil, err
 			}
 			return []*jobs.Worker{w}, nil
+		},
+		// Following events and leases, and bringing up the actors that
+		// should run, happen in the background: starting never waits for
+		// actors.
+		Background: func(ctx context.Context, bg *svc.Background) error {
+			if err := s.follow(ctx, bg); err != nil {
+				return err
+			}
+			bg.Go(s.reconcileLoop)
+			bg.Go(s.flushLoop)
+			return nil
 		},
 	}
 	return s
@@ -161,7 +168,7 @@ func (s *Service) provision(ctx context.Context) error {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	s.queue = jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")
-	s.configs = d.Store.Collection(store.ExperimentsConfig)
+	s.configs = d.Store.Experiments()
 	s.tmpDir = filepath.Join(d.Config.DataDir, "tmp")
 	if s.engine == nil {
 		if s.engine, err = actorhost.NewEngine(filepath.Join(d.Config.DataDir, "cache", "actors")); err != nil {
@@ -172,38 +179,10 @@ func (s *Service) provision(ctx context.Context) error {
 	return nil
 }
 
-// Start provisions, joins the bus and takes start jobs; following events
-// and leases, and bringing up the actors that should run, happen in the
-// background: starting never waits for actors.
-func (s *Service) Start(ctx context.Context) error {
-	if err := s.Base.Start(ctx); err != nil {
-		return err
-	}
-	bg, cancel := context.WithCancel(context.Background())
-	s.bgStop = cancel
-	if err := s.follow(ctx, bg); err != nil {
-		cancel()
-		_ = s.Base.Stop(ctx)
-		return err
-	}
-	s.background(bg, s.reconcileLoop)
-	s.background(bg, s.flushLoop)
-	return nil
-}
-
-func (s *Service) background(ctx context.Context, fn func(context.Context)) {
-	s.bg.Add(1)
-	go func() { defer s.bg.Done(); fn(ctx) }()
-}
-
 // Stop takes no more jobs, stops following, and hands every actor over: its
 // lease is released so that another instance starts it at once.
 func (s *Service) Stop(ctx context.Context) error {
 	errs := []error{s.Base.Stop(ctx)}
-	if s.bgStop != nil {
-		s.bgStop()
-	}
-	s.bg.Wait()
 	s.mu.Lock()
 	s.stopping = true
 	running := make([]*actor, 0, len(s.actors))

@@ -2,20 +2,20 @@ package actorworker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/jobs"
+	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
 // startJob runs a start job: the current version of the experiment starts
@@ -26,7 +26,7 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 	if err := job.Decode(&p); err != nil || p.Slug == "" {
 		return jobs.Permanent(fmt.Errorf("malformed actor start job: %v", err))
 	}
-	cfg, err := s.experiment(ctx, p.Slug)
+	cfg, err := s.configs.Get(ctx, p.Slug)
 	if err != nil {
 		return err
 	}
@@ -129,39 +129,30 @@ func (s *Service) enqueueStart(ctx context.Context, cfg *experiments.Config, rea
 	}
 }
 
-// follow starts following the experiment events and the leases; both run
-// until bg ends. Every instance follows every event (an ordered consumer
-// of its own, from now on), since each must act on the actors it runs;
-// events missed while no instance ran are made up for by reconciling.
-func (s *Service) follow(ctx, bg context.Context) error {
-	cons, err := s.d.JS.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"events.experiment.>"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("follow experiment events: %w", err)
-	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev events.Experiment
-		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Slug == "" {
-			return
+// follow starts following the experiment events and the leases until the
+// service stops. Every instance follows every event (an ordered consumer of
+// its own, from now on), since each must act on the actors it runs; events
+// missed while no instance ran are made up for by reconciling.
+func (s *Service) follow(ctx context.Context, bg *svc.Background) error {
+	f, err := bus.Follow(ctx, bg.Context(), s.d.JS, bus.FollowOptions{
+		Stream: bus.StreamEvents, Subjects: []string{events.ExperimentAll}, Timeout: 10 * time.Second, Log: s.d.Log,
+	}, func(ctx context.Context, e bus.Event[events.Experiment]) error {
+		if e.Data.Slug != "" {
+			s.onEvent(ctx, e.Subject, e.Data, telemetry.RequestID(ctx))
 		}
-		ectx, rid := bus.Extract(bg, msg.Headers())
-		ectx, cancel := context.WithTimeout(ectx, 10*time.Second)
-		defer cancel()
-		s.onEvent(ectx, msg.Subject(), ev, rid)
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("follow experiment events: %w", err)
+		return err
 	}
-	// The watcher stops with the context it was made with: bg, not ctx.
-	w, err := s.leases.WatchAll(bg, jetstream.UpdatesOnly())
+	bg.Follow(f)
+	// The watcher stops with the context it was made with: the
+	// background's, not ctx.
+	w, err := s.leases.WatchAll(bg.Context(), jetstream.UpdatesOnly())
 	if err != nil {
-		cc.Stop()
 		return fmt.Errorf("watch actor leases: %w", err)
 	}
-	s.background(bg, func(ctx context.Context) {
-		defer cc.Stop()
+	bg.Go(func(ctx context.Context) {
 		defer func() { _ = w.Stop() }()
 		for {
 			select {
@@ -191,7 +182,7 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experim
 	var cfg *experiments.Config
 	if !deleted {
 		var err error
-		if cfg, err = s.experiment(ctx, ev.Slug); err != nil {
+		if cfg, err = s.configs.Get(ctx, ev.Slug); err != nil {
 			s.d.Log.WarnContext(ctx, "read experiment for its event failed; reconciling will catch up", "slug", ev.Slug, "err", err)
 			return
 		}
@@ -224,7 +215,7 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experim
 // onLeaseGone queues a start when the lease of an actor that should run
 // expired or was released.
 func (s *Service) onLeaseGone(ctx context.Context, slug string, rev uint64) {
-	cfg, err := s.experiment(ctx, slug)
+	cfg, err := s.configs.Get(ctx, slug)
 	if err != nil {
 		s.d.Log.WarnContext(ctx, "read experiment for an expired lease failed; reconciling will catch up", "slug", slug, "err", err)
 		return
@@ -258,13 +249,9 @@ func (s *Service) reconcileLoop(ctx context.Context) {
 // their experiment, and queues a start for every active actor that no
 // instance holds, unless it failed for good.
 func (s *Service) reconcile(ctx context.Context) error {
-	cur, err := s.configs.Find(ctx, bson.D{{Key: "status", Value: experiments.StatusActive}})
+	active, err := s.configs.List(ctx, experiments.StatusActive)
 	if err != nil {
-		return fmt.Errorf("list active experiments: %w", err)
-	}
-	var active []experiments.Config
-	if err := cur.All(ctx, &active); err != nil {
-		return fmt.Errorf("list active experiments: %w", err)
+		return err
 	}
 	want := map[string]*spec{}
 	for i := range active {

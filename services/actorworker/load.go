@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/bundle"
@@ -54,19 +52,6 @@ func specOf(cfg *experiments.Config) *spec {
 		slug: cfg.Slug, version: cfg.Version, checksum: cfg.Checksum, seq: cfg.Seq,
 		actor: a, scope: m.DataScope, limits: limits, key: string(key),
 	}
-}
-
-// experiment reads slug's configuration; nil when it does not exist.
-func (s *Service) experiment(ctx context.Context, slug string) (*experiments.Config, error) {
-	var cfg experiments.Config
-	err := s.configs.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
-	}
-	return &cfg, nil
 }
 
 // loadError is a start failure no retry can mend: only another version or

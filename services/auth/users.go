@@ -157,12 +157,5 @@ func contains(list []string, s string) bool {
 
 // audit writes one entry of the audit log.
 func audit(ctx context.Context, st *store.Store, actor authapi.Actor, what, target string, details map[string]any) error {
-	_, err := st.Collection(store.AuditLog).InsertOne(ctx, bson.M{
-		"who": actor.Email, "what": what, "target": target, "when": time.Now().UTC(),
-		"request_id": actor.RequestID, "details": details,
-	})
-	if err != nil {
-		return fmt.Errorf("write audit log: %w", err)
-	}
-	return nil
+	return st.Audit(ctx, store.AuditEntry{Who: actor.Email, What: what, Target: target, RequestID: actor.RequestID, Details: details})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/textproto"
 	"strconv"
@@ -71,31 +72,45 @@ type actorBus struct {
 	synced chan struct{}
 }
 
-var (
-	actorBusesMu sync.Mutex
-	actorBuses   = map[*Service]*actorBus{}
-)
+// actorsAPI is the experiments' actors: their API calls and their health.
+type actorsAPI struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	topology bus.Topology
+	log      *slog.Logger
+	// access applies an experiment's rules (experimentsAPI.access).
+	access func(experiments.Action) fiber.Handler
+
+	// mu guards bus, opened on first use.
+	mu  sync.Mutex
+	bus *actorBus
+}
+
+func (a *actorsAPI) routes(app *fiber.App) {
+	// An experiment without an actor has a health all the same: state none.
+	app.Get("/experiments/:slug/health", a.access(experiments.Open), a.health)
+	app.All("/experiments/:slug/api/*", a.access(experiments.Open), a.call)
+}
 
 // actorBus opens the buckets and queue once per edge instance.
-func (s *Service) actorBus(ctx context.Context) (*actorBus, error) {
-	actorBusesMu.Lock()
-	defer actorBusesMu.Unlock()
-	if ab := actorBuses[s]; ab != nil {
-		return ab, nil
+func (a *actorsAPI) actorBus(ctx context.Context) (*actorBus, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.bus != nil {
+		return a.bus, nil
 	}
-	d := s.d
-	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorState, bus.BucketActorLeases); err != nil {
+	if err := a.topology.EnsureBuckets(ctx, bus.BucketActorState, bus.BucketActorLeases); err != nil {
 		return nil, err
 	}
-	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs); err != nil {
+	if err := a.topology.EnsureStreams(ctx, bus.StreamActorJobs); err != nil {
 		return nil, err
 	}
-	ab := &actorBus{cache: map[string]actorapi.State{}, synced: make(chan struct{}), queue: jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")}
+	ab := &actorBus{cache: map[string]actorapi.State{}, synced: make(chan struct{}), queue: jobs.NewQueue(a.js, bus.StreamActorJobs, "jobs.actor")}
 	var err error
-	if ab.states, err = d.JS.KeyValue(ctx, bus.BucketActorState); err != nil {
+	if ab.states, err = a.js.KeyValue(ctx, bus.BucketActorState); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bus.BucketActorState, err)
 	}
-	if ab.leases, err = d.JS.KeyValue(ctx, bus.BucketActorLeases); err != nil {
+	if ab.leases, err = a.js.KeyValue(ctx, bus.BucketActorLeases); err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", bus.BucketActorLeases, err)
 	}
 	// The watcher lives as long as the instance's connection.
@@ -104,7 +119,7 @@ func (s *Service) actorBus(ctx context.Context) (*actorBus, error) {
 		return nil, fmt.Errorf("watch %s: %w", bus.BucketActorState, err)
 	}
 	go ab.follow(w)
-	actorBuses[s] = ab
+	a.bus = ab
 	return ab, nil
 }
 
@@ -147,14 +162,14 @@ func runsActor(e *entry) bool {
 	return e.cfg.Status == experiments.StatusActive && e.manifest != nil && e.manifest.Actor != nil
 }
 
-// actorViewOf is the actor part of an experiment's view.
-func (s *Service) actorViewOf(e *entry) actorView {
+// viewOf is the actor part of an experiment's view.
+func (a *actorsAPI) viewOf(e *entry) actorView {
 	if !runsActor(e) {
 		return actorView{State: actorapi.StateNone}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ab, err := s.actorBus(ctx)
+	ab, err := a.actorBus(ctx)
 	if err != nil {
 		return actorView{State: actorapi.StateStarting}
 	}
@@ -164,18 +179,18 @@ func (s *Service) actorViewOf(e *entry) actorView {
 	return actorView{State: actorapi.StateStarting}
 }
 
-// actorHealth answers GET /experiments/{slug}/health from actor_state: the
+// health answers GET /experiments/{slug}/health from actor_state: the
 // state the worker holding the actor wrote, or starting when no worker
 // holds it yet (a state left by a worker that died is stale until its
 // lease expires and another takes over).
-func (s *Service) actorHealth(c *fiber.Ctx) error {
+func (a *actorsAPI) health(c *fiber.Ctx) error {
 	e := entryOf(c)
 	if !runsActor(e) {
 		return c.JSON(fiber.Map{"slug": e.cfg.Slug, "state": actorapi.StateNone, "version": e.cfg.Version})
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
 	defer cancel()
-	ab, err := s.actorBus(ctx)
+	ab, err := a.actorBus(ctx)
 	if err != nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
 	}
@@ -214,9 +229,9 @@ func getJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string) (*T,
 	return &v, nil
 }
 
-// actorCall hands the request to the experiment's actor and sends back its
-// response.
-func (s *Service) actorCall(c *fiber.Ctx) error {
+// call hands /experiments/{slug}/api/* to the experiment's actor and sends
+// back its response.
+func (a *actorsAPI) call(c *fiber.Ctx) error {
 	e := entryOf(c)
 	slug := e.cfg.Slug
 	if !runsActor(e) {
@@ -245,8 +260,8 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 	if err != nil {
 		return fmt.Errorf("encode actor request: %w", err)
 	}
-	if int64(len(data)) > s.d.NC.MaxPayload() {
-		return apierr.New(apierr.CodePayloadTooLarge, "the request is over what the bus carries (%d bytes)", s.d.NC.MaxPayload())
+	if int64(len(data)) > a.nc.MaxPayload() {
+		return apierr.New(apierr.CodePayloadTooLarge, "the request is over what the bus carries (%d bytes)", a.nc.MaxPayload())
 	}
 
 	timeout := actorapi.Timeout(e.manifest.Actor) + callSlack
@@ -263,12 +278,12 @@ func (s *Service) actorCall(c *fiber.Ctx) error {
 	deadline, _ := ctx.Deadline()
 	msg.Header.Set(actorapi.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 
-	reply, err := s.d.NC.RequestMsgWithContext(ctx, msg)
+	reply, err := a.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			return s.startOnDemand(c.UserContext(), e)
+			return a.startOnDemand(c.UserContext(), e)
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			return apierr.Wrap(apierr.CodeTimeout, err, fmt.Sprintf("the actor of %q did not answer in time", slug))
 		}
@@ -336,13 +351,13 @@ func actorHeaders(c *fiber.Ctx) map[string][]string {
 // Retry-After while a start job (at most one per experiment version every
 // ten seconds) brings it up, unless a worker holds its lease already and
 // is starting or restarting it.
-func (s *Service) startOnDemand(ctx context.Context, e *entry) error {
+func (a *actorsAPI) startOnDemand(ctx context.Context, e *entry) error {
 	slug := e.cfg.Slug
 	starting := apierr.New(apierr.CodeUnavailable, "the actor of %q is not running yet; it is being started", slug)
 	starting.RetryAfter = 1
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	ab, err := s.actorBus(ctx)
+	ab, err := a.actorBus(ctx)
 	if err != nil {
 		return starting
 	}
@@ -367,7 +382,7 @@ func (s *Service) startOnDemand(ctx context.Context, e *entry) error {
 	id := fmt.Sprintf("%s@%d:%s:%d", slug, e.cfg.Version, actorapi.StartOnDemand, time.Now().Unix()/10)
 	job := actorapi.StartJob{Slug: slug, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Reason: actorapi.StartOnDemand}
 	if _, err := ab.queue.Enqueue(ctx, actorapi.JobKind, id, job); err != nil {
-		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", slug, "err", err)
+		a.log.WarnContext(ctx, "queue actor start failed", "slug", slug, "err", err)
 	}
 	return starting
 }

@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -11,13 +9,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 // entry is an experiment as the edge serves it: its configuration and its
@@ -33,68 +30,60 @@ type entry struct {
 // follows the events stream from then on; a slug it does not know is looked
 // up once (it may be newer than the last event seen).
 type catalog struct {
-	coll *mongo.Collection
+	repo store.Experiments
 	js   jetstream.JetStream
 	log  *slog.Logger
 
 	mu sync.RWMutex
 	m  map[string]*entry
 
-	cc jetstream.ConsumeContext
+	follower *bus.Follower
 }
 
-func newCatalog(coll *mongo.Collection, js jetstream.JetStream, log *slog.Logger) *catalog {
-	return &catalog{coll: coll, js: js, log: log, m: map[string]*entry{}}
+func newCatalog(repo store.Experiments, js jetstream.JetStream, log *slog.Logger) *catalog {
+	return &catalog{repo: repo, js: js, log: log, m: map[string]*entry{}}
 }
 
 // start follows the events (from now on) and then loads the current state,
 // so no change falls between the two.
 func (c *catalog) start(ctx context.Context) error {
-	cons, err := c.js.OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"events.experiment.>"},
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
+	f, err := bus.Follow(ctx, context.Background(), c.js, bus.FollowOptions{
+		Stream: bus.StreamEvents, Subjects: []string{events.ExperimentAll}, Timeout: 5 * time.Second, Log: c.log,
+	}, c.onEvent)
 	if err != nil {
-		return fmt.Errorf("follow experiment events: %w", err)
+		return err
 	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev events.Experiment
-		if json.Unmarshal(msg.Data(), &ev) != nil || ev.Slug == "" {
-			return
-		}
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if msg.Subject() == events.ExperimentDeleted {
-			c.drop(ev.Slug)
-			return
-		}
-		if _, err := c.refresh(rctx, ev.Slug); err != nil {
-			c.log.Warn("refresh experiment failed", "slug", ev.Slug, "err", err)
-		}
-	})
+	all, err := c.repo.List(ctx, "")
 	if err != nil {
-		return fmt.Errorf("follow experiment events: %w", err)
-	}
-	c.cc = cc
-	cur, err := c.coll.Find(ctx, bson.D{})
-	if err != nil {
-		cc.Stop()
+		f.Stop(ctx)
 		return fmt.Errorf("load experiments: %w", err)
 	}
-	var all []experiments.Config
-	if err := cur.All(ctx, &all); err != nil {
-		cc.Stop()
-		return fmt.Errorf("load experiments: %w", err)
-	}
+	c.follower = f
 	for i := range all {
 		c.put(&all[i])
 	}
 	return nil
 }
 
+// onEvent applies an experiment's change: a deletion drops it, anything
+// else is read again.
+func (c *catalog) onEvent(ctx context.Context, e bus.Event[events.Experiment]) error {
+	switch {
+	case e.Data.Slug == "":
+		return nil
+	case e.Subject == events.ExperimentDeleted:
+		c.drop(e.Data.Slug)
+		return nil
+	}
+	_, err := c.refresh(ctx, e.Data.Slug)
+	return err
+}
+
 func (c *catalog) stop() {
-	if c.cc != nil {
-		c.cc.Stop()
+	if c.follower != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.follower.Stop(ctx)
 	}
 }
 
@@ -122,16 +111,15 @@ func (c *catalog) drop(slug string) {
 
 // refresh reads one experiment from the database.
 func (c *catalog) refresh(ctx context.Context, slug string) (*entry, error) {
-	var cfg experiments.Config
-	err := c.coll.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		c.drop(slug)
-		return nil, nil
-	}
+	cfg, err := c.repo.Get(ctx, slug)
 	if err != nil {
 		return nil, err
 	}
-	return c.put(&cfg), nil
+	if cfg == nil {
+		c.drop(slug)
+		return nil, nil
+	}
+	return c.put(cfg), nil
 }
 
 // get is the experiment, or nil when there is none.

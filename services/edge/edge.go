@@ -23,7 +23,6 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
-	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
@@ -32,6 +31,10 @@ import (
 const Name = "edge"
 
 // Service is one edge instance: an HTTP server and its presence on the bus.
+// It owns the life cycle of what the handlers share; the handlers
+// themselves are one small type per resource (accounts.go, admin.go,
+// experiments.go, actors.go, files.go, exports.go, health.go), wired
+// together in newApp.
 type Service struct {
 	d       *svc.Deps
 	app     *fiber.App
@@ -45,11 +48,10 @@ type Service struct {
 	upload uploadapi.Client
 	export exportapi.Client
 
-	verifier *authn.Verifier
-	enforcer *authz.Enforcer
-	limiter  *ratelimit.Limiter
-	catalog  *catalog
-	bundles  *bundleCache
+	id      *identity
+	limiter *ratelimit.Limiter
+	catalog *catalog
+	bundles *bundleCache
 	// exportFiles is the exports object store downloads stream from; it
 	// binds to the bucket on first use.
 	exportFiles *exportstore.ObjectStore
@@ -90,29 +92,26 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("open rate-limit bucket: %w", err)
 	}
 	s.limiter = ratelimit.New(rl)
-	s.verifier = authn.NewVerifier()
+	s.id = &identity{verifier: authn.NewVerifier(), production: d.Config.IsProduction()}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	if err := s.verifier.Watch(watchCtx, d.JS); err != nil {
+	if err := s.id.verifier.Watch(watchCtx, d.JS); err != nil {
 		stopWatch()
 		return err
 	}
 	s.stopWatch = stopWatch
-	if s.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {
+	if s.id.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {
 		stopWatch()
 		return err
 	}
 	if err := s.startExperiments(ctx); err != nil {
 		stopWatch()
-		s.enforcer.Close()
+		s.id.enforcer.Close()
 		return err
 	}
 	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
 	registerJetStreamCollector(d)
 	s.health = newProber(d)
-	s.health.isAdmin = func(c *fiber.Ctx) bool {
-		cl := claimsOf(c)
-		return cl != nil && s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
-	}
+	s.health.isAdmin = s.id.isAdmin
 	s.health.start()
 	s.app = s.newApp()
 
@@ -156,8 +155,8 @@ func (s *Service) Stop(ctx context.Context) error {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	if s.enforcer != nil {
-		s.enforcer.Close()
+	if s.id != nil && s.id.enforcer != nil {
+		s.id.enforcer.Close()
 	}
 	if s.catalog != nil {
 		s.catalog.stop()
@@ -192,7 +191,7 @@ func (s *Service) startExperiments(ctx context.Context) error {
 	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bundles, d.Log); err != nil {
 		return err
 	}
-	s.catalog = newCatalog(d.Store.Collection(store.ExperimentsConfig), d.JS, d.Log)
+	s.catalog = newCatalog(d.Store.Experiments(), d.JS, d.Log)
 	return s.catalog.start(ctx)
 }
 
@@ -245,13 +244,31 @@ func (s *Service) newApp() *fiber.App {
 		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
 		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
 	}))
-	app.Use(limitBodies, s.identify, s.csrf)
-	s.useOnly(app)
-	app.Get("/health", s.health.handleHealth)
-	app.Get("/health/detailed", s.health.handleDetailed)
-	app.Get("/metrics", httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed))
-	s.accountRoutes(app)
-	s.experimentRoutes(app)
-	s.exportRoutes(app)
+
+	pages := &renderer{id: s.id, registration: d.Config.EnableRegistration}
+	exps := &experimentsAPI{upload: s.upload, id: s.id, catalog: s.catalog, pages: pages, maxUploadMB: d.Config.MaxUploadSizeMB}
+	actors := &actorsAPI{nc: d.NC, js: d.JS, topology: d.Topology, log: d.Log, access: exps.access}
+	exps.actors = actors
+	exports := &exportsAPI{export: s.export, id: s.id, limiter: s.limiter, access: exps.access, nc: d.NC, files: s.exportFiles}
+	health := &healthAPI{probe: s.health, metrics: httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed)}
+	accounts := &accountsAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages, registration: d.Config.EnableRegistration}
+	admin := &adminAPI{auth: s.auth, id: s.id, pages: pages, exports: exports}
+	files := &filesAPI{bundles: s.bundles, access: exps.access}
+
+	// Fiber matches routes in the order they are registered, so this order
+	// is part of the API: the single-experiment rules come before every
+	// route, and /experiments/{slug}/health and /api/* before the files
+	// that /experiments/{slug}/* would otherwise serve.
+	app.Use(limitBodies, s.id.identify, s.id.csrf)
+	if s.Only != "" {
+		app.Use(standalone{only: s.Only, experiments: exps}.onlyExperiment)
+	}
+	health.routes(app)
+	accounts.routes(app)
+	admin.routes(app)
+	exps.routes(app)
+	actors.routes(app)
+	files.routes(app)
+	exports.routes(app)
 	return app
 }

@@ -1,16 +1,26 @@
 package edge_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/jobs"
+	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/store"
+	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/testenv"
 	"github.com/gnome-platform/gnome/services/edge"
 )
@@ -46,131 +56,262 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func TestHealthAndDetailed(t *testing.T) {
-	env := testenv.Start(t)
-	e := startEdge(t, env)
-	base := "http://" + e.Addr
-
-	code, hdr, body := get(t, base+"/health")
-	if code != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` {
-		t.Fatalf("/health = %d %s", code, body)
-	}
-	if hdr.Get("X-Request-ID") == "" {
-		t.Error("no X-Request-ID on /health")
-	}
-
-	// Only the edge runs: the other services show down and the platform
-	// degraded, while the infrastructure is fine (200).
-	code, _, body = get(t, base+"/health/detailed")
-	var det edge.Detailed
-	if err := json.Unmarshal(body, &det); err != nil {
-		t.Fatalf("detailed: %v: %s", err, body)
-	}
-	if code != 200 || det.Status != "degraded" {
-		t.Fatalf("detailed = %d %q, want 200 degraded", code, det.Status)
-	}
-	if s := det.Services["edge"]; s.Status != "ok" || len(s.Instances) != 1 {
-		t.Errorf("edge service = %+v, want one live instance", s)
-	}
-	for _, name := range []string{"auth", "upload", "export", "actorworker"} {
-		if s := det.Services[name]; s.Status != "down" || len(s.Instances) != 0 {
-			t.Errorf("%s = %+v, want down with no instances", name, s)
-		}
-	}
-	for _, c := range []string{"database", "nats", "jetstream", "disk"} {
-		if det.Components[c].Status != "ok" {
-			t.Errorf("component %s = %+v", c, det.Components[c])
-		}
-	}
-	// The edge ensures the object stores it reads bundles from.
-	if det.Components["object_store"].Status != "ok" {
-		t.Errorf("object_store = %+v", det.Components["object_store"])
-	}
+// world is one edge on the real NATS and store, and what its tests need to
+// stand in for the rest of the platform: a signing key the edge trusts (as
+// the auth service publishes its own), the shared policy, experiments'
+// records and bundles, and services answering on the bus.
+type world struct {
+	t      *testing.T
+	d      *svc.Deps // the test's own connections
+	base   string
+	signer *authn.Signer
+	policy *authz.Enforcer
+	http   *http.Client
 }
 
-func TestHealthFailsWhenTheDatabaseStops(t *testing.T) {
+func startWorld(t *testing.T, set map[string]string) *world {
+	t.Helper()
 	env := testenv.Start(t)
-	e := startEdge(t, env)
-	base := "http://" + e.Addr
-	if code, _, _ := get(t, base+"/health"); code != 200 {
-		t.Fatalf("/health = %d before the store stopped", code)
+	// Every request comes from an address of its own (see do), so that
+	// per-client rate limits meet only the scenarios that mean to.
+	vars := map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}
+	for k, v := range set {
+		vars[k] = v
 	}
-	env.Store.Shutdown()
-	eventually(t, 10*time.Second, "/health to answer 503", func() bool {
-		code, _, _ := get(t, base+"/health")
-		return code == http.StatusServiceUnavailable
-	})
-	code, _, body := get(t, base+"/health/detailed")
-	var det edge.Detailed
-	_ = json.Unmarshal(body, &det)
-	// Anonymous callers learn that the database is down, not why: error
-	// texts are for admins.
-	if code != http.StatusServiceUnavailable || det.Components["database"].Status != "down" || det.Components["database"].Error != "" {
-		t.Fatalf("detailed after store stop = %d %+v", code, det.Components["database"])
-	}
-}
-
-func TestMetrics(t *testing.T) {
-	env := testenv.Start(t)
-	e := startEdge(t, env)
-	base := "http://" + e.Addr
-
-	// A job consumer, so the JetStream collector has something to report.
-	cfg := env.Config(t, nil)
+	cfg := env.Config(t, vars)
+	ed := env.Deps(t, cfg)
+	e := edge.New(ed)
+	testenv.Run(t, ed, e)
 	d := env.Deps(t, cfg)
-	ctx := context.Background()
-	if err := d.Topology.EnsureStreams(ctx, bus.StreamExportJobs); err != nil {
-		t.Fatal(err)
-	}
-	q := jobs.NewQueue(d.JS, bus.StreamExportJobs, "jobs.export")
-	if _, err := q.NewWorker(ctx, jobs.WorkerOptions{Durable: "metrics-probe"}, func(context.Context, *jobs.Job) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := q.Enqueue(ctx, "probe", "job-1", map[string]int{"n": 1}); err != nil {
-		t.Fatal(err)
-	}
 
-	// Methods of different lengths on the same connection: a label that
-	// aliased the request buffer would come out garbled ("DELET", "GETT")
-	// and could even make /metrics fail on colliding label sets.
-	for _, m := range []string{"PATCH", "DELETE", "POST", "GET", "PATCH", "GET"} {
-		req, _ := http.NewRequest(m, base+"/no/such/route", nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key, err := authn.DeriveKey(cfg.SecretKey)
+	if err != nil {
+		t.Fatal(err)
 	}
-	get(t, base+"/health")
-	get(t, base+"/no/such/route")
-	// The consumer's pending count is read from the server at scrape time;
-	// wait until the server reports the enqueued job.
-	pending := `gnome_jetstream_consumer_pending{consumer="metrics-probe",stream="JOBS_EXPORT"} 1`
-	eventually(t, 5*time.Second, "the consumer's pending job in /metrics", func() bool {
-		_, _, b := get(t, base+"/metrics")
-		return strings.Contains(string(b), pending)
+	signer := authn.NewSigner(key)
+	kv, err := d.JS.KeyValue(ctx, bus.BucketAuthKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, pub := signer.Public()
+	if err := authn.PublishKey(ctx, kv, kid, pub); err != nil {
+		t.Fatal(err)
+	}
+	policy, err := authz.New(ctx, d.Store.DB, d.NC, d.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(policy.Close)
+	if err := policy.Seed(); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, d: d, base: "http://" + e.Addr, signer: signer, policy: policy, http: &http.Client{
+		Timeout:       15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	probe := w.token("probe@example.com", authz.RoleUser)
+	eventually(t, 10*time.Second, "the edge to trust the signing key", func() bool {
+		return w.do("GET", "/api/me", probe, nil, "").status == http.StatusOK
 	})
-	code, hdr, body := get(t, base+"/metrics")
-	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
-		t.Fatalf("/metrics = %d %s", code, hdr.Get("Content-Type"))
+	return w
+}
+
+// token is a Bearer token for email with roles, as the auth service mints
+// them at sign-in.
+func (w *world) token(email string, roles ...string) string {
+	w.t.Helper()
+	tok, _, err := w.signer.Mint(authn.Subject{ID: "u-" + email, Email: email, Roles: roles}, time.Now())
+	if err != nil {
+		w.t.Fatal(err)
 	}
-	text := string(body)
-	for _, bad := range []string{`method="DELET"`, `method="GETT"`, `method="PATCHE"`, `method="POSTE"`} {
-		if strings.Contains(text, bad) {
-			t.Errorf("/metrics has a garbled label %s", bad)
+	return tok
+}
+
+// admin is a token of an administrator, once the edge's copy of the shared
+// policy lets them into the admin panel.
+func (w *world) admin(email string) string {
+	w.t.Helper()
+	if err := w.policy.SetRoles(email, []string{authz.RoleAdmin}); err != nil {
+		w.t.Fatal(err)
+	}
+	tok := w.token(email, authz.RoleAdmin)
+	// An out-of-range limit is refused by the handler itself, past the
+	// admin check and before any service is asked.
+	eventually(w.t, 10*time.Second, "the edge to see "+email+" as an admin", func() bool {
+		return w.do("GET", "/admin/api/exports?limit=0", tok, nil, "").code() == "validation_failed"
+	})
+	return tok
+}
+
+// developer is a token of a developer in the shared policy.
+func (w *world) developer(email string) string {
+	w.t.Helper()
+	if err := w.policy.SetRoles(email, []string{authz.RoleDeveloper}); err != nil {
+		w.t.Fatal(err)
+	}
+	return w.token(email, authz.RoleDeveloper)
+}
+
+// experiment stores an experiment's record and its bundle (manifest.json
+// and files) as the upload service would, and has the edge read it.
+func (w *world) experiment(slug, owner, status, manifest string, files map[string]string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	files["manifest.json"] = manifest
+	for name, content := range files {
+		f, err := zw.Create(name)
+		if err != nil {
+			w.t.Fatal(err)
 		}
+		_, _ = f.Write([]byte(content))
 	}
-	for _, want := range []string{
-		`gnome_http_requests_total{method="GET",route="/health",status="200"}`,
-		`gnome_http_requests_total{method="GET",route="unmatched",status="404"}`,
-		`gnome_http_request_duration_seconds_bucket{method="GET",route="/health"`,
-		`gnome_db_pool_open`,
-		`gnome_db_pool_checkout_seconds_count`,
-		`gnome_jetstream_consumer_pending{consumer="metrics-probe",stream="JOBS_EXPORT"} 1`,
-		`go_goroutines`,
-		`gnome_http_requests_total{method="PATCH",route="unmatched",status="404"} 2`,
-		`gnome_http_requests_total{method="DELETE",route="unmatched",status="404"} 1`,
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("/metrics lacks %s", want)
+	if err := zw.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	checksum := hex.EncodeToString(sum[:])
+	obs, err := w.d.JS.ObjectStore(ctx, bus.ObjectBundles)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if _, err := obs.PutBytes(ctx, experiments.BundleObject(slug, checksum), buf.Bytes()); err != nil {
+		w.t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	cfg := experiments.Config{
+		Slug: slug, SlugField: slug, Name: strings.ToUpper(slug[:1]) + slug[1:], OwnerEmail: owner, Status: status,
+		Version: 1, Checksum: checksum, Manifest: manifest, CreatedAt: now, UpdatedAt: now, Seq: 1,
+		Versions: []experiments.Version{{Version: 1, Checksum: checksum, Size: int64(buf.Len()), Files: len(files), Manifest: manifest, UploadedBy: owner, CreatedAt: now}},
+	}
+	if _, err := w.d.Store.Collection(store.ExperimentsConfig).InsertOne(ctx, cfg); err != nil {
+		w.t.Fatal(err)
+	}
+	// The edge learns of a slug it does not know on the first request
+	// naming it, whoever asks and whatever it answers them.
+	if r := w.do("GET", "/api/experiments/"+slug, w.token("reader@example.com"), nil, ""); r.status == http.StatusServiceUnavailable {
+		w.t.Fatalf("the edge could not read experiment %s: %s", slug, r.body)
+	}
+}
+
+// standIn answers service's endpoints on the bus in the test's stead, so
+// that the edge's side of a call is seen whole: what it sends, and what it
+// makes of the answer.
+func (w *world) standIn(service string, regs ...bus.Registration) {
+	w.t.Helper()
+	srv, err := bus.NewServer(w.d.NC, bus.ServerOptions{Name: service, Version: "0.0.0-test", InstanceID: "stand-in", Log: w.d.Log})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := srv.Register(regs...); err != nil {
+		w.t.Fatal(err)
+	}
+	// The edge's connection must see the subscriptions before it asks.
+	if err := w.d.NC.Flush(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// code is the contract's error code of the body, "" when it is no error.
+func (r reply) code() string {
+	var b struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.body, &b)
+	return b.Error.Code
+}
+
+var ipSeq atomic.Uint32
+
+// do sends a request with a Bearer token when token is set, from a client
+// address no other request used unless header sets X-Forwarded-For.
+func (w *world) do(method, path, token string, header map[string]string, body string) reply {
+	w.t.Helper()
+	req, err := http.NewRequest(method, w.base+path, strings.NewReader(body))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if body == "" {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	n := ipSeq.Add(1)
+	req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", 100+n/250, n%250+1))
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := w.http.Do(req)
+	if err != nil {
+		w.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{resp.StatusCode, resp.Header, b}
+}
+
+// jsonType is the header of a JSON body.
+var jsonType = map[string]string{"Content-Type": "application/json"}
+
+// scenario is one request and what must come of it.
+type scenario struct {
+	name   string
+	method string
+	path   string
+	token  string
+	header map[string]string
+	body   string
+
+	status int
+	// code is the contract's error code; a scenario without one expects
+	// no error body.
+	code string
+	// want are fragments of the body, in any order.
+	want []string
+	// wantHeader are fragments of response headers' values.
+	wantHeader map[string]string
+}
+
+// run plays the scenarios in order: later ones may rely on earlier ones.
+func (w *world) run(scenarios []scenario) {
+	w.t.Helper()
+	for _, sc := range scenarios {
+		method := sc.method
+		if method == "" {
+			method = "GET"
+		}
+		r := w.do(method, sc.path, sc.token, sc.header, sc.body)
+		if r.status != sc.status || r.code() != sc.code {
+			w.t.Errorf("%s: %s %s = %d %q, want %d %q: %s", sc.name, method, sc.path, r.status, r.code(), sc.status, sc.code, r.body)
+			continue
+		}
+		for _, frag := range sc.want {
+			if !bytes.Contains(r.body, []byte(frag)) {
+				w.t.Errorf("%s: the body lacks %s: %s", sc.name, frag, r.body)
+			}
+		}
+		for name, frag := range sc.wantHeader {
+			if !strings.Contains(r.header.Get(name), frag) {
+				w.t.Errorf("%s: header %s = %q, want it to hold %q", sc.name, name, r.header.Get(name), frag)
+			}
 		}
 	}
 }

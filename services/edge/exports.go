@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -46,13 +45,28 @@ const (
 	downloadMax = 2 * time.Hour
 )
 
-func (s *Service) exportRoutes(app *fiber.App) {
+// exportsAPI is asking for packages of experiments, following their builds,
+// downloading them, and their administration.
+type exportsAPI struct {
+	export  exportapi.Client
+	id      *identity
+	limiter *ratelimit.Limiter
+	// access applies an experiment's rules (experimentsAPI.access).
+	access func(experiments.Action) fiber.Handler
+	// nc carries the progress the export service publishes.
+	nc *nats.Conn
+	// files is the exports object store downloads stream from; it binds to
+	// the bucket on first use.
+	files *exportstore.ObjectStore
+}
+
+func (x *exportsAPI) routes(app *fiber.App) {
 	// The export limit counts per client and experiment.
-	limitExport := ratelimit.Middleware(s.limiter, ratelimit.Export, func(c *fiber.Ctx) []string {
-		return append(s.clientKey(c), c.Params("slug"))
+	limitExport := ratelimit.Middleware(x.limiter, ratelimit.Export, func(c *fiber.Ctx) []string {
+		return append(clientKey(c), c.Params("slug"))
 	})
-	app.Post("/api/experiments/:slug/exports", s.requireUser, s.access(experiments.Export),
-		limitExport, s.requestExport(""))
+	app.Post("/api/experiments/:slug/exports", x.id.requireUser, x.access(experiments.Export),
+		limitExport, x.requestExport(""))
 	// GET aliases of the original platform. They queue a job, which makes
 	// them not quite safe, yet they stay outside the CSRF token check that
 	// covers unsafe methods, as every GET does: a SameSite=Lax session
@@ -61,14 +75,14 @@ func (s *Service) exportRoutes(app *fiber.App) {
 	// reused when nothing changed. What a browser marks as coming from
 	// another site is refused all the same (sameSiteOnly).
 	for _, t := range exportapi.Types {
-		app.Get("/api/package-"+string(t)+"/:slug", noHead, s.requireUser, sameSiteOnly, s.access(experiments.Export),
-			limitExport, s.requestExport(t))
+		app.Get("/api/package-"+string(t)+"/:slug", noHead, x.id.requireUser, sameSiteOnly, x.access(experiments.Export),
+			limitExport, x.requestExport(t))
 	}
-	app.Get("/api/exports/:id", s.requireUser, s.getExport)
-	app.Get("/api/exports/:id/events", s.requireUser, s.exportEvents)
-	app.Get("/api/exports/:id/download", s.requireUser, s.limit(ratelimit.Download), s.downloadExport)
-	app.Get("/admin/api/exports", s.requireAdmin, s.listExports)
-	app.Post("/admin/api/exports/:id/invalidate", s.requireAdmin, s.invalidateExport)
+	app.Get("/api/exports/:id", x.id.requireUser, x.getExport)
+	app.Get("/api/exports/:id/events", x.id.requireUser, x.exportEvents)
+	app.Get("/api/exports/:id/download", x.id.requireUser, limit(x.limiter, ratelimit.Download), x.downloadExport)
+	app.Get("/admin/api/exports", x.id.requireAdmin, x.listExports)
+	app.Post("/admin/api/exports/:id/invalidate", x.id.requireAdmin, x.invalidateExport)
 }
 
 // noHead keeps HEAD, which Fiber routes with GET, from queueing a job.
@@ -110,11 +124,20 @@ func viewOfExport(l exportapi.Log, now time.Time) exportView {
 	return v
 }
 
+// viewsOfExports are the views of a list of logs.
+func viewsOfExports(list []exportapi.Log, now time.Time) []exportView {
+	out := make([]exportView, 0, len(list))
+	for _, l := range list {
+		out = append(out, viewOfExport(l, now))
+	}
+	return out
+}
+
 // requestExport asks the export service for a package of the experiment:
 // 202 with the job when it is queued or being built, 200 with the ready
 // export when one of the same source is reused. aliasType is the type of
 // an alias route; "" reads it from the JSON body.
-func (s *Service) requestExport(aliasType exportapi.Type) fiber.Handler {
+func (x *exportsAPI) requestExport(aliasType exportapi.Type) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		typ := aliasType
 		if typ == "" {
@@ -135,7 +158,7 @@ func (s *Service) requestExport(aliasType exportapi.Type) fiber.Handler {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 		defer cancel()
-		res, err := s.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: s.caller(c)})
+		res, err := x.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: x.id.caller(c)})
 		if err != nil {
 			return err
 		}
@@ -164,18 +187,18 @@ func exportID(c *fiber.Ctx) (string, error) {
 
 // fetchExport reads an export's log through the service, which shows it
 // only to its requester and admins.
-func (s *Service) fetchExport(ctx context.Context, id string, caller uploadapi.Caller) (exportapi.Log, error) {
+func (x *exportsAPI) fetchExport(ctx context.Context, id string, caller uploadapi.Caller) (exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, exportCallTimeout)
 	defer cancel()
-	return s.export.Get(ctx, exportapi.Get{ID: id, Caller: caller})
+	return x.export.Get(ctx, exportapi.Get{ID: id, Caller: caller})
 }
 
-func (s *Service) getExport(c *fiber.Ctx) error {
+func (x *exportsAPI) getExport(c *fiber.Ctx) error {
 	id, err := exportID(c)
 	if err != nil {
 		return err
 	}
-	l, err := s.fetchExport(c.UserContext(), id, s.caller(c))
+	l, err := x.fetchExport(c.UserContext(), id, x.id.caller(c))
 	if err != nil {
 		return err
 	}
@@ -194,20 +217,20 @@ func final(status string) bool {
 // subscribes to the progress subject before reading the current state, so
 // that no change falls between the two; the read also applies the access
 // rule, and its refusal is an ordinary error response.
-func (s *Service) exportEvents(c *fiber.Ctx) error {
+func (x *exportsAPI) exportEvents(c *fiber.Ctx) error {
 	id, err := exportID(c)
 	if err != nil {
 		return err
 	}
-	caller := s.caller(c)
+	caller := x.id.caller(c)
 	msgs := make(chan *nats.Msg, 64)
 	// A full channel drops messages (a slow consumer); the periodic read
 	// catches up.
-	sub, err := s.d.NC.ChanSubscribe(exportapi.ProgressSubject(id), msgs)
+	sub, err := x.nc.ChanSubscribe(exportapi.ProgressSubject(id), msgs)
 	if err != nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "export progress is unavailable right now")
 	}
-	first, err := s.fetchExport(c.UserContext(), id, caller)
+	first, err := x.fetchExport(c.UserContext(), id, caller)
 	if err != nil {
 		_ = sub.Unsubscribe()
 		return err
@@ -216,7 +239,7 @@ func (s *Service) exportEvents(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set("X-Accel-Buffering", "no")
 	fctx := c.Context()
-	st := &sseStream{s: s, fctx: fctx, id: id, caller: caller, msgs: msgs}
+	st := &sseStream{x: x, fctx: fctx, id: id, caller: caller, msgs: msgs}
 	fctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer func() { _ = sub.Unsubscribe() }()
 		st.w = w
@@ -235,7 +258,7 @@ type streamConn interface {
 
 // sseStream is one client's progress stream.
 type sseStream struct {
-	s      *Service
+	x      *exportsAPI
 	fctx   streamConn
 	w      *bufio.Writer
 	id     string
@@ -268,7 +291,7 @@ func (st *sseStream) run(first exportapi.Log) {
 				continue
 			}
 		case <-poll.C:
-			got, err := st.s.fetchExport(context.Background(), st.id, st.caller)
+			got, err := st.x.fetchExport(context.Background(), st.id, st.caller)
 			if err != nil {
 				if ae := apierr.From(err); ae.Code == apierr.CodeNotFound {
 					// Gone (the experiment was deleted, or access withdrawn).
@@ -331,28 +354,23 @@ func (st *sseStream) write(b []byte) error {
 
 // downloadExport hands out an export's file: a redirect to a presigned link
 // when the service keeps it in S3-compatible storage, else the object
-// streamed from the exports object store. The service refuses invalidated
-// exports (gone, 410) and those past retention (not_found, 404).
-func (s *Service) downloadExport(c *fiber.Ctx) error {
+// streamed from the exports object store. Whether the export may be
+// downloaded is the export service's decision alone: it answers a Download
+// only for a ready export within retention, and refuses the rest (gone, 410,
+// when invalidated; conflict, 409, while not ready; not_found, 404, past
+// retention), which reaches the client as the service said it.
+func (x *exportsAPI) downloadExport(c *fiber.Ctx) error {
 	id, err := exportID(c)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	d, err := s.export.Download(ctx, exportapi.Get{ID: id, Caller: s.caller(c)})
+	d, err := x.export.Download(ctx, exportapi.Get{ID: id, Caller: x.id.caller(c)})
 	if err != nil {
 		return err
 	}
 	l := d.Export
-	switch {
-	case l.Invalidated || l.Status == exportapi.StatusInvalidated:
-		return apierr.New(apierr.CodeGone, "export %s was invalidated", id)
-	case l.Status != exportapi.StatusReady:
-		return apierr.New(apierr.CodeConflict, "export %s is %s, not ready yet", id, l.Status)
-	case !l.Downloadable(time.Now()):
-		return apierr.New(apierr.CodeNotFound, "export %s has expired", id)
-	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if d.URL != "" {
 		return c.Redirect(d.URL, fiber.StatusFound)
@@ -378,7 +396,7 @@ func (s *Service) downloadExport(c *fiber.Ctx) error {
 	// The reader outlives the handler: fasthttp reads it as it writes the
 	// response and closes it after, which ends rctx.
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), downloadMax)
-	r, obj, err := s.exportFiles.Open(rctx, key)
+	r, obj, err := x.files.Open(rctx, key)
 	if err != nil {
 		rcancel()
 		if errors.Is(err, exportstore.ErrNotFound) {
@@ -424,7 +442,7 @@ func (d *downloadReader) Close() error {
 }
 
 // listExports is the admin's list of export logs, newest first.
-func (s *Service) listExports(c *fiber.Ctx) error {
+func (x *exportsAPI) listExports(c *fiber.Ctx) error {
 	slug := c.Query("slug")
 	limit := 0
 	if q := c.Query("limit"); q != "" {
@@ -434,30 +452,25 @@ func (s *Service) listExports(c *fiber.Ctx) error {
 		}
 		limit = n
 	}
-	list, err := s.exportLogs(c, slug, limit)
+	list, err := x.logs(c, slug, limit)
 	if err != nil {
 		return err
 	}
-	out := make([]exportView, 0, len(list))
-	now := time.Now()
-	for _, l := range list {
-		out = append(out, viewOfExport(l, now))
-	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"exports": out})
+	return c.JSON(fiber.Map{"exports": viewsOfExports(list, time.Now())})
 }
 
-func (s *Service) exportLogs(c *fiber.Ctx, slug string, limit int) ([]exportapi.Log, error) {
+func (x *exportsAPI) logs(c *fiber.Ctx, slug string, limit int) ([]exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	res, err := s.export.List(ctx, exportapi.List{Slug: slug, Limit: limit, Caller: s.caller(c)})
+	res, err := x.export.List(ctx, exportapi.List{Slug: slug, Limit: limit, Caller: x.id.caller(c)})
 	return res.Exports, err
 }
 
 // invalidateExport marks an export invalidated, deleting its file when
 // asked. It takes JSON {"delete_files": bool}, no body at all, or the
 // admin page's form, which is sent back to the page.
-func (s *Service) invalidateExport(c *fiber.Ctx) error {
+func (x *exportsAPI) invalidateExport(c *fiber.Ctx) error {
 	id, err := exportID(c)
 	if err != nil {
 		return err
@@ -480,7 +493,7 @@ func (s *Service) invalidateExport(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	l, err := s.export.Invalidate(ctx, exportapi.Invalidate{ID: id, DeleteFiles: req.DeleteFiles, Caller: s.caller(c)})
+	l, err := x.export.Invalidate(ctx, exportapi.Invalidate{ID: id, DeleteFiles: req.DeleteFiles, Caller: x.id.caller(c)})
 	if err != nil {
 		return err
 	}
@@ -488,19 +501,4 @@ func (s *Service) invalidateExport(c *fiber.Ctx) error {
 		return c.Redirect("/admin#exports", fiber.StatusSeeOther)
 	}
 	return c.JSON(viewOfExport(l, time.Now()))
-}
-
-// adminExports are the recent exports the admin page lists; the page
-// still renders, with a note, when the export service does not answer.
-func (s *Service) adminExports(c *fiber.Ctx) ([]exportView, string) {
-	list, err := s.exportLogs(c, "", 50)
-	if err != nil {
-		return nil, fmt.Sprintf("Exports are unavailable right now (%s).", apierr.From(err).Code)
-	}
-	now := time.Now()
-	out := make([]exportView, 0, len(list))
-	for _, l := range list {
-		out = append(out, viewOfExport(l, now))
-	}
-	return out, ""
 }

@@ -25,6 +25,19 @@ var Services = []string{"edge", "auth", "upload", "export", "actorworker"}
 // benchmark's load cost the database nothing.
 const probeEvery = 500 * time.Millisecond
 
+// healthAPI is the platform's health, for load balancers and people, and
+// its metrics, for Prometheus.
+type healthAPI struct {
+	probe   *prober
+	metrics fiber.Handler
+}
+
+func (h *healthAPI) routes(app *fiber.App) {
+	app.Get("/health", h.probe.handleHealth)
+	app.Get("/health/detailed", h.probe.handleDetailed)
+	app.Get("/metrics", h.metrics)
+}
+
 type prober struct {
 	d *svc.Deps
 	// isAdmin decides who sees the details of /health/detailed.

@@ -27,19 +27,27 @@ const (
 	csrfHeader = "X-CSRF-Token"
 )
 
+// identity is who is asking and what the shared policy lets them do: the
+// token verifier, the policy enforcer, and whether cookies need HTTPS.
+type identity struct {
+	verifier   *authn.Verifier
+	enforcer   *authz.Enforcer
+	production bool
+}
+
 // identify verifies the request's token, if any, and records who is asking.
 // It never refuses: routes that need a user say so with requireUser.
-func (s *Service) identify(c *fiber.Ctx) error {
+func (id *identity) identify(c *fiber.Ctx) error {
 	token, byCookie := authn.TokenFromRequest(c.Cookies(authn.CookieName), c.Get(fiber.HeaderAuthorization))
 	if token == "" {
 		return c.Next()
 	}
-	claims, err := s.verifier.Verify(token, time.Now())
+	claims, err := id.verifier.Verify(token, time.Now())
 	if err != nil {
 		c.Locals(localAuthErr, err)
 		if byCookie {
 			// The browser keeps sending a dead cookie otherwise.
-			s.clearCookie(c)
+			id.clearCookie(c)
 		}
 		return c.Next()
 	}
@@ -70,7 +78,7 @@ func authError(c *fiber.Ctx) error {
 
 // requireUser refuses anonymous requests: API callers get 401, browsers
 // asking for a page are sent to the login page and back.
-func (s *Service) requireUser(c *fiber.Ctx) error {
+func (id *identity) requireUser(c *fiber.Ctx) error {
 	if claimsOf(c) != nil {
 		return c.Next()
 	}
@@ -81,15 +89,21 @@ func (s *Service) requireUser(c *fiber.Ctx) error {
 }
 
 // requireAdmin allows only users the shared policy lets into the admin panel.
-func (s *Service) requireAdmin(c *fiber.Ctx) error {
-	cl := claimsOf(c)
-	if cl == nil {
-		return s.requireUser(c)
+func (id *identity) requireAdmin(c *fiber.Ctx) error {
+	if claimsOf(c) == nil {
+		return id.requireUser(c)
 	}
-	if !s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess) {
+	if !id.isAdmin(c) {
 		return apierr.New(apierr.CodeForbidden, "administrators only")
 	}
 	return c.Next()
+}
+
+// isAdmin reports whether the caller is signed in and let into the admin
+// panel by the shared policy.
+func (id *identity) isAdmin(c *fiber.Ctx) bool {
+	cl := claimsOf(c)
+	return cl != nil && id.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 }
 
 func wantsPage(c *fiber.Ctx) bool {
@@ -100,23 +114,23 @@ func wantsPage(c *fiber.Ctx) bool {
 }
 
 // setSessionCookie stores the token as the contract's cookie.
-func (s *Service) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
+func (id *identity) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
 		Name: authn.CookieName, Value: token, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
-		Secure: s.d.Config.IsProduction(), Expires: expires, MaxAge: int(authn.TokenTTL.Seconds()),
+		Secure: id.production, Expires: expires, MaxAge: int(authn.TokenTTL.Seconds()),
 	})
 }
 
-func (s *Service) clearCookie(c *fiber.Ctx) {
+func (id *identity) clearCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
 		Name: authn.CookieName, Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
-		Secure: s.d.Config.IsProduction(), Expires: time.Unix(0, 0), MaxAge: -1,
+		Secure: id.production, Expires: time.Unix(0, 0), MaxAge: -1,
 	})
 }
 
 // csrfToken returns the request's CSRF token, setting a new one as a
 // cookie when there is none (double-submit: forms echo it in a field).
-func (s *Service) csrfToken(c *fiber.Ctx) string {
+func (id *identity) csrfToken(c *fiber.Ctx) string {
 	if t := c.Cookies(csrfCookie); len(t) == 32 {
 		return t
 	}
@@ -124,14 +138,14 @@ func (s *Service) csrfToken(c *fiber.Ctx) string {
 	_, _ = rand.Read(b)
 	t := hex.EncodeToString(b)
 	c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: t, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
-		Secure: s.d.Config.IsProduction()})
+		Secure: id.production})
 	return t
 }
 
 // csrf refuses state-changing requests from other origins when they ride on
 // the session cookie, and every form post without the form's token. Bearer
 // tokens are never sent by a browser on its own, so they need no check.
-func (s *Service) csrf(c *fiber.Ctx) error {
+func (id *identity) csrf(c *fiber.Ctx) error {
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()

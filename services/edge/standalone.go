@@ -27,25 +27,24 @@ import (
 // onlyPrefixes are the routes whose next path segment is a slug.
 var onlyPrefixes = []string{"/experiments/", "/api/experiments/", "/api/package-"}
 
-// useOnly installs the single-experiment rules when Only is set.
-func (s *Service) useOnly(app *fiber.App) {
-	if s.Only != "" {
-		app.Use(s.onlyExperiment)
-	}
+// standalone is the single-experiment rules of an edge with Only set.
+type standalone struct {
+	only        string
+	experiments *experimentsAPI
 }
 
-func (s *Service) onlyExperiment(c *fiber.Ctx) error {
+func (st standalone) onlyExperiment(c *fiber.Ctx) error {
 	p := c.Path()
 	// Routes match without regard to case; so do these rules.
 	lower := strings.ToLower(p)
 	switch {
 	case lower == "/" && (c.Method() == fiber.MethodGet || c.Method() == fiber.MethodHead):
-		return c.Redirect("/experiments/"+s.Only+"/", fiber.StatusFound)
+		return c.Redirect("/experiments/"+st.only+"/", fiber.StatusFound)
 	case uploadRoutes[lower] && c.Method() == fiber.MethodPost:
 		return apierr.New(apierr.CodeForbidden,
-			"this g.nome runs only experiment %q from its export package (gnome standalone): uploads are off; run gnome serve to upload experiments", s.Only)
+			"this g.nome runs only experiment %q from its export package (gnome standalone): uploads are off; run gnome serve to upload experiments", st.only)
 	case lower == "/api/experiments" && c.Method() == fiber.MethodGet:
-		return s.listOnly(c)
+		return st.listOnly(c)
 	}
 	for _, prefix := range onlyPrefixes {
 		if !strings.HasPrefix(lower, prefix) {
@@ -57,7 +56,7 @@ func (s *Service) onlyExperiment(c *fiber.Ctx) error {
 			_, rest, _ = strings.Cut(rest, "/")
 		}
 		slug, _, _ := strings.Cut(rest, "/")
-		if slug != s.Only {
+		if slug != st.only {
 			return httpx.NotFound("no experiment %q", slug)
 		}
 		break
@@ -67,11 +66,11 @@ func (s *Service) onlyExperiment(c *fiber.Ctx) error {
 
 // listOnly is GET /api/experiments with this experiment alone, when the
 // caller may see it.
-func (s *Service) listOnly(c *fiber.Ctx) error {
+func (st standalone) listOnly(c *fiber.Ctx) error {
 	out := []view{}
-	for _, e := range s.listed(c) {
-		if e.cfg.Slug == s.Only {
-			out = append(out, s.viewOf(e))
+	for _, e := range st.experiments.listed(c) {
+		if e.cfg.Slug == st.only {
+			out = append(out, st.experiments.viewOf(e))
 		}
 	}
 	return c.JSON(fiber.Map{"experiments": out})

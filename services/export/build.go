@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -21,6 +20,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 const tracerName = "github.com/gnome-platform/gnome/services/export"
@@ -40,12 +40,12 @@ func (s *Service) build(ctx context.Context, job *jobs.Job) error {
 	if p.ID == "" {
 		p.ID = job.ID
 	}
-	l, err := s.logs.start(ctx, p.ID, s.d.InstanceID, now())
+	l, err := s.logs.Start(ctx, p.ID, s.d.InstanceID, stepStarting, now())
 	if err != nil {
 		return err
 	}
 	if l == nil {
-		cur, err := s.logs.get(ctx, p.ID)
+		cur, err := s.logs.Get(ctx, p.ID)
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func (s *Service) build(ctx context.Context, job *jobs.Job) error {
 }
 
 func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.Log) error {
-	cfg, err := s.experiment(ctx, l.Slug)
+	cfg, err := s.configs.Get(ctx, l.Slug)
 	if err != nil {
 		return err
 	}
@@ -111,23 +111,18 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 
 	at := now()
 	expires := at.Add(s.d.Config.ExportRetention)
-	ready, err := s.logs.change(ctx,
-		bson.D{{Key: "_id", Value: l.ID}, {Key: "status", Value: exportapi.StatusRunning}, {Key: "invalidated", Value: false}},
-		bson.D{{Key: "$set", Value: bson.D{
-			{Key: "status", Value: exportapi.StatusReady}, {Key: "progress", Value: 1.0}, {Key: "step", Value: exportpkg.StepDone},
-			{Key: "file_size", Value: sum.Size}, {Key: "checksum", Value: sum.SHA256}, {Key: "documents", Value: sum.Documents},
-			{Key: "file_name", Value: exportpkg.FileName(cfg.Slug, cfg.Version, l.Type)}, {Key: "b2_file_name", Value: l.StorageKey},
-			{Key: "version", Value: cfg.Version}, {Key: "config_seq", Value: cfg.Seq}, {Key: "data_seq", Value: dataSeq},
-			{Key: "source_key", Value: key}, {Key: "finished_at", Value: at}, {Key: "expires_at", Value: expires},
-			{Key: "heartbeat_at", Value: at}, {Key: "updated_at", Value: at},
-		}}})
+	ready, err := s.logs.Ready(ctx, l.ID, store.Built{
+		Size: sum.Size, Checksum: sum.SHA256, Documents: sum.Documents, Step: exportpkg.StepDone,
+		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, l.Type), StorageKey: l.StorageKey,
+		Version: cfg.Version, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key, At: at, ExpiresAt: expires,
+	})
 	if err != nil {
 		return err
 	}
 	if ready == nil {
 		// Invalidated (or failed) while the last bytes were stored; a
 		// concurrent attempt that won keeps its file.
-		cur, err := s.logs.get(ctx, l.ID)
+		cur, err := s.logs.Get(ctx, l.ID)
 		if err != nil {
 			return err
 		}
@@ -245,13 +240,14 @@ func (s *Service) buildFailed(ctx context.Context, job *jobs.Job, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	s.failBuild(ctx, p.ID, err.Error(), nil)
+	s.failBuild(ctx, p.ID, err.Error(), store.Stale{})
 }
 
-// failBuild marks a live export failed (if it still is, or matches cond;
-// see logs.fail), publishes it and deletes whatever of its file was stored.
-func (s *Service) failBuild(ctx context.Context, id, reason string, cond bson.D) {
-	l, err := s.logs.fail(ctx, id, reason, now(), cond)
+// failBuild marks a live export failed (if stale still names it; see
+// store.Exports.Fail), publishes it and deletes whatever of its file was
+// stored.
+func (s *Service) failBuild(ctx context.Context, id, reason string, stale store.Stale) {
+	l, err := s.logs.Fail(ctx, id, reason, now(), stale)
 	if err != nil {
 		s.d.Log.WarnContext(ctx, "record a failed export failed", "export", id, "err", err)
 		return
@@ -301,15 +297,15 @@ func (p *progress) report(fraction float64, step string) {
 	_ = p.job.Progress()
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 	defer cancel()
-	p.touch(ctx, bson.D{{Key: "progress", Value: fraction}, {Key: "step", Value: step}})
+	p.touch(ctx, &store.Progress{Fraction: fraction, Step: step})
 }
 
-// touch writes fields and the heartbeat; an export that is no longer
-// running cancels the build.
-func (p *progress) touch(ctx context.Context, fields bson.D) {
+// touch writes the progress and the heartbeat; an export that is no
+// longer running cancels the build.
+func (p *progress) touch(ctx context.Context, pr *store.Progress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	l, err := p.s.logs.touch(ctx, p.id, now(), fields)
+	l, err := p.s.logs.Touch(ctx, p.id, now(), pr)
 	switch {
 	case err != nil:
 		p.s.d.Log.WarnContext(ctx, "export progress not recorded", "export", p.id, "err", err)
@@ -340,7 +336,7 @@ func (p *progress) heartbeat(ctx context.Context, every time.Duration) (stop fun
 				// stop waits for it instead.
 				tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 				p.mu.Lock()
-				l, err := p.s.logs.touch(tctx, p.id, now(), nil)
+				l, err := p.s.logs.Touch(tctx, p.id, now(), nil)
 				p.mu.Unlock()
 				tcancel()
 				if err == nil && l == nil {

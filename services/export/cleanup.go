@@ -5,9 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-
 	"github.com/gnome-platform/gnome/libs/exportapi"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 // Reasons the clean-up gives a live export it fails.
@@ -50,9 +49,7 @@ func (s *Service) cleanup(ctx context.Context) error {
 // still downloadable holds them, and marks those exports expired.
 func (s *Service) expire(ctx context.Context) error {
 	at := now()
-	due, err := s.logs.find(ctx, bson.D{
-		{Key: "expired", Value: false}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: at}}},
-	}, cleanupBatch)
+	due, err := s.logs.Expiring(ctx, at, cleanupBatch)
 	if err != nil {
 		return err
 	}
@@ -67,7 +64,7 @@ func (s *Service) expire(ctx context.Context) error {
 			continue
 		}
 		if l.StorageKey != "" {
-			used, err := s.logs.fileInUse(ctx, l.StorageKey, at)
+			used, err := s.logs.FileInUse(ctx, l.StorageKey, at)
 			if err != nil {
 				errs = append(errs, err)
 				done[l.StorageKey] = false
@@ -85,13 +82,11 @@ func (s *Service) expire(ctx context.Context) error {
 		expired = append(expired, l.ID)
 	}
 	if len(expired) > 0 {
-		_, err := s.logs.c.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: expired}}}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "expired", Value: true}, {Key: "updated_at", Value: now()}}}})
-		if err != nil {
+		if err := s.logs.MarkExpired(ctx, expired, now()); err != nil {
 			errs = append(errs, err)
 		}
 		for _, id := range expired {
-			if l, err := s.logs.get(ctx, id); err == nil && l != nil {
+			if l, err := s.logs.Get(ctx, id); err == nil && l != nil {
 				s.publish(ctx, l)
 			}
 		}
@@ -104,11 +99,7 @@ func (s *Service) expire(ctx context.Context) error {
 // own deletion may have failed with the store. Expired then records that
 // they hold no file.
 func (s *Service) removeLeftovers(ctx context.Context) error {
-	left, err := s.logs.find(ctx, bson.D{
-		{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exportapi.StatusFailed, exportapi.StatusInvalidated}}}},
-		{Key: "expired", Value: false}, {Key: "expires_at", Value: nil},
-		{Key: "updated_at", Value: bson.D{{Key: "$lt", Value: now().Add(-leftoverGrace)}}},
-	}, cleanupBatch)
+	left, err := s.logs.Leftovers(ctx, now().Add(-leftoverGrace), cleanupBatch)
 	if err != nil {
 		return err
 	}
@@ -120,8 +111,7 @@ func (s *Service) removeLeftovers(ctx context.Context) error {
 				continue
 			}
 		}
-		if _, err := s.logs.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: l.ID}, {Key: "expires_at", Value: nil}},
-			bson.D{{Key: "$set", Value: bson.D{{Key: "expired", Value: true}}}}); err != nil {
+		if err := s.logs.LeftoverRemoved(ctx, l.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -135,20 +125,20 @@ func (s *Service) removeLeftovers(ctx context.Context) error {
 func (s *Service) failStale(ctx context.Context) error {
 	at := now()
 	for _, c := range []struct {
-		filter bson.D
+		stale  store.Stale
 		reason string
 	}{
-		{bson.D{{Key: "status", Value: exportapi.StatusRunning}, {Key: "heartbeat_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.StaleAfter)}}}}, reasonStale},
-		{bson.D{{Key: "status", Value: exportapi.StatusQueued}, {Key: "created_at", Value: bson.D{{Key: "$lt", Value: at.Add(-s.o.QueuedFor)}}}}, reasonNeverRun},
+		{store.Stale{HeartbeatBefore: at.Add(-s.o.StaleAfter)}, reasonStale},
+		{store.Stale{CreatedBefore: at.Add(-s.o.QueuedFor)}, reasonNeverRun},
 	} {
-		ids, err := s.logs.ids(ctx, c.filter)
+		ids, err := s.logs.StaleIDs(ctx, c.stale)
 		if err != nil {
 			return err
 		}
 		for _, id := range ids {
 			// The condition again, so that a job that came back to life
 			// meanwhile keeps its export.
-			s.failBuild(ctx, id, c.reason, c.filter)
+			s.failBuild(ctx, id, c.reason, c.stale)
 		}
 	}
 	return nil

@@ -9,15 +9,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
-	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
@@ -62,19 +60,6 @@ func (s *Service) dataSeq(ctx context.Context, t exportapi.Type, slug string) (i
 	return scoped.DataSeq(ctx, s.d.Store.DB, slug)
 }
 
-// experiment is the experiment's configuration, or nil when it does not exist.
-func (s *Service) experiment(ctx context.Context, slug string) (*experiments.Config, error) {
-	var cfg experiments.Config
-	err := s.configs.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
-	}
-	return &cfg, nil
-}
-
 // request reuses a ready export of the experiment's current source, joins
 // one the same requester is waiting for, or queues a build.
 func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi.Requested, error) {
@@ -88,7 +73,7 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 	if email == "" {
 		return exportapi.Requested{}, apierr.New(apierr.CodeUnauthenticated, "sign in to export an experiment")
 	}
-	cfg, err := s.experiment(ctx, req.Slug)
+	cfg, err := s.configs.Get(ctx, req.Slug)
 	if err != nil {
 		return exportapi.Requested{}, err
 	}
@@ -104,11 +89,7 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 
 	// A ready package of the same source, with at least half its retention
 	// left, is handed out again.
-	ready, err := s.logs.find(ctx, bson.D{
-		{Key: "source_key", Value: key}, {Key: "status", Value: exportapi.StatusReady},
-		{Key: "invalidated", Value: false}, {Key: "expired", Value: false},
-		{Key: "expires_at", Value: bson.D{{Key: "$gt", Value: at.Add(s.d.Config.ExportRetention / 2)}}},
-	}, 50)
+	ready, err := s.logs.Reusable(ctx, key, at.Add(s.d.Config.ExportRetention/2))
 	if err != nil {
 		return exportapi.Requested{}, err
 	}
@@ -123,15 +104,12 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 	}
 
 	// The requester's own build of the same source, still under way.
-	live, err := s.logs.find(ctx, bson.D{
-		{Key: "source_key", Value: key}, {Key: "status", Value: bson.D{{Key: "$in", Value: liveStatuses}}},
-		{Key: "invalidated", Value: false}, {Key: "user_email", Value: email},
-	}, 1)
+	live, err := s.logs.Building(ctx, key, email)
 	if err != nil {
 		return exportapi.Requested{}, err
 	}
-	if len(live) > 0 {
-		return exportapi.Requested{Export: live[0]}, nil
+	if live != nil {
+		return exportapi.Requested{Export: *live}, nil
 	}
 
 	id, err := s.nextID(ctx, email, key, at)
@@ -144,13 +122,13 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 		Status: exportapi.StatusQueued, Step: stepQueued,
 		Version: cfg.Version, VersionChecksum: cfg.Checksum, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key,
 	}
-	if err := s.logs.insert(ctx, l); err != nil {
-		if !mongo.IsDuplicateKeyError(err) {
+	if err := s.logs.Insert(ctx, l); err != nil {
+		if !errors.Is(err, store.ErrDuplicate) {
 			return exportapi.Requested{}, err
 		}
 		// The same request at the same moment (a double click, a retry)
 		// made the same ID and won: join it.
-		other, gerr := s.logs.get(ctx, id)
+		other, gerr := s.logs.Get(ctx, id)
 		if gerr != nil || other == nil {
 			return exportapi.Requested{}, err
 		}
@@ -161,7 +139,7 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 		ID: id, Slug: cfg.Slug, Type: t, Version: cfg.Version, Checksum: cfg.Checksum, RequestedBy: email, RequestedAt: at,
 	})
 	if err != nil {
-		if failed, ferr := s.logs.fail(context.WithoutCancel(ctx), id, "the build could not be queued", now(), nil); ferr == nil && failed != nil {
+		if failed, ferr := s.logs.Fail(context.WithoutCancel(ctx), id, "the build could not be queued", now(), store.Stale{}); ferr == nil && failed != nil {
 			s.publish(ctx, failed)
 		}
 		return exportapi.Requested{}, apierr.Wrap(apierr.CodeUnavailable, err, "exports cannot be queued right now; try again shortly")
@@ -179,17 +157,9 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 // between a request's look for them and this count. Access to an export is
 // checked on every read, so a derived ID gives nothing away.
 func (s *Service) nextID(ctx context.Context, email, key string, at time.Time) (string, error) {
-	n, err := s.logs.c.CountDocuments(ctx, bson.D{
-		{Key: "source_key", Value: key}, {Key: "user_email", Value: email},
-		{Key: "$or", Value: bson.A{
-			bson.D{{Key: "status", Value: bson.D{{Key: "$in", Value: bson.A{exportapi.StatusFailed, exportapi.StatusInvalidated}}}}},
-			bson.D{{Key: "invalidated", Value: true}},
-			bson.D{{Key: "expired", Value: true}},
-			bson.D{{Key: "status", Value: exportapi.StatusReady}, {Key: "expires_at", Value: bson.D{{Key: "$lte", Value: at.Add(s.d.Config.ExportRetention / 2)}}}},
-		}},
-	})
+	n, err := s.logs.Spent(ctx, key, email, at.Add(s.d.Config.ExportRetention/2))
 	if err != nil {
-		return "", fmt.Errorf("count exports: %w", err)
+		return "", err
 	}
 	return exportapi.DerivedID(email, key, n), nil
 }
@@ -216,12 +186,12 @@ func (s *Service) reuse(ctx context.Context, ready []exportapi.Log, email string
 		n.ReusedFrom = src.ReusedFrom
 	}
 	n.Attempts, n.Worker, n.StartedAt, n.HeartbeatAt, n.Error = 0, "", nil, nil, ""
-	if err := s.logs.insert(ctx, &n); err != nil {
-		if !mongo.IsDuplicateKeyError(err) {
+	if err := s.logs.Insert(ctx, &n); err != nil {
+		if !errors.Is(err, store.ErrDuplicate) {
 			return nil, err
 		}
 		// A simultaneous request of the same requester recorded it.
-		other, gerr := s.logs.get(ctx, id)
+		other, gerr := s.logs.Get(ctx, id)
 		if gerr != nil || other == nil || !other.Downloadable(at) {
 			return nil, err
 		}
@@ -229,7 +199,7 @@ func (s *Service) reuse(ctx context.Context, ready []exportapi.Log, email string
 	}
 	// The source may have been invalidated (its file deleted) between the
 	// read and the insert, by an event that the new log is too recent for.
-	cur, err := s.logs.get(ctx, src.ID)
+	cur, err := s.logs.Get(ctx, src.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +208,7 @@ func (s *Service) reuse(ctx context.Context, ready []exportapi.Log, email string
 		if cur != nil && cur.InvalidatedBy != "" {
 			by = cur.InvalidatedBy
 		}
-		if _, err := s.logs.invalidate(ctx, []string{n.ID}, by, now()); err != nil {
+		if _, err := s.logs.Invalidate(ctx, []string{n.ID}, by, now()); err != nil {
 			return nil, err
 		}
 		return nil, nil
@@ -263,7 +233,7 @@ func (s *Service) readable(ctx context.Context, id string, c uploadapi.Caller) (
 	if !exportapi.ValidID(id) {
 		return nil, apierr.New(apierr.CodeNotFound, "no export %q", id).OnField("/id")
 	}
-	l, err := s.logs.get(ctx, id)
+	l, err := s.logs.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -285,11 +255,7 @@ func (s *Service) list(ctx context.Context, req exportapi.List) (exportapi.Liste
 		limit = defaultListLimit
 	}
 	limit = min(limit, maxListLimit)
-	filter := bson.D{}
-	if req.Slug != "" {
-		filter = append(filter, bson.E{Key: "slug_id", Value: req.Slug})
-	}
-	out, err := s.logs.find(ctx, filter, int64(limit))
+	out, err := s.logs.List(ctx, req.Slug, limit)
 	if err != nil {
 		return exportapi.Listed{}, err
 	}
@@ -314,7 +280,7 @@ func (s *Service) invalidate(ctx context.Context, req exportapi.Invalidate) (exp
 	}
 	ids := []string{l.ID}
 	if req.DeleteFiles && l.StorageKey != "" {
-		sharing, err := s.logs.ids(ctx, bson.D{{Key: "b2_file_name", Value: l.StorageKey}})
+		sharing, err := s.logs.SharingFile(ctx, l.StorageKey)
 		if err != nil {
 			return exportapi.Log{}, err
 		}
@@ -323,7 +289,7 @@ func (s *Service) invalidate(ctx context.Context, req exportapi.Invalidate) (exp
 	if err := s.invalidateLogs(ctx, ids, by, req.DeleteFiles); err != nil {
 		return exportapi.Log{}, err
 	}
-	cur, err := s.logs.get(ctx, l.ID)
+	cur, err := s.logs.Get(ctx, l.ID)
 	if err != nil {
 		return exportapi.Log{}, err
 	}

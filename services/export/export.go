@@ -16,15 +16,12 @@ package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
@@ -143,16 +140,12 @@ type Service struct {
 
 	d       *svc.Deps
 	o       Options
-	logs    logs
-	configs *mongo.Collection
+	logs    store.Exports
+	configs store.Experiments
 	bundles jetstream.ObjectStore
 	files   exportstore.Store
 	queue   *jobs.Queue
 	tmp     string
-
-	invalidator jetstream.ConsumeContext
-	bgStop      context.CancelFunc
-	bg          sync.WaitGroup
 
 	// progressHook, set by tests, sees every progress report of a build
 	// before it is written, on the build's writer goroutine.
@@ -166,8 +159,8 @@ func New(d *svc.Deps) *Service { return NewWith(d, Options{}) }
 func NewWith(d *svc.Deps, o Options) *Service {
 	s := &Service{
 		d: d, o: o.withDefaults(d.Config), Handlers: jobs.Mux{},
-		logs:    logs{d.Store.Collection(store.ExportLogs)},
-		configs: d.Store.Collection(store.ExperimentsConfig),
+		logs:    d.Store.Exports(),
+		configs: d.Store.Experiments(),
 		queue:   jobs.NewQueue(d.JS, bus.StreamExportJobs, exportapi.JobPrefix),
 	}
 	s.Handlers[exportapi.JobBuild] = s.build
@@ -194,6 +187,17 @@ func NewWith(d *svc.Deps, o Options) *Service {
 				return nil, err
 			}
 			return []*jobs.Worker{w}, nil
+		},
+		// Besides: the invalidator follows the experiment events, and the
+		// clean-up runs on a timer.
+		Background: func(ctx context.Context, bg *svc.Background) error {
+			f, err := bus.Follow(ctx, bg.Context(), d.JS, invalidatorOptions(d.Log), s.onExperimentEvent)
+			if err != nil {
+				return err
+			}
+			bg.Follow(f)
+			bg.Go(s.cleanupLoop)
+			return nil
 		},
 	}
 	return s
@@ -225,45 +229,4 @@ func (s *Service) provision(ctx context.Context) error {
 		return fmt.Errorf("create export work dir: %w", err)
 	}
 	return nil
-}
-
-// Start provisions, serves the endpoints, takes build jobs, follows the
-// experiment events and runs the clean-up.
-func (s *Service) Start(ctx context.Context) error {
-	if err := s.Base.Start(ctx); err != nil {
-		return err
-	}
-	if err := s.followEvents(ctx); err != nil {
-		_ = s.Base.Stop(ctx)
-		return err
-	}
-	bg, cancel := context.WithCancel(context.Background())
-	s.bgStop = cancel
-	s.bg.Add(1)
-	go func() { defer s.bg.Done(); s.cleanupLoop(bg) }()
-	return nil
-}
-
-// Stop leaves the queue group, stops following events and the clean-up,
-// then finishes or hands back the builds in flight within ctx.
-func (s *Service) Stop(ctx context.Context) error {
-	var errs []error
-	if s.Server != nil {
-		errs = append(errs, s.Server.Stop(ctx))
-		s.Server = nil
-	}
-	if s.invalidator != nil {
-		// An event being handled finishes; those not acked come again.
-		s.invalidator.Stop()
-		select {
-		case <-s.invalidator.Closed():
-		case <-ctx.Done():
-		}
-	}
-	if s.bgStop != nil {
-		s.bgStop()
-	}
-	s.bg.Wait()
-	errs = append(errs, s.Base.Stop(ctx))
-	return errors.Join(errs...)
 }

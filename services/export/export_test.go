@@ -179,7 +179,7 @@ func TestRedeliveredJobMakesNoSecondExport(t *testing.T) {
 	// The export ID is unique in the store, whatever writes it.
 	dupLog := first
 	dupLog.ID = exportapi.NewID()
-	if err := s.logs.insert(ctxT(t), &dupLog); err != nil {
+	if err := s.logs.Insert(ctxT(t), &dupLog); err != nil {
 		t.Fatal(err)
 	}
 	dupLog.ID, dupLog.ExportID = exportapi.NewID(), first.ID
@@ -575,7 +575,7 @@ func TestRetentionCleanup(t *testing.T) {
 	failed := exportapi.Log{ID: exportapi.NewID(), Slug: "shop", Type: exportapi.Standalone, UserEmail: reader.Email, Status: exportapi.StatusFailed,
 		CreatedAt: past.Add(-time.Hour), UpdatedAt: past.Add(-time.Hour)}
 	failed.StorageKey = exportapi.StorageKey(failed.ID)
-	if err := s.logs.insert(ctxT(t), &failed); err != nil {
+	if err := s.logs.Insert(ctxT(t), &failed); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.files.Put(ctxT(t), failed.StorageKey, strings.NewReader("left over")); err != nil {
@@ -622,7 +622,7 @@ func TestCleanupFailsStaleJobs(t *testing.T) {
 		l := exportapi.Log{ID: exportapi.NewID(), Slug: "shop", Type: exportapi.Standalone, UserEmail: reader.Email, Status: status,
 			HeartbeatAt: &beat, CreatedAt: created, UpdatedAt: created}
 		l.StorageKey = exportapi.StorageKey(l.ID)
-		if err := s.logs.insert(ctxT(t), &l); err != nil {
+		if err := s.logs.Insert(ctxT(t), &l); err != nil {
 			t.Fatal(err)
 		}
 		return l.ID
@@ -739,7 +739,7 @@ func TestBadInput(t *testing.T) {
 	// Not ready yet: a conflict naming the status.
 	var l exportapi.Log
 	l.ID, l.Slug, l.Type, l.UserEmail, l.Status = exportapi.NewID(), "shop", exportapi.Standalone, reader.Email, exportapi.StatusQueued
-	if err := (logs{w.d.Store.Collection(store.ExportLogs)}).insert(ctxT(t), &l); err != nil {
+	if err := w.d.Store.Exports().Insert(ctxT(t), &l); err != nil {
 		t.Fatal(err)
 	}
 	_, err := call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: l.ID, Caller: reader})

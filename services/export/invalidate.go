@@ -2,87 +2,55 @@ package export
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
-	"github.com/gnome-platform/gnome/libs/telemetry"
 )
 
-// invalidatorConfig is the durable consumer of experiment events. It
-// reads the whole stream when first made: an old event only ever
-// invalidates exports made before it.
-func invalidatorConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:        InvalidatorDurable,
-		Description:    "invalidates the exports a new version or a deletion makes stale",
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        30 * time.Second,
-		MaxDeliver:     -1,
-		MaxAckPending:  1000,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		FilterSubjects: []string{events.ExperimentUpdated, events.ExperimentDeleted},
+// invalidatorOptions follow the experiment events through a durable
+// consumer shared by every instance, so that each event is handled once by
+// some instance, and again after a failure. It reads the whole stream when
+// first made: an old event only ever invalidates exports made before it.
+func invalidatorOptions(log *slog.Logger) bus.FollowOptions {
+	return bus.FollowOptions{
+		Stream:   bus.StreamEvents,
+		Subjects: []string{events.ExperimentUpdated, events.ExperimentDeleted},
+		Durable: &jetstream.ConsumerConfig{
+			Durable:       InvalidatorDurable,
+			Description:   "invalidates the exports a new version or a deletion makes stale",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       30 * time.Second,
+			MaxDeliver:    -1,
+			MaxAckPending: 1000,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		},
+		// An event that could not be handled (the database or the store
+		// failed) comes again after this wait.
+		Retry:   2 * time.Second,
+		Timeout: time.Minute,
+		Log:     log,
 	}
-}
-
-// eventRetry is the wait before an event that could not be handled (the
-// database or the store failed) comes again.
-const eventRetry = 2 * time.Second
-
-// followEvents consumes the experiment events through the shared durable,
-// so that each is handled once by some instance, and again after a failure.
-func (s *Service) followEvents(ctx context.Context) error {
-	cons, err := s.d.JS.CreateOrUpdateConsumer(ctx, bus.StreamEvents, invalidatorConfig())
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", InvalidatorDurable, err)
-	}
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		var ev events.Experiment
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil || ev.Slug == "" {
-			s.d.Log.Warn("unreadable experiment event dropped", "subject", msg.Subject(), "err", err)
-			_ = msg.Term()
-			return
-		}
-		if ev.At.IsZero() {
-			if md, err := msg.Metadata(); err == nil {
-				ev.At = md.Timestamp
-			}
-		}
-		ectx, rid := bus.Extract(context.Background(), msg.Headers())
-		ectx = telemetry.WithRequestID(ectx, rid)
-		ectx, cancel := context.WithTimeout(ectx, time.Minute)
-		defer cancel()
-		if err := s.onExperimentEvent(ectx, msg.Subject(), ev); err != nil {
-			s.d.Log.WarnContext(ectx, "invalidating exports for an experiment event failed; it comes again", "slug", ev.Slug, "subject", msg.Subject(), "err", err)
-			_ = msg.NakWithDelay(eventRetry)
-			return
-		}
-		if err := msg.DoubleAck(ectx); err != nil {
-			s.d.Log.WarnContext(ectx, "ack of an experiment event failed; it comes again", "slug", ev.Slug, "err", err)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", InvalidatorDurable, err)
-	}
-	s.invalidator = cc
-	return nil
 }
 
 // onExperimentEvent invalidates, and deletes the files of, the exports
 // made before the event that it makes stale: all of a deleted experiment,
 // those of another version for an update. Handling an event twice changes
 // nothing more.
-func (s *Service) onExperimentEvent(ctx context.Context, subject string, ev events.Experiment) error {
-	filter := bson.D{
-		{Key: "slug_id", Value: ev.Slug}, {Key: "invalidated", Value: false},
-		{Key: "created_at", Value: bson.D{{Key: "$lte", Value: ev.At}}},
+func (s *Service) onExperimentEvent(ctx context.Context, e bus.Event[events.Experiment]) error {
+	subject, ev := e.Subject, e.Data
+	if ev.Slug == "" {
+		s.d.Log.WarnContext(ctx, "experiment event without a slug dropped", "subject", subject)
+		return nil
 	}
-	var by string
+	if ev.At.IsZero() {
+		ev.At = e.Time
+	}
+	var by, except string
 	switch subject {
 	case events.ExperimentDeleted:
 		by = "experiment deleted"
@@ -90,12 +58,11 @@ func (s *Service) onExperimentEvent(ctx context.Context, subject string, ev even
 		if ev.Checksum == "" {
 			return nil
 		}
-		filter = append(filter, bson.E{Key: "version_checksum", Value: bson.D{{Key: "$ne", Value: ev.Checksum}}})
-		by = fmt.Sprintf("new version %d", ev.Version)
+		by, except = fmt.Sprintf("new version %d", ev.Version), ev.Checksum
 	default:
 		return nil
 	}
-	ids, err := s.logs.ids(ctx, filter)
+	ids, err := s.logs.MadeBefore(ctx, ev.Slug, ev.At, except)
 	if err != nil {
 		return err
 	}
@@ -113,30 +80,25 @@ func (s *Service) invalidateLogs(ctx context.Context, ids []string, by string, d
 	// The files are read before: a retry after a failure below finds the
 	// logs invalidated already, and the clean-up deletes their files at
 	// expiry.
-	keys := map[string]bool{}
+	var keys []string
 	if deleteFiles {
-		cur, err := s.logs.find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, int64(len(ids)))
-		if err != nil {
+		var err error
+		if keys, err = s.logs.Files(ctx, ids); err != nil {
 			return err
 		}
-		for _, l := range cur {
-			if l.StorageKey != "" {
-				keys[l.StorageKey] = true
-			}
-		}
 	}
-	changed, err := s.logs.invalidate(ctx, ids, by, now())
+	changed, err := s.logs.Invalidate(ctx, ids, by, now())
 	if err != nil {
 		return err
 	}
 	for _, id := range changed {
-		if l, err := s.logs.get(ctx, id); err == nil && l != nil {
+		if l, err := s.logs.Get(ctx, id); err == nil && l != nil {
 			s.publish(ctx, l)
 		}
 	}
 	var failed error
-	for key := range keys {
-		used, err := s.logs.fileInUse(ctx, key, now())
+	for _, key := range keys {
+		used, err := s.logs.FileInUse(ctx, key, now())
 		if err != nil {
 			return err
 		}

@@ -114,14 +114,3 @@ func (s *Service) buildIndex(ctx context.Context, c *mongo.Collection, spec bund
 	_, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys, Options: opts})
 	return err
 }
-
-// saveIndexes records the index states on the version that planned them;
-// a newer change of the experiment wins.
-func (s *Service) saveIndexes(ctx context.Context, slug string, seq int64, states []experiments.IndexState) (*experiments.Config, error) {
-	res, err := s.configs.c.UpdateOne(ctx, bson.D{{Key: "_id", Value: slug}, {Key: "seq", Value: seq}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "indexes", Value: states}}}})
-	if err != nil || res.MatchedCount == 0 {
-		return nil, err
-	}
-	return s.configs.get(ctx, slug)
-}

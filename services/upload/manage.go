@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
@@ -34,7 +32,7 @@ func (s *Service) update(ctx context.Context, req uploadapi.Update) (uploadapi.R
 	}
 	var warnings []uploadapi.Warning
 	var manifest *bundle.Manifest
-	next, _, err := s.configs.change(ctx, req.Slug, func(cur *experiments.Config) (*experiments.Config, error) {
+	next, _, err := s.configs.Change(ctx, req.Slug, func(cur *experiments.Config) (*experiments.Config, error) {
 		if cur == nil {
 			return nil, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
 		}
@@ -89,7 +87,7 @@ func (s *Service) update(ctx context.Context, req uploadapi.Update) (uploadapi.R
 		return uploadapi.Result{}, err
 	}
 	next.Indexes = s.applyIndexes(ctx, next.Slug, manifest, next.Indexes)
-	if final, err := s.saveIndexes(ctx, next.Slug, next.Seq, next.Indexes); err == nil && final != nil {
+	if final, err := s.configs.SetIndexes(ctx, next.Slug, next.Seq, next.Indexes); err == nil && final != nil {
 		next = final
 	}
 	reason := "update"
@@ -144,7 +142,7 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 	if req.Confirm != req.Slug {
 		return uploadapi.Result{}, apierr.New(apierr.CodeValidationFailed, "to delete, confirm with the experiment's slug").OnField("/confirm")
 	}
-	cur, err := s.configs.get(ctx, req.Slug)
+	cur, err := s.configs.Get(ctx, req.Slug)
 	if err != nil {
 		return uploadapi.Result{}, err
 	}
@@ -154,7 +152,7 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 	if !mayManage(cur, req.Caller) {
 		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "only the owner and admins delete experiment %q", req.Slug)
 	}
-	if err := s.configs.remove(ctx, req.Slug); err != nil {
+	if err := s.configs.Remove(ctx, req.Slug); err != nil {
 		return uploadapi.Result{}, err
 	}
 	for _, v := range cur.Versions {
@@ -162,7 +160,7 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 			s.d.Log.WarnContext(ctx, "delete bundle failed", "slug", req.Slug, "version", v.Version, "err", err)
 		}
 	}
-	if err := s.dropData(ctx, req.Slug); err != nil {
+	if err := scoped.DeleteAll(ctx, s.d.Store.DB, req.Slug); err != nil {
 		return uploadapi.Result{}, err
 	}
 	// Exports of the dropped data are no longer current.
@@ -180,41 +178,6 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 	return uploadapi.Result{Experiment: *cur, Warnings: []uploadapi.Warning{}}, nil
 }
 
-// dropData deletes the experiment's documents from every {slug}_*
-// collection, and drops a collection left empty. Slugs may contain "_", so
-// another experiment's collection can share the prefix (experiment "a_b"'s
-// "c" and experiment "a"'s "b_c" are both a_b_c): only documents carrying
-// this experiment's id are removed.
-func (s *Service) dropData(ctx context.Context, slug string) error {
-	db := s.d.Store.DB
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return fmt.Errorf("list collections: %w", err)
-	}
-	for _, name := range names {
-		if !strings.HasPrefix(name, slug+"_") {
-			continue
-		}
-		c := db.Collection(name)
-		if _, err := c.DeleteMany(ctx, bson.D{{Key: scoped.Field, Value: slug}}); err != nil {
-			return fmt.Errorf("delete data of %s in %s: %w", slug, name, err)
-		}
-		if n, err := c.CountDocuments(ctx, bson.D{}); err == nil && n == 0 {
-			if err := c.Drop(ctx); err != nil {
-				return fmt.Errorf("drop %s: %w", name, err)
-			}
-		}
-	}
-	return nil
-}
-
 func (s *Service) audit(ctx context.Context, c uploadapi.Caller, what, target string, details map[string]any) error {
-	_, err := s.d.Store.Collection(store.AuditLog).InsertOne(ctx, bson.M{
-		"who": c.Email, "what": what, "target": target, "when": time.Now().UTC(),
-		"request_id": c.RequestID, "details": details,
-	})
-	if err != nil {
-		return fmt.Errorf("write audit log: %w", err)
-	}
-	return nil
+	return s.d.Store.Audit(ctx, store.AuditEntry{Who: c.Email, What: what, Target: target, RequestID: c.RequestID, Details: details})
 }

@@ -2,7 +2,6 @@ package upload
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
@@ -56,7 +54,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	slug := b.Manifest.Slug
 
 	// Refuse a slug owned by someone else before any work is stored.
-	if cur, err := s.configs.get(ctx, slug); err != nil {
+	if cur, err := s.configs.Get(ctx, slug); err != nil {
 		return uploadapi.Result{}, err
 	} else if cur != nil && !mayManage(cur, req.Caller) {
 		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
@@ -94,7 +92,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 		}
 	}
 	created := false
-	next, prev, err := s.configs.change(ctx, slug, func(cur *experiments.Config) (*experiments.Config, error) {
+	next, prev, err := s.configs.Change(ctx, slug, func(cur *experiments.Config) (*experiments.Config, error) {
 		if cur != nil && !mayManage(cur, req.Caller) {
 			return nil, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
 		}
@@ -129,7 +127,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	}
 	s.dropEvicted(ctx, slug, prev, next)
 	next.Indexes = s.applyIndexes(ctx, slug, b.Manifest, next.Indexes)
-	if final, err := s.saveIndexes(ctx, slug, next.Seq, next.Indexes); err == nil && final != nil {
+	if final, err := s.configs.SetIndexes(ctx, slug, next.Seq, next.Indexes); err == nil && final != nil {
 		next = final
 	}
 	reason := "upload"
@@ -198,17 +196,7 @@ func (s *Service) announce(ctx context.Context, c *experiments.Config, subject, 
 		Slug: c.Slug, Version: c.Version, Checksum: c.Checksum, Status: c.Status, OwnerEmail: c.OwnerEmail,
 		HasActor: hasActor, Seq: c.Seq, Reason: reason, At: time.Now().UTC(), RequestID: telemetry.RequestID(ctx),
 	}
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	msg := nats.NewMsg(subject)
-	msg.Data = data
-	bus.Inject(ctx, msg.Header, ev.RequestID)
-	// A slug deleted and uploaded again starts its sequence anew: the
-	// creation time tells its lives apart within the duplicate window.
-	id := fmt.Sprintf("%s-%s-%d-%d", subject, c.Slug, c.CreatedAt.UnixMilli(), c.Seq)
-	if _, err := s.d.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+	if err := bus.Publish(ctx, s.d.JS, subject, events.ExperimentMsgID(subject, c.Slug, c.CreatedAt, c.Seq), ev); err != nil {
 		return fmt.Errorf("announce %s of %s: %w", reason, c.Slug, err)
 	}
 	return nil

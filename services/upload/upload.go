@@ -24,7 +24,7 @@ const Name = uploadapi.Service
 type Service struct {
 	svc.Base
 	d       *svc.Deps
-	configs configs
+	configs store.Experiments
 	uploads jetstream.ObjectStore
 	bundles jetstream.ObjectStore
 	// embedded tells whether the store is the embedded one, which builds
@@ -35,7 +35,7 @@ type Service struct {
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
-	s := &Service{d: d, configs: configs{d.Store.Collection(store.ExperimentsConfig)}}
+	s := &Service{d: d, configs: d.Store.Experiments()}
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,

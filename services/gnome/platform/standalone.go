@@ -26,7 +26,6 @@ import (
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
@@ -200,13 +199,9 @@ func installStandalone(ctx context.Context, d *svc.Deps, p *Package, staged *sta
 	defer cancel()
 	slug := p.Meta.Slug
 	r := &standaloneRun{pkg: p}
-	var cur *experiments.Config
-	var cfg experiments.Config
-	switch err := d.Store.Collection(store.ExperimentsConfig).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg); {
-	case err == nil:
-		cur = &cfg
-	case !errors.Is(err, mongo.ErrNoDocuments):
-		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
+	cur, err := d.Store.Experiments().Get(ctx, slug)
+	if err != nil {
+		return nil, err
 	}
 	if err := r.importData(ctx, d, cur == nil); err != nil {
 		return nil, err

@@ -1,0 +1,134 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gnome-platform/gnome/libs/telemetry"
+)
+
+// Event is one stream message, decoded.
+type Event[T any] struct {
+	Subject string
+	Data    T
+	// Time is when the stream stored the message.
+	Time time.Time
+}
+
+// FollowOptions say what a follower reads and how.
+type FollowOptions struct {
+	Stream   string
+	Subjects []string
+	// Durable, when set, is a consumer shared by every instance of the
+	// service (its FilterSubjects are Subjects): each message is handled
+	// once by some instance, acknowledged when the handler succeeds, and
+	// delivered again after Retry when it fails; an undecodable message is
+	// dropped. When nil, the follower is an ordered consumer of this
+	// process's own that starts at new messages: every instance sees every
+	// message, and a failure is logged, not retried.
+	Durable *jetstream.ConsumerConfig
+	// Retry is the wait before a failed message comes again (durable only).
+	Retry time.Duration
+	// Timeout bounds one handler call.
+	Timeout time.Duration
+	Log     *slog.Logger
+}
+
+// Follower is a running follower of a stream.
+type Follower struct{ cc jetstream.ConsumeContext }
+
+// Stop ends the follower; a message being handled finishes (a durable's
+// unacknowledged ones come again). It waits for that within ctx.
+func (f *Follower) Stop(ctx context.Context) {
+	f.cc.Stop()
+	select {
+	case <-f.cc.Closed():
+	case <-ctx.Done():
+	}
+}
+
+// Follow calls fn for each message on o.Subjects of o.Stream, decoded from
+// JSON as T, in a context derived from base that carries the trace context
+// and request ID of whoever published it. It returns once the consumer
+// exists, so that no message published afterwards is missed.
+func Follow[T any](ctx, base context.Context, js jetstream.JetStream, o FollowOptions, fn func(ctx context.Context, ev Event[T]) error) (*Follower, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	var cons jetstream.Consumer
+	var err error
+	if o.Durable != nil {
+		cfg := *o.Durable
+		cfg.FilterSubjects = o.Subjects
+		cons, err = js.CreateOrUpdateConsumer(ctx, o.Stream, cfg)
+	} else {
+		cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: o.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("follow %v on %s: %w", o.Subjects, o.Stream, err)
+	}
+	durable := o.Durable != nil
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		ev := Event[T]{Subject: msg.Subject()}
+		if md, err := msg.Metadata(); err == nil {
+			ev.Time = md.Timestamp
+		}
+		if err := json.Unmarshal(msg.Data(), &ev.Data); err != nil {
+			o.Log.Warn("unreadable message dropped", "subject", msg.Subject(), "err", err)
+			if durable {
+				_ = msg.Term()
+			}
+			return
+		}
+		hctx, rid := Extract(base, nats.Header(msg.Headers()))
+		hctx = telemetry.WithRequestID(hctx, rid)
+		if o.Timeout > 0 {
+			var cancel context.CancelFunc
+			hctx, cancel = context.WithTimeout(hctx, o.Timeout)
+			defer cancel()
+		}
+		if err := fn(hctx, ev); err != nil {
+			if durable {
+				o.Log.WarnContext(hctx, "handling a message failed; it comes again", "subject", msg.Subject(), "err", err)
+				_ = msg.NakWithDelay(o.Retry)
+				return
+			}
+			o.Log.WarnContext(hctx, "handling a message failed", "subject", msg.Subject(), "err", err)
+			return
+		}
+		if durable {
+			if err := msg.DoubleAck(hctx); err != nil {
+				o.Log.WarnContext(hctx, "ack failed; the message comes again", "subject", msg.Subject(), "err", err)
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("follow %v on %s: %w", o.Subjects, o.Stream, err)
+	}
+	return &Follower{cc: cc}, nil
+}
+
+// Publish stores v as JSON on a stream subject under msgID, so that a
+// publication retried within the stream's duplicate window is stored once,
+// with ctx's trace context and request ID in its headers.
+func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", subject, err)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	Inject(ctx, msg.Header, telemetry.RequestID(ctx))
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return nil
+}
