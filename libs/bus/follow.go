@@ -105,7 +105,11 @@ func Follow[T any](ctx, base context.Context, js jetstream.JetStream, o FollowOp
 			return
 		}
 		if durable {
-			if err := msg.DoubleAck(hctx); err != nil {
+			// The ack has a time of its own: a handler that used most of
+			// its Timeout must not see its success delivered again.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(hctx), 10*time.Second)
+			defer cancel()
+			if err := msg.DoubleAck(actx); err != nil {
 				o.Log.WarnContext(hctx, "ack failed; the message comes again", "subject", msg.Subject(), "err", err)
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -75,33 +74,6 @@ func (s *Scope) noteWrite(ctx context.Context, changed bool, werr error) error {
 		return werr
 	case err != nil:
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the write was stored, but recording the experiment's data version failed")
-	}
-	return nil
-}
-
-// DeleteAll deletes the experiment's documents from every {slug}_*
-// collection, and drops a collection left empty. Slugs may contain "_", so
-// another experiment's collection can share the prefix (experiment "a_b"'s
-// "c" and experiment "a"'s "b_c" are both a_b_c): only documents carrying
-// this experiment's id are removed.
-func DeleteAll(ctx context.Context, db *mongo.Database, slug string) error {
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	if err != nil {
-		return fmt.Errorf("list collections: %w", err)
-	}
-	for _, name := range names {
-		if !strings.HasPrefix(name, slug+"_") {
-			continue
-		}
-		c := db.Collection(name)
-		if _, err := c.DeleteMany(ctx, bson.D{{Key: Field, Value: slug}}); err != nil {
-			return fmt.Errorf("delete data of %s in %s: %w", slug, name, err)
-		}
-		if n, err := c.CountDocuments(ctx, bson.D{}); err == nil && n == 0 {
-			if err := c.Drop(ctx); err != nil {
-				return fmt.Errorf("drop %s: %w", name, err)
-			}
-		}
 	}
 	return nil
 }

@@ -69,8 +69,11 @@ func (r Experiments) Change(ctx context.Context, slug string, fn func(cur *exper
 			before = &cp
 		}
 		next, err := fn(cur)
-		if err != nil || next == nil {
-			return next, before, err
+		if err != nil {
+			return nil, before, err
+		}
+		if next == nil {
+			return nil, before, nil
 		}
 		next.Slug, next.SlugField = slug, slug
 		next.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)

@@ -271,6 +271,10 @@ func TestRequestJoinsTheBuildUnderWay(t *testing.T) {
 		return build(ctx, j)
 	}
 	w.run(s)
+	// A failing test lets the held builds go, so that the service stops.
+	var holdOnce sync.Once
+	letGo := func() { holdOnce.Do(func() { close(hold) }) }
+	t.Cleanup(letGo)
 	w.deploy("shop", "first")
 	first := w.request("shop", exportapi.Standalone, reader)
 	second := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: " READER@example.com "})
@@ -281,7 +285,7 @@ func TestRequestJoinsTheBuildUnderWay(t *testing.T) {
 	if otherOne.Export.ID == first.Export.ID {
 		t.Error("another requester joined someone else's build")
 	}
-	close(hold)
+	letGo()
 	w.waitStatus(first.Export.ID, exportapi.StatusReady)
 	w.waitStatus(otherOne.Export.ID, exportapi.StatusReady)
 }
@@ -487,6 +491,11 @@ func TestExperimentDeletedDuringTheBuild(t *testing.T) {
 		}
 	}
 	w.run(s)
+	// Registered after the service's own clean-up, so run before it: a
+	// failing test releases the build it holds, and the service can stop.
+	var releaseOnce sync.Once
+	releaseBuild := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseBuild)
 	w.deploy("shop", "first")
 	w.write("shop", "orders", bson.M{"_id": "o1"})
 	id := w.request("shop", exportapi.Standalone, reader).Export.ID
@@ -500,7 +509,7 @@ func TestExperimentDeletedDuringTheBuild(t *testing.T) {
 	}
 	w.remove("shop")
 	eventually(t, 10*time.Second, "the export to be invalidated", func() bool { return w.log(id).Invalidated })
-	close(release)
+	releaseBuild()
 	eventually(t, 10*time.Second, "the job to end", func() bool {
 		st, _ := w.d.JS.Stream(ctxT(t), bus.StreamExportJobs)
 		info, err := st.Info(ctxT(t))

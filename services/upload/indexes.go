@@ -2,13 +2,7 @@ package upload
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
@@ -68,7 +62,7 @@ func (s *Service) applyIndexes(ctx context.Context, slug string, m *bundle.Manif
 		spec := findSpec(m, st.Collection, st.Name)
 		name, err := sc.CollectionName(scoped.Own(st.Collection))
 		if err == nil {
-			err = s.buildIndex(ctx, s.d.Store.DB.Collection(name), spec)
+			err = scoped.CreateIndex(ctx, s.d.Store.DB.Collection(name), spec)
 		}
 		if err != nil {
 			out[i].State = "failed: " + err.Error()
@@ -86,31 +80,4 @@ func findSpec(m *bundle.Manifest, coll, name string) bundle.IndexSpec {
 		}
 	}
 	return bundle.IndexSpec{}
-}
-
-func (s *Service) buildIndex(ctx context.Context, c *mongo.Collection, spec bundle.IndexSpec) error {
-	if len(spec.Keys) == 0 {
-		return fmt.Errorf("no keys")
-	}
-	keys := bson.D{}
-	for _, k := range spec.Keys {
-		keys = append(keys, bson.E{Key: k.Field, Value: k.Value()})
-	}
-	opts := options.Index().SetName(spec.Name)
-	if v, ok := spec.Options["unique"].(bool); ok {
-		opts.SetUnique(v)
-	}
-	if v, ok := spec.Options["sparse"].(bool); ok {
-		opts.SetSparse(v)
-	}
-	if v, ok := spec.Options["expireAfterSeconds"].(float64); ok {
-		opts.SetExpireAfterSeconds(int32(v))
-	}
-	if v, ok := spec.Options["partialFilterExpression"].(map[string]any); ok {
-		opts.SetPartialFilterExpression(v)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	_, err := c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: keys, Options: opts})
-	return err
 }

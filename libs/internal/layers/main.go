@@ -11,6 +11,9 @@
 //     service (the all-in-one gnome module composes them all).
 //   - Services call each other only through their contracts' typed
 //     clients: no bus.Call or bus.CallRaw outside libs/bus.
+//   - MongoDB is reached only through repositories: no file outside the
+//     ones listed in repositories imports the driver (bson filters stay
+//     out of use cases).
 package main
 
 import (
@@ -44,6 +47,18 @@ var machinery = []string{
 
 var services = []string{"edge", "auth", "upload", "export", "actorworker"}
 
+// repositories are where the MongoDB driver may be imported: a directory
+// (ending in /) or a file.
+var repositories = []string{
+	"libs/store/",                     // the platform's records: experiments, export logs, audit, imports
+	"libs/scoped/",                    // an experiment's own data, within its scope
+	"libs/exportpkg/",                 // an experiment's data written to and read from packages
+	"libs/authz/",                     // Casbin's policies
+	"libs/testenv/",                   // test infrastructure
+	"services/auth/users.go",          // the auth service's accounts, which no other service reads
+	"services/actorworker/hostops.go", // actors' data operations: Extended JSON to BSON for libs/scoped
+}
+
 func main() {
 	var problems []string
 	for _, c := range contracts {
@@ -72,6 +87,7 @@ func main() {
 		}
 	}
 	problems = append(problems, rawCalls()...)
+	problems = append(problems, driverImports()...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "layers:", p)
@@ -116,6 +132,36 @@ func rawCalls() []string {
 				if rawCall.MatchString(line) && !strings.HasPrefix(strings.TrimSpace(line), "//") {
 					found = append(found, fmt.Sprintf("%s:%d: a call by subject; call the service through its contract's client", path, i+1))
 				}
+			}
+			return nil
+		})
+	}
+	return found
+}
+
+var driverImport = regexp.MustCompile(`"go\.mongodb\.org/mongo-driver`)
+
+// driverImports finds non-test files outside the repositories that import
+// the MongoDB driver.
+func driverImports() []string {
+	var found []string
+	for _, root := range []string{"libs", "services"} {
+		_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			slash := filepath.ToSlash(path)
+			for _, r := range repositories {
+				if slash == r || strings.HasSuffix(r, "/") && strings.HasPrefix(slash, r) {
+					return nil
+				}
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if driverImport.Match(b) {
+				found = append(found, fmt.Sprintf("%s imports the MongoDB driver: read and write through a repository (libs/store)", path))
 			}
 			return nil
 		})

@@ -15,10 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bundle"
@@ -26,6 +22,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
@@ -50,10 +47,6 @@ import (
 // The edge then serves that experiment alone (edge.Service.Only). An
 // experiment deleted in a standalone run comes back, data included, at the
 // next start.
-
-// StandaloneImports records, per experiment, the package whose data a
-// standalone run imported.
-const StandaloneImports = "standalone_imports"
 
 // StandaloneEnv is the environment of a standalone run: flags (by variable
 // name) first, then get, then the standalone defaults: DATA_DIR
@@ -174,19 +167,10 @@ type standaloneRun struct {
 	// imported is this start's import; previous the earlier one of the
 	// same package, when there was one and nothing was imported now.
 	imported exportpkg.ImportSummary
-	previous *importRecord
+	previous *store.Import
 	// installed is false when the bundle was the current version already.
 	installed bool
 	exp       experiments.Config
-}
-
-// importRecord is a document of StandaloneImports.
-type importRecord struct {
-	Slug       string    `bson:"_id"`
-	Package    string    `bson:"package"`
-	Documents  int64     `bson:"documents"`
-	Inserted   int64     `bson:"inserted"`
-	ImportedAt time.Time `bson:"imported_at"`
 }
 
 // installTimeout bounds the import and the installation together.
@@ -220,15 +204,15 @@ func (r *standaloneRun) importData(ctx context.Context, d *svc.Deps, fresh bool)
 	if err != nil {
 		return err
 	}
-	records := d.Store.Collection(StandaloneImports)
-	var rec importRecord
-	switch err := records.FindOne(ctx, bson.D{{Key: "_id", Value: p.Meta.Slug}}).Decode(&rec); {
-	case err == nil && rec.Package == key && !fresh:
-		r.previous = &rec
-		d.Log.Info("standalone: this package's data was imported before; kept as it is", "slug", p.Meta.Slug, "imported_at", rec.ImportedAt)
+	records := d.Store.Imports()
+	prev, err := records.Get(ctx, p.Meta.Slug)
+	if err != nil {
+		return err
+	}
+	if prev != nil && prev.Package == key && !fresh {
+		r.previous = prev
+		d.Log.Info("standalone: this package's data was imported before; kept as it is", "slug", p.Meta.Slug, "imported_at", prev.ImportedAt)
 		return nil
-	case err != nil && !errors.Is(err, mongo.ErrNoDocuments):
-		return fmt.Errorf("read the import record: %w", err)
 	}
 	start := time.Now()
 	last := time.Now()
@@ -244,9 +228,9 @@ func (r *standaloneRun) importData(ctx context.Context, d *svc.Deps, fresh bool)
 	if err != nil {
 		return fmt.Errorf("import the package's data: %w", err)
 	}
-	rec = importRecord{Slug: p.Meta.Slug, Package: key, Documents: r.imported.Documents, Inserted: r.imported.Inserted, ImportedAt: time.Now().UTC()}
-	if _, err := records.ReplaceOne(ctx, bson.D{{Key: "_id", Value: rec.Slug}}, rec, options.Replace().SetUpsert(true)); err != nil {
-		return fmt.Errorf("record the import: %w", err)
+	err = records.Put(ctx, store.Import{Slug: p.Meta.Slug, Package: key, Documents: r.imported.Documents, Inserted: r.imported.Inserted, ImportedAt: time.Now().UTC()})
+	if err != nil {
+		return err
 	}
 	d.Log.Info("standalone: data imported", "slug", p.Meta.Slug, "collections", r.imported.Collections,
 		"documents", r.imported.Documents, "inserted", r.imported.Inserted, "existing", r.imported.Existing,
