@@ -16,11 +16,14 @@ package export
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/bus"
@@ -28,8 +31,11 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
+	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Name is the service's name on the bus.
@@ -229,4 +235,51 @@ func (s *Service) provision(ctx context.Context) error {
 		return fmt.Errorf("create export work dir: %w", err)
 	}
 	return nil
+}
+
+// What every use case of the service calls: the recorded time, the
+// source an export is made of, who may read it, and the announcement of
+// its changes.
+
+// now is the time the service records: BSON dates keep milliseconds.
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// normEmail is how an email is stored and compared: user_email matches
+// its requester case-insensitively.
+func normEmail(e string) string { return strings.ToLower(strings.TrimSpace(e)) }
+
+// mayRead reports whether c may see the export: its requester and admins.
+func mayRead(l *exportapi.Log, c uploadapi.Caller) bool {
+	return c.IsAdmin || (l.UserEmail != "" && l.UserEmail == normEmail(c.Email))
+}
+
+// sourceKey names what a package is made of: its type, the version's
+// bundle, the configuration state and, for the types that carry data, the
+// data version. Two exports with one source key have the same content.
+func sourceKey(t exportapi.Type, checksum string, configSeq, dataSeq int64) string {
+	return fmt.Sprintf("%s|%s|%d|%d", t, checksum, configSeq, dataSeq)
+}
+
+// dataSeq is the data version a package of type t depends on (0 for those
+// without data).
+func (s *Service) dataSeq(ctx context.Context, t exportapi.Type, slug string) (int64, error) {
+	if !t.HasData() {
+		return 0, nil
+	}
+	return scoped.DataSeq(ctx, s.d.Store.DB, slug)
+}
+
+// publish announces the log's new state on its progress subject (core
+// NATS: only those listening now hear it).
+func (s *Service) publish(ctx context.Context, l *exportapi.Log) {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return
+	}
+	msg := nats.NewMsg(exportapi.ProgressSubject(l.ID))
+	msg.Data = data
+	bus.Inject(ctx, msg.Header, telemetry.RequestID(ctx))
+	if err := s.d.NC.PublishMsg(msg); err != nil {
+		s.d.Log.WarnContext(ctx, "publish export progress failed", "export", l.ID, "err", err)
+	}
 }
