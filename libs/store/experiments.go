@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,15 +22,7 @@ func (s *Store) Experiments() Experiments { return Experiments{s.Collection(Expe
 
 // Get is the experiment, or nil when there is none.
 func (r Experiments) Get(ctx context.Context, slug string) (*experiments.Config, error) {
-	var cfg experiments.Config
-	err := r.c.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&cfg)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read experiment %s: %w", slug, err)
-	}
-	return &cfg, nil
+	return FindByID[experiments.Config](ctx, r.c, slug)
 }
 
 // List is every experiment, or those of one status when status is set.

@@ -42,15 +42,7 @@ func (r Exports) Insert(ctx context.Context, l *exportapi.Log) error {
 
 // Get is the export's log, or nil when there is none.
 func (r Exports) Get(ctx context.Context, id string) (*exportapi.Log, error) {
-	var l exportapi.Log
-	err := r.c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&l)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read export %s: %w", id, err)
-	}
-	return &l, nil
+	return FindByID[exportapi.Log](ctx, r.c, id)
 }
 
 // List is the logs, of one experiment when slug is set, newest first, at

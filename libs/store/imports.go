@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -32,15 +31,7 @@ func (s *Store) Imports() Imports { return Imports{s.Collection(StandaloneImport
 
 // Get is the experiment's import record, or nil.
 func (r Imports) Get(ctx context.Context, slug string) (*Import, error) {
-	var rec Import
-	err := r.c.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&rec)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read the import record of %s: %w", slug, err)
-	}
-	return &rec, nil
+	return FindByID[Import](ctx, r.c, slug)
 }
 
 // Put records an import, replacing the experiment's previous record.

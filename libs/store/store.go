@@ -4,6 +4,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -197,4 +198,18 @@ func (s *Store) EnsureIndexes(ctx context.Context, collections ...string) error 
 		}
 	}
 	return nil
+}
+
+// FindByID decodes the document of c whose _id is id into a T, or returns
+// nil when there is none: the lookup every repository's Get makes.
+func FindByID[T any](ctx context.Context, c *mongo.Collection, id string) (*T, error) {
+	var v T
+	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&v)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s %q: %w", c.Name(), id, err)
+	}
+	return &v, nil
 }

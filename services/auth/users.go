@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/mail"
 	"strings"
@@ -67,15 +66,7 @@ func newUID() string {
 }
 
 func (s users) get(ctx context.Context, email string) (*user, error) {
-	var u user
-	err := s.c.FindOne(ctx, bson.D{{Key: "_id", Value: email}}).Decode(&u)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read user: %w", err)
-	}
-	return &u, nil
+	return store.FindByID[user](ctx, s.c, email)
 }
 
 // create stores a new user; an existing email is a conflict.
