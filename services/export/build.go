@@ -28,6 +28,15 @@ const tracerName = "github.com/gnome-platform/gnome/services/export"
 // errInvalidated stops a build whose export was invalidated meanwhile.
 var errInvalidated = errors.New("the export was invalidated")
 
+// buildLogs is what a build needs of the export logs.
+type buildLogs interface {
+	Get(ctx context.Context, id string) (*exportapi.Log, error)
+	Start(ctx context.Context, id, worker, step string, at time.Time) (*exportapi.Log, error)
+	Touch(ctx context.Context, id string, at time.Time, p *store.Progress) (*exportapi.Log, error)
+	Ready(ctx context.Context, id string, b store.Built) (*exportapi.Log, error)
+	Fail(ctx context.Context, id, reason string, at time.Time, s store.Stale) (*exportapi.Log, error)
+}
+
 // build runs a build job: it streams the package of the export's version
 // into the store and marks the export ready, unless it is no longer live.
 // A job delivered again after its export is final does nothing, so that a

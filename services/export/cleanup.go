@@ -18,6 +18,18 @@ const (
 	cleanupDeadline = 5 * time.Minute
 )
 
+// cleanupLogs is what the clean-up needs of the export logs.
+type cleanupLogs interface {
+	Get(ctx context.Context, id string) (*exportapi.Log, error)
+	Expiring(ctx context.Context, at time.Time, limit int) ([]exportapi.Log, error)
+	FileInUse(ctx context.Context, key string, at time.Time) (bool, error)
+	MarkExpired(ctx context.Context, ids []string, at time.Time) error
+	Leftovers(ctx context.Context, endedBefore time.Time, limit int) ([]exportapi.Log, error)
+	LeftoverRemoved(ctx context.Context, id string) error
+	StaleIDs(ctx context.Context, s store.Stale) ([]string, error)
+	Fail(ctx context.Context, id, reason string, at time.Time, s store.Stale) (*exportapi.Log, error)
+}
+
 // cleanupLoop runs the clean-up at start and every CleanupEvery until ctx
 // ends. Every step is a compare-and-set or idempotent, so that instances
 // running it at once do no harm.

@@ -27,6 +27,20 @@ const (
 	stepStarting = "starting"
 )
 
+// requestLogs is what requesting, reading, listing and invalidating
+// exports need of the export logs.
+type requestLogs interface {
+	Get(ctx context.Context, id string) (*exportapi.Log, error)
+	Insert(ctx context.Context, l *exportapi.Log) error
+	Reusable(ctx context.Context, sourceKey string, expiresAfter time.Time) ([]exportapi.Log, error)
+	Building(ctx context.Context, sourceKey, email string) (*exportapi.Log, error)
+	Spent(ctx context.Context, sourceKey, email string, expiresBy time.Time) (int64, error)
+	List(ctx context.Context, slug string, limit int) ([]exportapi.Log, error)
+	SharingFile(ctx context.Context, key string) ([]string, error)
+	Invalidate(ctx context.Context, ids []string, by string, at time.Time) ([]string, error)
+	Fail(ctx context.Context, id, reason string, at time.Time, s store.Stale) (*exportapi.Log, error)
+}
+
 // request reuses a ready export of the experiment's current source, joins
 // one the same requester is waiting for, or queues a build.
 func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi.Requested, error) {

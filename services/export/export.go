@@ -28,6 +28,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
+	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
@@ -146,8 +147,10 @@ type Service struct {
 
 	d       *svc.Deps
 	o       Options
-	logs    store.Exports
-	configs store.Experiments
+	logs    exportLogs
+	configs interface {
+		Get(ctx context.Context, slug string) (*experiments.Config, error)
+	}
 	bundles jetstream.ObjectStore
 	files   exportstore.Store
 	queue   *jobs.Queue
@@ -236,6 +239,17 @@ func (s *Service) provision(ctx context.Context) error {
 	}
 	return nil
 }
+
+// exportLogs is what the use cases need of the export logs, each declaring
+// its part beside it; store.Exports is the MongoDB one.
+type exportLogs interface {
+	requestLogs
+	buildLogs
+	invalidationLogs
+	cleanupLogs
+}
+
+var _ exportLogs = store.Exports{}
 
 // What every use case of the service calls: the recorded time, the
 // source an export is made of, who may read it, and the announcement of

@@ -10,7 +10,17 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
+	"github.com/gnome-platform/gnome/libs/exportapi"
 )
+
+// invalidationLogs is what invalidating exports needs of the export logs.
+type invalidationLogs interface {
+	Get(ctx context.Context, id string) (*exportapi.Log, error)
+	MadeBefore(ctx context.Context, slug string, at time.Time, exceptChecksum string) ([]string, error)
+	Files(ctx context.Context, ids []string) ([]string, error)
+	Invalidate(ctx context.Context, ids []string, by string, at time.Time) ([]string, error)
+	FileInUse(ctx context.Context, key string, at time.Time) (bool, error)
+}
 
 // invalidatorOptions follow the experiment events through a durable
 // consumer shared by every instance, so that each event is handled once by
