@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -20,11 +21,22 @@ import (
 // Name is the service's name on the bus.
 const Name = uploadapi.Service
 
+// experimentRecords is what uploads and changes need of the experiments'
+// records; store.Experiments is the MongoDB one.
+type experimentRecords interface {
+	Get(ctx context.Context, slug string) (*experiments.Config, error)
+	Change(ctx context.Context, slug string, fn func(cur *experiments.Config) (*experiments.Config, error)) (next, prev *experiments.Config, err error)
+	SetIndexes(ctx context.Context, slug string, seq int64, states []experiments.IndexState) (*experiments.Config, error)
+	Remove(ctx context.Context, slug string) error
+}
+
+var _ experimentRecords = store.Experiments{}
+
 // Service is one instance of the upload service.
 type Service struct {
 	svc.Base
 	d       *svc.Deps
-	configs store.Experiments
+	configs experimentRecords
 	uploads jetstream.ObjectStore
 	bundles jetstream.ObjectStore
 	// embedded tells whether the store is the embedded one, which builds
