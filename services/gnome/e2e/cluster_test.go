@@ -40,12 +40,24 @@ func startCluster(t *testing.T, adminEmail, adminPassword string, set map[string
 	return c
 }
 
-// start runs one service binary with the common settings and extra.
+// start runs one service binary with the common settings and extra, and
+// waits until it says it is ready: its endpoints answer from then on, so a
+// test's first request does not land before the service joined the bus (a
+// sign-in answered 503 still counts against the sign-in rate limit).
 func (c *cluster) start(name string, extra map[string]string) *proc {
 	c.t.Helper()
 	env := maps.Clone(c.common)
 	maps.Copy(env, extra)
-	return start(c.t, name, env)
+	p := start(c.t, name, env)
+	waitFor(c.t, 60*time.Second, name+" to be ready", func() bool {
+		select {
+		case <-p.done:
+			c.t.Fatalf("%s exited before it was ready: %v\n%s", name, p.err, p.Output())
+		default:
+		}
+		return strings.Contains(p.Output(), "msg=ready service="+name+" ")
+	})
+	return p
 }
 
 // startEdge runs an edge on a free port and waits until it is healthy.
