@@ -225,7 +225,10 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Modu
 // Limits are the module's limits, normalised.
 func (m *Module) Limits() Limits { return m.limits }
 
-// Close frees the module and every instance made from it.
+// Close frees the module and every instance made from it. Close the
+// instances first (Instance.Close waits for a call in progress): an
+// instance closed here under a running call would have its memory released
+// beneath it.
 // The compiled code is closed too: with a shared compilation cache, wazero
 // would otherwise keep every module version's machine code for good.
 func (m *Module) Close(ctx context.Context) error {
@@ -245,6 +248,11 @@ type Instance struct {
 
 	mu     sync.Mutex
 	broken error
+
+	// running cancels the call in progress, if any (under runningMu, not
+	// mu, which the call holds).
+	runningMu sync.Mutex
+	running   context.CancelFunc
 }
 
 // callState is what the host functions of one instance share with it.
@@ -319,6 +327,14 @@ func (i *Instance) Handle(ctx context.Context, req []byte) ([]byte, error) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, i.state), i.m.limits.Timeout)
 	defer cancel()
+	i.runningMu.Lock()
+	i.running = cancel
+	i.runningMu.Unlock()
+	defer func() {
+		i.runningMu.Lock()
+		i.running = nil
+		i.runningMu.Unlock()
+	}()
 	res, err := i.invoke(cctx, i.handle, req)
 	if err == nil && res == nil {
 		err = fmt.Errorf("%w: empty response", ErrBadResponse)
@@ -337,8 +353,23 @@ func (i *Instance) Broken() error {
 	return i.broken
 }
 
-// Close stops the instance.
-func (i *Instance) Close(ctx context.Context) error { return i.mod.Close(ctx) }
+// Close stops the instance: a call in progress is stopped (it fails as if
+// it had run out of time) and Close waits for it to return before the
+// instance's memory is released, since guest code or a host function still
+// running must never touch memory that is gone.
+func (i *Instance) Close(ctx context.Context) error {
+	i.runningMu.Lock()
+	if i.running != nil {
+		i.running()
+	}
+	i.runningMu.Unlock()
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.broken == nil {
+		i.broken = errors.New("the instance was closed")
+	}
+	return i.mod.Close(ctx)
+}
 
 // invoke writes data into a guest buffer, calls fn with it and copies the
 // (ptr<<32|len) result out; a zero result is nil.

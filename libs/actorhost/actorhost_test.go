@@ -842,3 +842,42 @@ func TestShortCallLimitStillStarts(t *testing.T) {
 		t.Errorf("a call past 1 ms: %v, want a timeout", err)
 	}
 }
+
+// Closing an instance while a call runs in it (a worker stopping an actor
+// mid-call) stops the call and waits for it: the instance's memory is
+// released only once neither guest code nor a host function can touch it,
+// so the process survives (a released mapping touched by the guest would
+// bring down the whole worker).
+func TestCloseDuringACall(t *testing.T) {
+	t.Parallel()
+	db := database(t)
+	h := newTestHost(t, db, hostileSlug, []string{"self"}, nil)
+	wasm := testdataGuest(t, "hostile")
+	inst := instantiate(t, compile(t, wasm, Limits{Timeout: 30 * time.Second}), "closed-mid-call", h, Init{Slug: hostileSlug, Version: 1}, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := inst.Handle(context.Background(), envelope(t, "GET", "/flood", "", ada))
+		done <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.calls.Load() < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never called the host")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := inst.Close(context.Background()); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the call cut short by Close answered")
+		}
+	default:
+		t.Fatal("Close returned while the call was still running")
+	}
+	if _, err := inst.Handle(context.Background(), envelope(t, "GET", "/ok", "", ada)); !errors.Is(err, ErrBroken) {
+		t.Errorf("a closed instance answered: %v", err)
+	}
+}
