@@ -57,8 +57,9 @@ generate:
 	cd libs && $(GO) generate ./apierr ./bundle
 
 generate-check:
-	@cd libs && $(GO) run ./apierr/gen ../schemas/errors.json /tmp/gnome-catalogue-check.go && \
-	  if ! cmp -s /tmp/gnome-catalogue-check.go apierr/catalogue_gen.go; then \
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd libs && \
+	  $(GO) run ./apierr/gen ../schemas/errors.json "$$tmp/catalogue.go" && \
+	  if ! cmp -s "$$tmp/catalogue.go" apierr/catalogue_gen.go; then \
 	    echo "libs/apierr/catalogue_gen.go is out of date with schemas/errors.json: run make generate"; exit 1; fi
 	@cmp -s schemas/manifest.schema.json libs/bundle/manifest.schema.json || \
 	  { echo "libs/bundle/manifest.schema.json is out of date with schemas/manifest.schema.json: run make generate"; exit 1; }

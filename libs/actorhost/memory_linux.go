@@ -2,6 +2,7 @@ package actorhost
 
 import (
 	"context"
+	"runtime"
 	"syscall"
 
 	"github.com/tetratelabs/wazero/experimental"
@@ -24,7 +25,19 @@ func withLinearMemory(ctx context.Context) context.Context {
 type mappedMemory struct {
 	buf    []byte
 	max    uint64
-	mapped bool
+	region *region // the mapping; nil for a Go slice
+}
+
+// region is a mapping, unmapped once: by Free, or, for an instance wazero
+// never freed (one whose call ran out of time just as it returned, then
+// closed), when the memory is garbage collected.
+type region struct{ mem []byte }
+
+func (r *region) unmap() {
+	if r.mem != nil {
+		_ = syscall.Munmap(r.mem)
+		r.mem = nil
+	}
 }
 
 func newMappedMemory(_, max uint64) experimental.LinearMemory {
@@ -33,7 +46,8 @@ func newMappedMemory(_, max uint64) experimental.LinearMemory {
 		buf, err := syscall.Mmap(-1, 0, int(max), syscall.PROT_READ|syscall.PROT_WRITE,
 			syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
 		if err == nil {
-			m.buf, m.mapped = buf, true
+			m.buf, m.region = buf, &region{mem: buf}
+			runtime.AddCleanup(m, (*region).unmap, m.region)
 		}
 	}
 	return m
@@ -45,7 +59,7 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 	switch {
 	case size > m.max:
 		return nil
-	case m.mapped:
+	case m.region != nil:
 		return m.buf[:size:size]
 	case size > uint64(cap(m.buf)):
 		grown := make([]byte, size, min(max(size, 2*uint64(cap(m.buf))), m.max))
@@ -58,9 +72,8 @@ func (m *mappedMemory) Reallocate(size uint64) []byte {
 
 // Free unmaps the reservation.
 func (m *mappedMemory) Free() {
-	if m.mapped {
-		_ = syscall.Munmap(m.buf)
-		m.mapped = false
+	if m.region != nil {
+		m.region.unmap()
 	}
 	m.buf = nil
 }

@@ -173,6 +173,9 @@ func TestOpenDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A temporary directory of the test's own: the machine's is shared with
+	// whatever else runs (another test run makes packages there too).
+	t.Setenv("TMPDIR", t.TempDir())
 	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "gnome-package-*.zip"))
 
 	p, err := exportpkg.OpenDir(dir)
