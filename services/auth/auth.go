@@ -300,7 +300,7 @@ func (s *Service) grant(ctx context.Context, req authapi.RoleChange) (authapi.Us
 
 func (s *Service) revoke(ctx context.Context, req authapi.RoleChange) (authapi.User, error) {
 	return s.changeRole(ctx, req, "role.revoke", func(roles []string) ([]string, error) {
-		if req.Role == authz.RoleAdmin && req.Email == req.Actor.Email {
+		if req.Role == authz.RoleAdmin && sameEmail(req.Email, req.Actor.Email) {
 			return nil, apierr.New(apierr.CodeConflict, "you cannot take the admin role from yourself")
 		}
 		out := roles[:0:0]
@@ -311,6 +311,14 @@ func (s *Service) revoke(ctx context.Context, req authapi.RoleChange) (authapi.U
 		}
 		return out, nil
 	})
+}
+
+// sameEmail compares two addresses as accounts are keyed: normalised, so
+// that "Root@Example.com " in a path is the signed-in root@example.com.
+func sameEmail(a, b string) bool {
+	na, errA := NormalizeEmail(a)
+	nb, errB := NormalizeEmail(b)
+	return errA == nil && errB == nil && na == nb
 }
 
 func (s *Service) changeRole(ctx context.Context, req authapi.RoleChange, what string, change func([]string) ([]string, error)) (authapi.User, error) {
