@@ -71,6 +71,7 @@ func TestOpenRefuses(t *testing.T) {
 		{"truncated to four bytes", valid[:4], small, apierr.CodeBundleTruncated, ""},
 		{"data after the end record", craft(t, withManifest(), zopts{trailing: []byte("garbage after the archive")}), small, apierr.CodeBundleCorrupt, "follows"},
 		{"data before the archive", craft(t, withManifest(), zopts{prefix: []byte("#!/bin/sh\nexit 0\n")}), small, apierr.CodeBundleCorrupt, "central directory"},
+		{"data before the archive, offsets counting it", craft(t, withManifest(), zopts{prefix: []byte("#!/bin/sh\nexit 0\n"), adjusted: true}), small, apierr.CodeBundleCorrupt, "before the archive's first entry"},
 		{"over the upload limit", valid, bundle.Limits{MaxUpload: int64(len(valid) - 1)}, apierr.CodeBundleTooLarge, "limit"},
 		{"end record declares fewer entries", craft(t, withManifest(zent{name: "a.txt", data: []byte("a")}, zent{name: "b.txt", data: []byte("b")}), zopts{count: u64(2)}), small, apierr.CodeBundleCorrupt, "more than the 2 entries"},
 		{"end record declares more entries", craft(t, withManifest(zent{name: "a.txt", data: []byte("a")}), zopts{count: u64(3)}), small, apierr.CodeBundleCorrupt, "ends before"},

@@ -33,9 +33,19 @@ type zopts struct {
 	count    *uint64 // entries the end record declares
 	comment  string
 	prefix   []byte // bytes before the first local header
+	adjusted bool   // offsets count the prefix, as zip -A makes them for a self-extracting archive
 	trailing []byte // bytes after the end record
 	zip64    bool   // a ZIP64 end record and locator
 	disks    uint32 // disks the ZIP64 locator declares (1 when zero)
+}
+
+// unadjusted is what offsets leave out of the bytes before them: the
+// prefix, unless the offsets were adjusted to count it.
+func (o zopts) unadjusted() int {
+	if o.adjusted {
+		return 0
+	}
+	return len(o.prefix)
 }
 
 func u64(v uint64) *uint64 { return &v }
@@ -96,7 +106,7 @@ func craft(t testing.TB, entries []zent, o zopts) []byte {
 		if e.localName != nil {
 			local = *e.localName
 		}
-		offset := uint32(out.Len() - len(o.prefix))
+		offset := uint32(out.Len() - o.unadjusted())
 
 		put32(&out, 0x04034b50)
 		put16(&out, 20)
@@ -142,7 +152,7 @@ func craft(t testing.TB, entries []zent, o zopts) []byte {
 		cd.WriteString(e.name)
 		cd.Write(extra.Bytes())
 	}
-	cdOff := uint32(out.Len() - len(o.prefix))
+	cdOff := uint32(out.Len() - o.unadjusted())
 	out.Write(cd.Bytes())
 	count := uint64(len(entries))
 	if o.count != nil {
@@ -150,7 +160,7 @@ func craft(t testing.TB, entries []zent, o zopts) []byte {
 	}
 	count16, cdLen32, cdOff32 := uint16(count), uint32(cd.Len()), cdOff
 	if o.zip64 {
-		recOff := uint64(out.Len() - len(o.prefix))
+		recOff := uint64(out.Len() - o.unadjusted())
 		put32(&out, 0x06064b50)
 		out.Write(le.AppendUint64(nil, 44))
 		put16(&out, 45)

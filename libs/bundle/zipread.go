@@ -374,6 +374,17 @@ func readLocalHeaders(r io.ReaderAt, entries []entry, dirOffset uint64) error {
 		order[i] = i
 	}
 	sort.Slice(order, func(a, b int) bool { return entries[order[a]].offset < entries[order[b]].offset })
+	// An archive starts with its first entry (or, empty, with its central
+	// directory): bytes before it, such as a self-extracting stub whose
+	// offsets were adjusted to count it, would be kept by no one and
+	// checked by nothing.
+	first := dirOffset
+	if len(order) > 0 {
+		first = entries[order[0]].offset
+	}
+	if first != 0 {
+		return apierr.New(apierr.CodeBundleCorrupt, "%d bytes come before the archive's first entry; data before or after the archive is not accepted", first)
+	}
 	for k := 1; k < len(order); k++ {
 		prev, cur := &entries[order[k-1]], &entries[order[k]]
 		if uint64(prev.data)+prev.csize > cur.offset {
