@@ -37,6 +37,9 @@ func TestExperiments(t *testing.T) {
 		// the connection reset instead of the 413 (a known fault, with the
 		// isolation work).
 		{name: "upload, over the limit", method: "POST", path: "/api/experiments", token: dev, header: zip, body: strings.Repeat("x", 1<<20+1000), status: 413, code: "bundle_too_large"},
+		// No credentials: told to sign in, not to reload the page.
+		{name: "upload as a form, anonymous", method: "POST", path: "/api/experiments",
+			header: map[string]string{"Content-Type": "multipart/form-data; boundary=XX"}, body: "--XX--\r\n", status: 401, code: "unauthenticated"},
 		{name: "upload, by cookie without CSRF token", method: "POST", path: "/api/experiments",
 			header: map[string]string{"Cookie": "token=" + dev, "Content-Type": "multipart/form-data; boundary=XX"}, body: "--XX--\r\n", status: 403, code: "csrf_rejected"},
 		{name: "change, anonymous", method: "PATCH", path: "/api/experiments/hello", header: jsonType, body: `{}`, status: 401, code: "unauthenticated"},

@@ -157,7 +157,13 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	form := strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) || strings.HasPrefix(ct, fiber.MIMETextPlain)
 	byCookie := c.Cookies(authn.CookieName) != ""
-	if !byCookie && !form {
+	if !byCookie && !(form && signInForm(c.Path())) {
+		// Nothing rides on this request: no session cookie, no bearer
+		// token. A route that needs a user answers 401 (not a CSRF
+		// refusal telling an anonymous caller to reload the page); one
+		// that does not gives a forged request nothing the forger could
+		// not do directly. The sign-in and sign-up forms keep the token
+		// check, against a forged sign-in into the forger's account.
 		return c.Next()
 	}
 	refuse := func(why string) error { return apierr.New(apierr.CodeCsrfRejected, "request refused: %s", why) }
@@ -182,6 +188,9 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	}
 	return c.Next()
 }
+
+// signInForm reports whether path takes the sign-in or sign-up form.
+func signInForm(path string) bool { return path == "/auth/login" || path == "/auth/register" }
 
 // safeNext keeps a post-login redirect on this site: a path starting with
 // one slash, without scheme, host, backslashes or control characters.
