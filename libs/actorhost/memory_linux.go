@@ -40,10 +40,10 @@ func (r *region) unmap() {
 	}
 }
 
-func newMappedMemory(_, max uint64) experimental.LinearMemory {
-	m := &mappedMemory{max: max}
-	if max > 0 && max <= 1<<32 {
-		buf, err := syscall.Mmap(-1, 0, int(max), syscall.PROT_READ|syscall.PROT_WRITE,
+func newMappedMemory(_, limit uint64) experimental.LinearMemory {
+	m := &mappedMemory{max: limit}
+	if limit > 0 && limit <= 1<<32 {
+		buf, err := syscall.Mmap(-1, 0, int(limit), syscall.PROT_READ|syscall.PROT_WRITE,
 			syscall.MAP_PRIVATE|syscall.MAP_ANON|syscall.MAP_NORESERVE)
 		if err == nil {
 			m.buf, m.region = buf, &region{mem: buf}

@@ -5,7 +5,7 @@
 // Each service's contract is a leaf package built on this one (authapi,
 // uploadapi, exportapi, actorapi, events): its subjects, its message types
 // and a typed client. The server registers its handlers from the same
-// Endpoint values (libs/bus.Handle), so client and server cannot disagree
+// Endpoint values (libs/bus.Endpoint, Server.Register), so client and server cannot disagree
 // on a subject or a type. Contract packages import no bus, store or
 // telemetry code; `make check` enforces it (docs/architecture.md, "Layers").
 package contract

@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -60,10 +61,11 @@ var repositories = []string{
 }
 
 func main() {
+	graph := loadDeps(append([]string{"./libs/..."}, servicePatterns()...))
 	var problems []string
 	for _, c := range contracts {
 		seen := map[string]bool{}
-		for _, dep := range deps("./" + c + "/...") {
+		for _, dep := range graph.under(c) {
 			for _, m := range machinery {
 				if strings.HasPrefix(dep, m) && !seen[m] {
 					seen[m] = true
@@ -72,13 +74,13 @@ func main() {
 			}
 		}
 	}
-	for _, dep := range deps("./libs/...") {
+	for _, dep := range graph.under("libs") {
 		if strings.HasPrefix(dep, module+"services/") {
 			problems = append(problems, fmt.Sprintf("libs depend on %s: shared packages import no service", dep))
 		}
 	}
 	for _, s := range services {
-		for _, dep := range deps("./services/" + s + "/...") {
+		for _, dep := range graph.under("services/" + s) {
 			for _, other := range services {
 				if other != s && (dep == module+"services/"+other || strings.HasPrefix(dep, module+"services/"+other+"/")) {
 					problems = append(problems, fmt.Sprintf("services/%s depends on services/%s: services talk only over the bus", s, other))
@@ -88,6 +90,8 @@ func main() {
 	}
 	problems = append(problems, rawCalls()...)
 	problems = append(problems, driverImports()...)
+	slices.Sort(problems)
+	problems = slices.Compact(problems)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "layers:", p)
@@ -96,21 +100,55 @@ func main() {
 	}
 }
 
-// deps lists the packages pattern's non-test packages depend on.
-func deps(pattern string) []string {
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", pattern)
+func servicePatterns() []string {
+	var out []string
+	for _, s := range services {
+		out = append(out, "./services/"+s+"/...")
+	}
+	return out
+}
+
+// depGraph maps each package of the repository to every package its
+// non-test code depends on, directly or not.
+type depGraph map[string][]string
+
+// loadDeps asks go list once for the packages of patterns.
+func loadDeps(patterns []string) depGraph {
+	args := append([]string{"list", "-f", `{{.ImportPath}} {{join .Deps " "}}`}, patterns...)
+	cmd := exec.Command("go", args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "layers: go list %s: %v\n", pattern, err)
+		fmt.Fprintf(os.Stderr, "layers: go list: %v\n", err)
 		os.Exit(2)
 	}
-	var list []string
+	g := depGraph{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		list = append(list, sc.Text())
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 0 {
+			g[fields[0]] = fields[1:]
+		}
 	}
-	return list
+	if err := sc.Err(); err != nil {
+		fmt.Fprintf(os.Stderr, "layers: read go list: %v\n", err)
+		os.Exit(2)
+	}
+	return g
+}
+
+// under is what the packages in dir (relative to the repository) and below
+// it depend on.
+func (g depGraph) under(dir string) []string {
+	root := module + dir
+	var deps []string
+	for pkg, ds := range g {
+		if pkg == root || strings.HasPrefix(pkg, root+"/") {
+			deps = append(deps, ds...)
+		}
+	}
+	return deps
 }
 
 var rawCall = regexp.MustCompile(`\bbus\.Call(Raw)?\b`)
