@@ -8,7 +8,13 @@
 #       nomad var put nomad/jobs/gnome \
 #         secret_key="$(openssl rand -hex 32)" \
 #         admin_password='a long passphrase' \
-#         mongo_uri='mongodb://user:pass@db1,db2,db3/?replicaSet=rs0'
+#         mongo_uri='mongodb://user:pass@db1,db2,db3/?replicaSet=rs0' \
+#         nats_password_edge=... nats_password_auth=... nats_password_upload=... \
+#         nats_password_export=... nats_password_actorworker=...
+#
+#     The nats_password_* are the bus users' passwords, one per service, the
+#     same as in the NATS job's variables (see nats.nomad.hcl): every service
+#     connects as its own user, held to that service's subjects.
 #
 #   - a load balancer in front of the "gnome-edge" service that terminates TLS
 #     and sets X-Forwarded-Proto/-For; list its addresses in trusted_proxies.
@@ -39,13 +45,16 @@ variable "metrics_allowed_cidrs" {
 }
 
 locals {
-  # Shared by every task: where NATS and MongoDB are, and the signing key.
+  # Shared by every task: where NATS and MongoDB are, the signing key, and
+  # the task's own bus user (__SERVICE__ is replaced by each task).
   # Re-rendered (and the task restarted) when a NATS node or a variable changes.
   bus_env = <<-EOT
     NATS_URL={{ range $i, $s := nomadService "nats" }}{{ if $i }},{{ end }}nats://{{ .Address }}:{{ .Port }}{{ end }}
     {{ with nomadVar "nomad/jobs/gnome" -}}
     MONGO_URI={{ .mongo_uri }}
     SECRET_KEY={{ .secret_key }}
+    NATS_USER=__SERVICE__
+    NATS_PASSWORD={{ .nats_password___SERVICE__ }}
     {{- end }}
   EOT
 
@@ -112,7 +121,7 @@ job "gnome" {
       })
 
       template {
-        data        = local.bus_env
+        data        = replace(local.bus_env, "__SERVICE__", "edge")
         destination = "secrets/bus.env"
         env         = true
         change_mode = "restart"
@@ -145,7 +154,7 @@ job "gnome" {
       })
 
       template {
-        data        = local.bus_env
+        data        = replace(local.bus_env, "__SERVICE__", "auth")
         destination = "secrets/bus.env"
         env         = true
         change_mode = "restart"
@@ -185,7 +194,7 @@ job "gnome" {
       })
 
       template {
-        data        = local.bus_env
+        data        = replace(local.bus_env, "__SERVICE__", "upload")
         destination = "secrets/bus.env"
         env         = true
         change_mode = "restart"
@@ -218,7 +227,7 @@ job "gnome" {
       })
 
       template {
-        data        = local.bus_env
+        data        = replace(local.bus_env, "__SERVICE__", "export")
         destination = "secrets/bus.env"
         env         = true
         change_mode = "restart"
@@ -265,7 +274,7 @@ job "gnome" {
       env = local.common_env
 
       template {
-        data        = local.bus_env
+        data        = replace(local.bus_env, "__SERVICE__", "actorworker")
         destination = "secrets/bus.env"
         env         = true
         change_mode = "restart"

@@ -45,9 +45,17 @@
 //	                                    length, or -1 if there is none
 //
 // and WASI preview 1 (wasi_snapshot_preview1) for its runtime's needs: clocks,
-// random numbers, stdout and stderr (captured into the platform's log),
-// proc_exit. No directory is pre-opened, no environment variable or argument
-// is set, so files and sockets cannot be opened.
+// random numbers, stdout and stderr (captured into the platform's log
+// within an output budget, output.go), sleeping (which ends at the call's
+// deadline), proc_exit. No directory is pre-opened, no environment
+// variable or argument is set, so files and sockets cannot be opened. Any
+// other import refuses the module when it is compiled, as do tables over
+// MaxTableEntries (module.go).
+//
+// Host memory: the linear memory is reserved at the memory limit when an
+// instance starts and grows in place (memory_linux.go); tables hold at most
+// MaxTableEntries entries; the engine's native stack of a call grows with
+// recursion up to wazero's ceiling, where the call traps.
 //
 // The request envelope is {"method","path","query","headers":{name:[values]},
 // "body" (base64),"caller":{"email","roles","anonymous"},"request_id"}; the
@@ -65,7 +73,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -202,10 +209,20 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Modu
 		rt.Close(ctx)
 		return nil, err
 	}
+	wasm, err := boundTables(wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
 	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
-		return nil, fmt.Errorf("compile actor module: %w", err)
+		return nil, fmt.Errorf("compile actor module: %w: %w", ErrInvalidModule, err)
+	}
+	if err := checkImports(rt, compiled); err != nil {
+		_ = compiled.Close(ctx)
+		rt.Close(ctx)
+		return nil, err
 	}
 	exports := compiled.ExportedFunctions()
 	for _, name := range []string{"gnome_alloc", "gnome_handle"} {
@@ -256,10 +273,55 @@ type Instance struct {
 }
 
 // callState is what the host functions of one instance share with it.
+// Guest code, and so every host function, runs only within a call, and an
+// instance serves one call at a time: the fields need no lock.
 type callState struct {
 	host    Host
 	limits  Limits
 	pending []byte // the result take will copy
+
+	// ctx is the call (or start) in progress.
+	ctx   context.Context
+	log   *slog.Logger
+	actor string
+	// logs and out are the output budgets of gnome.log and of stdout and
+	// stderr together.
+	logs, out      *budget
+	stdout, stderr *outputWriter
+}
+
+// begin makes ctx the call in progress.
+func (st *callState) begin(ctx context.Context) { st.ctx = ctx }
+
+// end closes the lines the call left unfinished.
+func (st *callState) end() {
+	st.stdout.flush()
+	st.stderr.flush()
+}
+
+func (st *callState) context() context.Context {
+	if st.ctx == nil {
+		return context.Background()
+	}
+	return st.ctx
+}
+
+// sleep is the guest's clock wait (WASI poll_oneoff on a clock, which is
+// how Go's time.Sleep and every language runtime's sleep reach the host).
+// It ends at the deadline of the call or start in progress, whichever
+// comes first: wazero's own sleep cannot be interrupted, so a guest asleep
+// for 20 s under a 1 s limit held its instance for the 20 s. The guest then
+// stops at its next instruction, as the closed context requires.
+func (st *callState) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-st.context().Done():
+	}
 }
 
 type stateKey struct{}
@@ -274,16 +336,19 @@ type Init struct {
 // Instantiate starts an instance: WASI reactor initialisation, then the
 // module's gnome_init with init, within the start limit.
 func (m *Module) Instantiate(ctx context.Context, name string, host Host, init Init, log *slog.Logger) (*Instance, error) {
-	st := &callState{host: host, limits: m.limits}
-	out := logWriter{log: log, actor: name}
+	st := &callState{host: host, limits: m.limits, log: log, actor: name, logs: newBudget(), out: newBudget()}
+	st.stdout = &outputWriter{st: st, stream: "stdout"}
+	st.stderr = &outputWriter{st: st, stream: "stderr"}
 	cfg := wazero.NewModuleConfig().
 		WithName(name).
 		WithStartFunctions(). // reactors start with _initialize, called below
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithSysWalltime().WithSysNanotime().WithNanosleep(st.sleep).
 		WithRandSource(rand.Reader).
-		WithStdout(out).WithStderr(out)
+		WithStdout(st.stdout).WithStderr(st.stderr)
 	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.StartTimeout)
 	defer cancel()
+	st.begin(ictx)
+	defer st.end()
 	mod, err := m.rt.InstantiateModule(withLinearMemory(ictx), m.compiled, cfg)
 	if err != nil {
 		return nil, classify(ictx, fmt.Errorf("instantiate actor: %w", err))
@@ -335,7 +400,9 @@ func (i *Instance) Handle(ctx context.Context, req []byte) ([]byte, error) {
 		i.running = nil
 		i.runningMu.Unlock()
 	}()
+	i.state.begin(cctx)
 	res, err := i.invoke(cctx, i.handle, req)
+	i.state.end()
 	if err == nil && res == nil {
 		err = fmt.Errorf("%w: empty response", ErrBadResponse)
 	}
@@ -415,25 +482,3 @@ func classify(ctx context.Context, err error) error {
 	}
 	return fmt.Errorf("%w: %v", ErrTrap, err)
 }
-
-// logWriter turns what the guest prints into log lines.
-type logWriter struct {
-	log   *slog.Logger
-	actor string
-}
-
-func (w logWriter) Write(p []byte) (int, error) {
-	if w.log != nil {
-		w.log.Info("actor output", "actor", w.actor, "text", string(trimNL(p)))
-	}
-	return len(p), nil
-}
-
-func trimNL(p []byte) []byte {
-	for len(p) > 0 && (p[len(p)-1] == '\n' || p[len(p)-1] == '\r') {
-		p = p[:len(p)-1]
-	}
-	return p
-}
-
-var _ io.Writer = logWriter{}

@@ -18,7 +18,6 @@ const HostModule = "gnome"
 const (
 	maxOpName      = 64
 	maxHostRequest = 1 << 20
-	maxLogLine     = 16 << 10
 )
 
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
@@ -40,12 +39,20 @@ func state(ctx context.Context) *callState {
 
 func hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	st := state(ctx)
-	level, ptr, n := int(uint32(stack[0])), uint32(stack[1]), uint32(stack[2])
-	if st == nil || n > maxLogLine {
-		n = min(n, maxLogLine)
+	level, ptr, n := int(uint32(stack[0])), uint32(stack[1]), min(uint32(stack[2]), MaxLogLine)
+	if st == nil {
+		return
+	}
+	// The budget is paid before the guest's memory is read: a line over
+	// it costs no copy.
+	if ok, started := st.logs.take(int(n)); !ok {
+		if started {
+			warnDropped(ctx, st.log, st.actor, "gnome.log", st.logs)
+		}
+		return
 	}
 	b, ok := m.Memory().Read(ptr, n)
-	if !ok || st == nil {
+	if !ok {
 		return
 	}
 	st.host.Log(ctx, level, string(b))

@@ -6,6 +6,8 @@ package apierr
 const (
 	// CodeBadRequest means: The request is malformed.
 	CodeBadRequest Code = "bad_request"
+	// CodeHttpsRequired means: A plain-HTTP request reached a production platform that has no PUBLIC_URL to redirect it to; the platform is served over HTTPS only.
+	CodeHttpsRequired Code = "https_required"
 	// CodeInvalidJson means: The body is not valid JSON of the expected shape.
 	CodeInvalidJson Code = "invalid_json"
 	// CodeValidationFailed means: A field has a value the platform does not accept; the message names the field.
@@ -98,6 +100,7 @@ const (
 
 var catalogue = map[Code]entry{
 	CodeBadRequest:              {400, "The request is malformed."},
+	CodeHttpsRequired:           {400, "A plain-HTTP request reached a production platform that has no PUBLIC_URL to redirect it to; the platform is served over HTTPS only."},
 	CodeInvalidJson:             {400, "The body is not valid JSON of the expected shape."},
 	CodeValidationFailed:        {422, "A field has a value the platform does not accept; the message names the field."},
 	CodeUnauthenticated:         {401, "Sign-in is required, or the credentials or token are not valid."},

@@ -18,7 +18,7 @@ var (
 	EndpointLogin       = contract.Endpoint[Credentials, Session]{Service: Service, Name: "login"}
 	EndpointRegister    = contract.Endpoint[Credentials, Session]{Service: Service, Name: "register"}
 	EndpointLogout      = contract.Endpoint[Logout, Empty]{Service: Service, Name: "logout"}
-	EndpointUsersList   = contract.Endpoint[Empty, Users]{Service: Service, Name: "users.list"}
+	EndpointUsersList   = contract.Endpoint[ListUsers, Users]{Service: Service, Name: "users.list"}
 	EndpointUsersCreate = contract.Endpoint[CreateUser, User]{Service: Service, Name: "users.create"}
 	EndpointUsersUpdate = contract.Endpoint[UpdateUser, User]{Service: Service, Name: "users.update"}
 	EndpointRoleGrant   = contract.Endpoint[RoleChange, User]{Service: Service, Name: "roles.grant"}
@@ -44,9 +44,9 @@ func (c Client) Logout(ctx context.Context, l Logout) error {
 	return err
 }
 
-// Users lists every account.
-func (c Client) Users(ctx context.Context) (Users, error) {
-	return EndpointUsersList.Call(ctx, c.T, Empty{})
+// Users lists every account, for an administrator.
+func (c Client) Users(ctx context.Context, actor Actor) (Users, error) {
+	return EndpointUsersList.Call(ctx, c.T, ListUsers{Actor: actor})
 }
 
 // CreateUser creates an account for an administrator.
@@ -98,11 +98,19 @@ type Logout struct {
 	UserID  string    `json:"user_id"`
 }
 
-// Actor is who asks for an administrative change, for the audit log. The
-// edge fills it from the verified token.
+// Actor is who asks for an administrative request. Token is the caller's
+// token: the auth service verifies it and acts on its email and roles,
+// never on Email, which only tells the reader of a message who it claims to
+// be. The edge fills both from the request's verified token.
 type Actor struct {
 	Email     string `json:"email"`
 	RequestID string `json:"request_id,omitempty"`
+	Token     string `json:"token"`
+}
+
+// ListUsers asks for every account.
+type ListUsers struct {
+	Actor Actor `json:"actor"`
 }
 
 // CreateUser is an administrator creating an account.

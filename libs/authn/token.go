@@ -38,6 +38,9 @@ type Claims struct {
 	Email        string   `json:"email"`
 	Roles        []string `json:"roles"`
 	TokenVersion int64    `json:"tv"`
+	// Session is, in an experiment token, the ID of the platform token it
+	// was handed off from: ending that session ends this token too.
+	Session string `json:"sid,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -107,20 +110,24 @@ type Subject struct {
 	TokenVersion int64
 }
 
-// Mint signs a token for sub valid for TokenTTL from now.
+// Mint signs a platform token for sub valid for TokenTTL from now.
 func (s *Signer) Mint(sub Subject, now time.Time) (string, *Claims, error) {
+	return s.mint(sub, Audience, "", now, now.Add(TokenTTL))
+}
+
+func (s *Signer) mint(sub Subject, audience, session string, now, expires time.Time) (string, *Claims, error) {
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
 	c := &Claims{
-		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion,
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub.ID,
 			Issuer:    Issuer,
-			Audience:  jwt.ClaimStrings{Audience},
+			Audience:  jwt.ClaimStrings{audience},
 			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(TokenTTL)),
+			ExpiresAt: jwt.NewNumericDate(expires),
 			ID:        hex.EncodeToString(jti),
 		},
 	}

@@ -3,6 +3,7 @@ package authn
 import (
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,23 +81,29 @@ func (v *Verifier) SetVersion(userID string, version int64) {
 	v.mu.Unlock()
 }
 
-// Verify checks a token and returns its claims.
+// Verify checks a platform token and returns its claims. An experiment
+// token is refused here: it is good on its experiment's origin only.
 func (v *Verifier) Verify(token string, now time.Time) (*Claims, error) {
-	c, err := v.verifySignature(token, now)
+	return v.verify(token, Audience, now)
+}
+
+func (v *Verifier) verify(token, audience string, now time.Time) (*Claims, error) {
+	c, err := v.verifySignature(token, audience, now)
 	if err != nil {
 		return nil, err
 	}
 	v.mu.RLock()
 	_, denied := v.denied[c.ID]
+	_, sessionEnded := v.denied[c.Session]
 	current := v.versions[c.Subject]
 	v.mu.RUnlock()
-	if denied || c.TokenVersion < current {
+	if denied || (c.Session != "" && sessionEnded) || c.TokenVersion < current {
 		return nil, ErrRevoked
 	}
 	return c, nil
 }
 
-func (v *Verifier) verifySignature(token string, now time.Time) (*Claims, error) {
+func (v *Verifier) verifySignature(token, audience string, now time.Time) (*Claims, error) {
 	if token == "" || len(token) > MaxTokenLen {
 		return nil, ErrMalformed
 	}
@@ -104,6 +111,10 @@ func (v *Verifier) verifySignature(token string, now time.Time) (*Claims, error)
 	c, ok := v.cache[token]
 	v.cacheMu.Unlock()
 	if ok {
+		// The cache holds tokens of every audience; each use checks its own.
+		if !slices.Contains(c.Audience, audience) {
+			return nil, ErrInvalid
+		}
 		if !now.Before(c.ExpiresAt.Time) {
 			v.cacheMu.Lock()
 			delete(v.cache, token)
@@ -112,7 +123,7 @@ func (v *Verifier) verifySignature(token string, now time.Time) (*Claims, error)
 		}
 		return c, nil
 	}
-	c, err := v.parse(token, now)
+	c, err := v.parse(token, audience, now)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +148,7 @@ func (v *Verifier) verifySignature(token string, now time.Time) (*Claims, error)
 // parse verifies the signature with a known key chosen by the header's kid
 // only: key material or key locations in the header (jwk, jku, x5u, x5c) are
 // never used.
-func (v *Verifier) parse(token string, now time.Time) (*Claims, error) {
+func (v *Verifier) parse(token, audience string, now time.Time) (*Claims, error) {
 	if strings.Count(token, ".") != 2 {
 		return nil, ErrMalformed
 	}
@@ -145,7 +156,7 @@ func (v *Verifier) parse(token string, now time.Time) (*Claims, error) {
 	var c Claims
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{Algorithm}),
-		jwt.WithAudience(Audience),
+		jwt.WithAudience(audience),
 		jwt.WithIssuer(Issuer),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),

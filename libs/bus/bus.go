@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/gnome-platform/gnome/libs/config"
 )
 
 // Header names the platform sets on messages besides the trace context.
@@ -27,12 +30,13 @@ const (
 )
 
 // Connect dials the NATS cluster at url (comma-separated for several
-// servers), reconnecting forever: a service outlives a NATS restart.
-func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// servers), reconnecting forever: a service outlives a NATS restart. opts
+// add to the defaults; AuthOptions gives the credentials.
+func Connect(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -47,11 +51,48 @@ func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
 			}
 			log.Error("nats async error", "subject", subj, "err", err)
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redact(url), err)
 	}
 	return nc, nil
+}
+
+// AuthOptions are the connection options of service user: its credentials
+// (a user and password, a .creds file or an nkey seed file; none when a is
+// empty) and its own reply inbox, InboxPrefix(user), the only inbox its bus
+// permissions let it read.
+func AuthOptions(a config.NATSAuth, user string) ([]nats.Option, error) {
+	var opts []nats.Option
+	if user != "" {
+		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(user)))
+	}
+	switch {
+	case a.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+	case a.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(a.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_NKEY_SEED: %w", err)
+		}
+		opts = append(opts, o)
+	case a.User != "":
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+	}
+	return opts, nil
+}
+
+// redact drops the passwords from URLs with credentials in them, for
+// errors and logs.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			u.User = neturl.User(u.User.Username())
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // carrier adapts NATS headers to OpenTelemetry's propagation. NATS header

@@ -46,6 +46,8 @@ type Server struct {
 	// buffered when Stop drains the subscriptions arrive after it.
 	mu       sync.Mutex
 	stopping bool
+
+	identify func(ctx context.Context, c *contract.Caller) error
 }
 
 // ServerOptions describe the instance.
@@ -57,7 +59,18 @@ type ServerOptions struct {
 	// Concurrency bounds handlers running at once; 64 when zero.
 	Concurrency int
 	Log         *slog.Logger
+	// Identify, when set, replaces the caller of every request that names
+	// one (a request type with a CallerOf method) by the identity its token
+	// proves, or refuses the request with its error, before the handler
+	// runs: handlers act on verified identity only. libs/svc sets it for
+	// every service.
+	Identify func(ctx context.Context, c *contract.Caller) error
 }
+
+// callerRequest is a request that names its caller (uploadapi, exportapi).
+type callerRequest interface{ CallerOf() *contract.Caller }
+
+type identifyKey struct{}
 
 // NewServer registers a micro service (visible to $SRV.PING/INFO/STATS
 // discovery) in the platform's queue group.
@@ -78,7 +91,7 @@ func NewServer(nc *nats.Conn, o ServerOptions) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("register %s service on nats: %w", o.Name, err)
 	}
-	return &Server{svc: svc, nc: nc, name: o.Name, log: o.Log, sem: make(chan struct{}, o.Concurrency)}, nil
+	return &Server{svc: svc, nc: nc, name: o.Name, log: o.Log, sem: make(chan struct{}, o.Concurrency), identify: o.Identify}, nil
 }
 
 // ID is this instance's micro service ID.
@@ -110,6 +123,9 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 			defer func() { <-s.sem; s.wg.Done() }()
 			ctx, rid := Extract(context.Background(), hdr)
 			ctx = telemetry.WithRequestID(ctx, rid)
+			if s.identify != nil {
+				ctx = context.WithValue(ctx, identifyKey{}, s.identify)
+			}
 			ctx, span := tracer.Start(ctx, subject, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
 			defer span.End()
@@ -262,6 +278,13 @@ func JSON[Req, Resp any](fn func(ctx context.Context, req Req) (Resp, error)) Ra
 		if len(data) > 0 {
 			if err := json.Unmarshal(data, &req); err != nil {
 				return nil, apierr.Wrap(apierr.CodeInvalidJson, err, "request is not valid JSON")
+			}
+		}
+		if cr, ok := any(&req).(callerRequest); ok {
+			if identify, _ := ctx.Value(identifyKey{}).(func(context.Context, *contract.Caller) error); identify != nil {
+				if err := identify(ctx, cr.CallerOf()); err != nil {
+					return nil, err
+				}
 			}
 		}
 		resp, err := fn(ctx, req)

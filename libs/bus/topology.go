@@ -34,6 +34,13 @@ const (
 	BucketActorLeases   = "actor_leases"   // owner: actorworker
 	BucketActorState    = "actor_state"    // owner: actorworker
 	BucketActorKV       = "actor_kv"       // owner: actorworker
+	// BucketDataGrants holds a key reader.data (uploadapi.AccessKey) exactly
+	// while experiment reader may read experiment data's data; actorworkers
+	// watch it, so a revocation reaches running actors at once.
+	BucketDataGrants = "data_grants" // owner: upload
+	// BucketHandoffs holds the single-use codes that carry a visitor's
+	// identity from the platform's origin to an experiment's (30 s at most).
+	BucketHandoffs = "handoffs" // owner: edge
 
 	// Object stores.
 	ObjectUploads = "uploads" // owner: upload (staging of incoming ZIPs)
@@ -48,6 +55,17 @@ type Topology struct {
 	// Replicas of every stream, bucket and object store: 1 on a single
 	// server, 3 on a production cluster.
 	Replicas int
+	// Service is the bus user provisioning (see access.go): it creates what
+	// is missing but changes an existing configuration only of what it
+	// owns, which is all its bus permissions allow. Empty or Admin: it
+	// changes any.
+	Service string
+}
+
+// mayUpdate reports whether t changes the existing configuration of the
+// JetStream stream named stream.
+func (t Topology) mayUpdate(stream string) bool {
+	return t.Service == "" || t.Service == Admin || Owner(stream) == t.Service
 }
 
 // Durability: every resource is file-backed. The embedded server fsyncs every
@@ -103,7 +121,12 @@ func (t Topology) EnsureStreams(ctx context.Context, names ...string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if t.mayUpdate(n) {
+			_, err = t.JS.CreateOrUpdateStream(ctx, cfg)
+		} else if _, err = t.JS.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			err = nil // its owner's configuration stands
+		}
+		if err != nil {
 			return fmt.Errorf("provision stream %s: %w", n, err)
 		}
 	}
@@ -137,6 +160,14 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 	case BucketActorKV:
 		cfg.Description = "per-experiment key-value store of actors"
 		cfg.MaxValueSize = 1 << 20
+	case BucketHandoffs:
+		cfg.Description = "single-use hand-off codes to experiment origins, by hashed code"
+		cfg.TTL = 30 * time.Second
+		cfg.LimitMarkerTTL = time.Minute
+		cfg.MaxValueSize = 8 << 10
+	case BucketDataGrants:
+		cfg.Description = "active grants of experiments' data to other experiments' reads, by reader.data"
+		cfg.MaxValueSize = 4 << 10
 	default:
 		return cfg, fmt.Errorf("unknown bucket %q", name)
 	}
@@ -150,7 +181,12 @@ func (t Topology) EnsureBuckets(ctx context.Context, names ...string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		if t.mayUpdate("KV_" + n) {
+			_, err = t.JS.CreateOrUpdateKeyValue(ctx, cfg)
+		} else if _, err = t.JS.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			err = nil
+		}
+		if err != nil {
 			return fmt.Errorf("provision bucket %s: %w", n, err)
 		}
 	}
@@ -181,7 +217,12 @@ func (t Topology) EnsureObjectStores(ctx context.Context, names ...string) error
 		if err != nil {
 			return err
 		}
-		if _, err := t.JS.CreateOrUpdateObjectStore(ctx, cfg); err != nil {
+		if t.mayUpdate("OBJ_" + n) {
+			_, err = t.JS.CreateOrUpdateObjectStore(ctx, cfg)
+		} else if _, err = t.JS.CreateObjectStore(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+			err = nil
+		}
+		if err != nil {
 			return fmt.Errorf("provision object store %s: %w", n, err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -39,6 +40,10 @@ type Config struct {
 	// NATSReplicas is the replica count of every stream, bucket and object
 	// store the services provision (1 on a single server, 3 on a cluster).
 	NATSReplicas int
+	// NATSAuth is how this process authenticates to an external NATS
+	// cluster (NATS_USER/NATS_PASSWORD, NATS_CREDS or NATS_NKEY_SEED). The
+	// embedded server generates its own credentials under DATA_DIR.
+	NATSAuth NATSAuth
 
 	MongoURI          string
 	MongoDB           string
@@ -60,6 +65,19 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MetricsAllowed are the networks that may read /metrics; loopback always may.
 	MetricsAllowed []netip.Prefix
+	// MetricsToken, when set, lets a scraper read /metrics from anywhere
+	// with `Authorization: Bearer <token>` (METRICS_TOKEN).
+	MetricsToken string
+
+	// PublicURL is the platform's own origin as browsers reach it
+	// (PUBLIC_URL, for example https://gnome.example): HTTPS redirects and
+	// the experiment hand-off are built from it, never from the Host
+	// header. Empty in development means http://<HTTP_ADDR>.
+	PublicURL string
+	// ExperimentOrigin is the URL template, with {slug} in its host, of the
+	// origin each experiment is served from (EXPERIMENT_ORIGIN). Empty in
+	// development means http://{slug}.localhost:<port of HTTP_ADDR>.
+	ExperimentOrigin string
 
 	B2 B2Config
 	// ExportRetention is how long a ready export stays downloadable before
@@ -77,6 +95,20 @@ type Config struct {
 	// ShutdownGrace bounds how long in-flight requests and jobs get on SIGTERM
 	// before jobs are handed back to the queue.
 	ShutdownGrace time.Duration
+}
+
+// NATSAuth is one way to authenticate to NATS; at most one is set.
+type NATSAuth struct {
+	User, Password string
+	// CredsFile is a JWT .creds file (NATS_CREDS).
+	CredsFile string
+	// NKeySeedFile is a file holding an nkey seed (NATS_NKEY_SEED).
+	NKeySeedFile string
+}
+
+// Set reports whether any credential is configured.
+func (a NATSAuth) Set() bool {
+	return a.User != "" || a.Password != "" || a.CredsFile != "" || a.NKeySeedFile != ""
 }
 
 // B2Config is the optional S3-compatible export storage.
@@ -161,12 +193,16 @@ func LoadFrom(get Getenv) (*Config, error) {
 	}
 
 	c := &Config{
-		Env:                strings.ToLower(str("G_NOME_ENV", Development)),
-		HTTPAddr:           str("HTTP_ADDR", "127.0.0.1:8080"),
-		DataDir:            str("DATA_DIR", "./data"),
-		NATSURL:            str("NATS_URL", ""),
-		EmbeddedNATSAddr:   str("EMBEDDED_NATS_ADDR", "127.0.0.1:4222"),
-		NATSReplicas:       int(integer("NATS_REPLICAS", 1, 1)),
+		Env:              strings.ToLower(str("G_NOME_ENV", Development)),
+		HTTPAddr:         str("HTTP_ADDR", "127.0.0.1:8080"),
+		DataDir:          str("DATA_DIR", "./data"),
+		NATSURL:          str("NATS_URL", ""),
+		EmbeddedNATSAddr: str("EMBEDDED_NATS_ADDR", "127.0.0.1:4222"),
+		NATSReplicas:     int(integer("NATS_REPLICAS", 1, 1)),
+		NATSAuth: NATSAuth{
+			User: str("NATS_USER", ""), Password: str("NATS_PASSWORD", ""),
+			CredsFile: str("NATS_CREDS", ""), NKeySeedFile: str("NATS_NKEY_SEED", ""),
+		},
 		MongoURI:           str("MONGO_URI", ""),
 		MongoDB:            str("MONGO_DB", "gnome"),
 		MongoMinPool:       uint64(integer("MONGO_MAIN_MIN_POOL_SIZE", 10, 0)),
@@ -181,6 +217,9 @@ func LoadFrom(get Getenv) (*Config, error) {
 		MaxUploadSizeMB:    integer("MAX_UPLOAD_SIZE_MB", 100, 1),
 		TrustedProxies:     cidrs("TRUSTED_PROXIES"),
 		MetricsAllowed:     cidrs("METRICS_ALLOWED_CIDRS"),
+		MetricsToken:       str("METRICS_TOKEN", ""),
+		PublicURL:          strings.TrimRight(str("PUBLIC_URL", ""), "/"),
+		ExperimentOrigin:   strings.TrimRight(str("EXPERIMENT_ORIGIN", ""), "/"),
 		B2: B2Config{
 			KeyID:    str("B2_APPLICATION_KEY_ID", str("B2_ACCESS_KEY_ID", "")),
 			Key:      str("B2_APPLICATION_KEY", str("B2_SECRET_ACCESS_KEY", "")),
@@ -213,6 +252,11 @@ func LoadFrom(get Getenv) (*Config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, &Error{"LOG_FORMAT", fmt.Sprintf("must be text or json, got %q", c.LogFormat)})
+	}
+	errs = append(errs, c.checkOrigins()...)
+	errs = append(errs, c.checkNATSAuth()...)
+	if c.MetricsToken != "" && len(c.MetricsToken) < 24 {
+		errs = append(errs, &Error{"METRICS_TOKEN", "must be at least 24 characters"})
 	}
 	if !strings.Contains(c.AdminEmail, "@") {
 		errs = append(errs, &Error{"ADMIN_EMAIL", fmt.Sprintf("%q is not an email address", c.AdminEmail)})
@@ -324,4 +368,57 @@ func (c *Config) RequireExternal(binary string) error {
 		errs = append(errs, &Error{"MONGO_URI", binary + " embeds no store; set MONGO_URI (or run `gnome serve`)"})
 	}
 	return errors.Join(errs...)
+}
+
+// checkOrigins validates PUBLIC_URL and EXPERIMENT_ORIGIN: absolute origins
+// (scheme and host, no path, query or credentials), HTTPS in production, and
+// the experiment template with exactly one {slug}, in its host.
+func (c *Config) checkOrigins() []error {
+	var errs []error
+	origin := func(name, v string) *url.URL {
+		u, err := url.Parse(strings.ReplaceAll(v, "{slug}", "slug"))
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			errs = append(errs, &Error{name, fmt.Sprintf("must be an http:// or https:// origin, got %q", v)})
+		case u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			errs = append(errs, &Error{name, fmt.Sprintf("must be only a scheme and host (no user, path or query), got %q", v)})
+		case c.IsProduction() && u.Scheme != "https":
+			errs = append(errs, &Error{name, fmt.Sprintf("must be https:// in production, got %q", v)})
+		default:
+			return u
+		}
+		return nil
+	}
+	if c.PublicURL != "" {
+		origin("PUBLIC_URL", c.PublicURL)
+	}
+	if c.ExperimentOrigin != "" {
+		if u := origin("EXPERIMENT_ORIGIN", c.ExperimentOrigin); u != nil {
+			host, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(c.ExperimentOrigin, "https://"), "http://"), "/")
+			if strings.Count(c.ExperimentOrigin, "{slug}") != 1 || !strings.Contains(host, "{slug}") {
+				errs = append(errs, &Error{"EXPERIMENT_ORIGIN", fmt.Sprintf("must hold {slug} once, in its host (for example https://{slug}.labs-usercontent.example), got %q", c.ExperimentOrigin)})
+			}
+		}
+	}
+	return errs
+}
+
+// checkNATSAuth allows one way of authenticating to NATS at a time, and
+// only towards an external cluster.
+func (c *Config) checkNATSAuth() []error {
+	a := c.NATSAuth
+	ways := 0
+	for _, set := range []bool{a.User != "" || a.Password != "", a.CredsFile != "", a.NKeySeedFile != ""} {
+		if set {
+			ways++
+		}
+	}
+	var errs []error
+	if ways > 1 {
+		errs = append(errs, &Error{"NATS_USER", "set one of NATS_USER/NATS_PASSWORD, NATS_CREDS or NATS_NKEY_SEED, not several"})
+	}
+	if (a.User == "") != (a.Password == "") {
+		errs = append(errs, &Error{"NATS_PASSWORD", "NATS_USER and NATS_PASSWORD go together"})
+	}
+	return errs
 }

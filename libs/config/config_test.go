@@ -140,6 +140,10 @@ func TestEveryVariableIsRead(t *testing.T) {
 		"EXPORT_RETENTION_HOURS":      "48",
 		"EXPORT_LINK_TTL_SECONDS":     "300",
 		"EXPORT_JOB_ACK_WAIT_SECONDS": "10",
+		"NATS_CREDS":                  "/run/secrets/edge.creds",
+		"METRICS_TOKEN":               strings.Repeat("m", 30),
+		"PUBLIC_URL":                  "https://gnome.example/",
+		"EXPERIMENT_ORIGIN":           "https://{slug}.labs-usercontent.example",
 	})
 	want := &config.Config{
 		Env:                config.Production,
@@ -166,6 +170,10 @@ func TestEveryVariableIsRead(t *testing.T) {
 			netip.MustParsePrefix("2001:db8::/32"),
 		},
 		MetricsAllowed:   []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")},
+		NATSAuth:         config.NATSAuth{CredsFile: "/run/secrets/edge.creds"},
+		MetricsToken:     strings.Repeat("m", 30),
+		PublicURL:        "https://gnome.example",
+		ExperimentOrigin: "https://{slug}.labs-usercontent.example",
 		B2:               config.B2Config{KeyID: "kid", Key: "key", Bucket: "exports", Endpoint: "https://s3.example.com"},
 		ExportRetention:  48 * time.Hour,
 		ExportLinkTTL:    5 * time.Minute,
@@ -209,6 +217,17 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"metrics cidr garbage", "METRICS_ALLOWED_CIDRS", "localhost"},
 		{"weak admin password in development", "ADMIN_PASSWORD", "short"},
 		{"default admin password in development", "ADMIN_PASSWORD", "password123"},
+		{"public url not a url", "PUBLIC_URL", "gnome.example"},
+		{"public url with a path", "PUBLIC_URL", "https://gnome.example/app"},
+		{"public url with a query", "PUBLIC_URL", "https://gnome.example/?a=b"},
+		{"public url with credentials", "PUBLIC_URL", "https://u:p@gnome.example"},
+		{"public url other scheme", "PUBLIC_URL", "ftp://gnome.example"},
+		{"experiment origin without slug", "EXPERIMENT_ORIGIN", "https://labs.example"},
+		{"experiment origin slug twice", "EXPERIMENT_ORIGIN", "https://{slug}.{slug}.example"},
+		{"experiment origin slug in path", "EXPERIMENT_ORIGIN", "https://labs.example/{slug}"},
+		{"experiment origin not a url", "EXPERIMENT_ORIGIN", "{slug}.labs.example"},
+		{"short metrics token", "METRICS_TOKEN", "short"},
+		{"nats user without password", "NATS_PASSWORD", "only-a-password"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := load(t, env{tc.variable: tc.value})
@@ -222,6 +241,37 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 				t.Errorf("message %q does not name %s", err, tc.variable)
 			}
 		})
+	}
+}
+
+func TestOneWayToAuthenticateToNATS(t *testing.T) {
+	_, err := load(t, env{"NATS_USER": "edge", "NATS_PASSWORD": "pw", "NATS_CREDS": "/edge.creds"})
+	if err == nil || !slices.Contains(failedVars(err), "NATS_USER") {
+		t.Fatalf("user and creds file together: err = %v", err)
+	}
+	c := mustLoad(t, env{"NATS_USER": "edge", "NATS_PASSWORD": "pw"})
+	if !c.NATSAuth.Set() || c.NATSAuth.User != "edge" || c.NATSAuth.Password != "pw" {
+		t.Errorf("user and password: %+v", c.NATSAuth)
+	}
+	if mustLoad(t, env{}).NATSAuth.Set() {
+		t.Error("no NATS credentials are set by default")
+	}
+}
+
+func TestProductionOriginsAreHTTPS(t *testing.T) {
+	for _, v := range []string{"PUBLIC_URL", "EXPERIMENT_ORIGIN"} {
+		e := prodEnv()
+		e[v] = "http://{slug}.gnome.example"
+		if v == "PUBLIC_URL" {
+			e[v] = "http://gnome.example"
+		}
+		if _, err := load(t, e); err == nil || !slices.Contains(failedVars(err), v) {
+			t.Errorf("plain-HTTP %s accepted in production: %v", v, err)
+		}
+	}
+	c := mustLoad(t, env{"PUBLIC_URL": "http://127.0.0.1:8080", "EXPERIMENT_ORIGIN": "http://{slug}.localhost:8080"})
+	if c.PublicURL != "http://127.0.0.1:8080" || c.ExperimentOrigin != "http://{slug}.localhost:8080" {
+		t.Errorf("development origins: %q %q", c.PublicURL, c.ExperimentOrigin)
 	}
 }
 

@@ -45,13 +45,16 @@ func (e Endpoint[Req, Rep]) Call(ctx context.Context, t Transport, req Req) (Rep
 	return rep, err
 }
 
-// Caller is who asks, as the edge verified it; services decide what it may
-// do.
+// Caller is who asks; services decide what it may do. Token is the proof:
+// the caller's token, which the serving service verifies (libs/svc
+// Identity) and takes the email, roles and admin flag from, so that a
+// message naming someone else changes nothing.
 type Caller struct {
 	Email     string   `json:"email"`
 	Roles     []string `json:"roles"`
 	IsAdmin   bool     `json:"is_admin"`
 	RequestID string   `json:"request_id,omitempty"`
+	Token     string   `json:"token,omitempty"`
 }
 
 // Empty is an empty request or reply.

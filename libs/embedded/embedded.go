@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,17 +18,25 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/gnome-platform/gnome/libs/bus"
 )
 
 // NATS is an embedded NATS server.
 type NATS struct {
-	srv *server.Server
+	srv   *server.Server
+	creds *Credentials
 }
 
 // StartNATS starts a JetStream-enabled server storing under dir and listening
 // on addr (host:port; port 0 picks a free one). The host must be a loopback
 // address. Every write to a stream is fsynced before it is acknowledged
 // (SyncAlways): acknowledged jobs and events survive a power cut.
+//
+// Every connection authenticates, even on loopback (another local user or
+// process is not the platform): the server knows one user per service with
+// that service's permissions, and an admin, whose credentials are generated
+// at first start under dir/credentials and reused after (see Credentials).
 func StartNATS(dir, addr string) (*NATS, error) {
 	host, port, err := loopback(addr)
 	if err != nil {
@@ -43,7 +52,16 @@ func StartNATS(dir, addr string) (*NATS, error) {
 	} else {
 		port = server.RANDOM_PORT
 	}
+	creds, err := LoadCredentials(filepath.Join(dir, CredentialsDir))
+	if err != nil {
+		return nil, err
+	}
+	users, err := creds.serverUsers()
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
+		Users:              users,
 		ServerName:         "gnome-embedded",
 		Host:               host,
 		Port:               port,
@@ -65,11 +83,26 @@ func StartNATS(dir, addr string) (*NATS, error) {
 		srv.Shutdown()
 		return nil, errors.New("embedded nats server did not become ready in 15s")
 	}
-	return &NATS{srv: srv}, nil
+	return &NATS{srv: srv, creds: creds}, nil
 }
 
-// URL is the client URL of the server.
+// URL is the client URL of the server, without credentials.
 func (n *NATS) URL() string { return n.srv.ClientURL() }
+
+// Credentials are the server's users' credentials.
+func (n *NATS) Credentials() *Credentials { return n.creds }
+
+// AdminURL is the client URL with the admin's credentials in it, for tests
+// and tools in this process; never print or log it.
+func (n *NATS) AdminURL() string {
+	u, err := url.Parse(n.URL())
+	if err != nil {
+		return n.URL()
+	}
+	a := n.creds.Auth(bus.Admin)
+	u.User = url.UserPassword(a.User, a.Password)
+	return u.String()
+}
 
 // Shutdown stops the server and waits for it, flushing JetStream to disk.
 func (n *NATS) Shutdown() {

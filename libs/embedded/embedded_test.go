@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/embedded"
 )
 
@@ -89,7 +91,7 @@ func TestNATSDataSurvivesARestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(n.URL())
+	nc, err := nats.Connect(n.AdminURL())
 	if err != nil {
 		n.Shutdown()
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestNATSDataSurvivesARestart(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	defer n2.Shutdown()
-	nc2, err := nats.Connect(n2.URL())
+	nc2, err := nats.Connect(n2.AdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,5 +177,85 @@ func TestStoreDataSurvivesARestart(t *testing.T) {
 	defer s2.Shutdown()
 	if v := read(s2.URI()); v != 42 {
 		t.Errorf("after restart v = %d, want 42", v)
+	}
+}
+
+// The credentials are generated once, kept where only their owner reads
+// them, and reused by the next start: separately started services keep
+// working across a restart of the infrastructure.
+func TestCredentialsAreGeneratedOnceAndPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nats")
+	n, err := embedded.StartNATS(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := n.Credentials()
+	first := map[string]string{}
+	for _, user := range bus.Users {
+		a := creds.Auth(user)
+		if a.User != user || len(a.Password) < 24 {
+			t.Errorf("%s: credentials %q/%d characters", user, a.User, len(a.Password))
+		}
+		first[user] = a.Password
+		fi, err := os.Stat(creds.File(user))
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: file mode %v, want 0600", creds.File(user), fi.Mode().Perm())
+		}
+		read, ok, err := bus.ReadCredentials(filepath.Dir(dir), user)
+		if err != nil || !ok || read != a {
+			t.Errorf("%s: a binary with this DATA_DIR reads %+v, %v, %v", user, read, ok, err)
+		}
+	}
+	if fi, err := os.Stat(creds.Dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("credentials dir: %v %v, want 0700", fi.Mode().Perm(), err)
+	}
+	if first["edge"] == first["auth"] {
+		t.Error("two users share a password")
+	}
+	n.Shutdown()
+
+	// Loosened by hand: the next start tightens the file again.
+	if err := os.Chmod(creds.File("edge"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n2, err := embedded.StartNATS(dir, "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer n2.Shutdown()
+	for _, user := range bus.Users {
+		if got := n2.Credentials().Auth(user).Password; got != first[user] {
+			t.Errorf("%s: the password changed across a restart", user)
+		}
+	}
+	if fi, _ := os.Stat(creds.File("edge")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("a loosened credentials file stays %v", fi.Mode().Perm())
+	}
+	nc, err := nats.Connect(n2.URL(), nats.UserInfo("edge", first["edge"]))
+	if err != nil {
+		t.Fatalf("the edge's kept password is refused after a restart: %v", err)
+	}
+	nc.Close()
+}
+
+// A damaged credentials file stops the start with a message naming it,
+// instead of a server nobody can reach.
+func TestDamagedCredentialsAreRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nats")
+	cdir := filepath.Join(dir, embedded.CredentialsDir)
+	if err := os.MkdirAll(cdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cdir, "auth.env"), []byte("NATS_USER=edge\nNATS_PASSWORD=short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := embedded.StartNATS(dir, "127.0.0.1:0"); err == nil {
+		n.Shutdown()
+		t.Fatal("started with a credentials file naming another user")
+	} else if !strings.Contains(err.Error(), "auth.env") {
+		t.Errorf("error does not name the file: %v", err)
 	}
 }

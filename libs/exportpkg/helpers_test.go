@@ -20,6 +20,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
@@ -154,24 +155,26 @@ func newFixtureOf(t testing.TB, upload []byte) *fixture {
 // seed documents, in JSON so that the types are plain to see. shop_x_log is
 // both experiment "shop"'s x_log and experiment "shop_x"'s log.
 var seedDocs = map[string][]string{
-	"shop_clicks": {
+	scoped.CollectionName("shop", "clicks"): {
 		`{"_id": {"$oid": "65f000000000000000000001"}, "experiment_id": "shop", "at": {"$date": "2025-01-02T03:04:05.678Z"}, "n": {"$numberInt": "7"}, "big": {"$numberLong": "9007199254740993"}, "ratio": {"$numberDouble": "0.5"}, "ok": true, "none": null}`,
 		`{"_id": {"$oid": "65f000000000000000000002"}, "experiment_id": "shop", "who": {"name": "Zoë", "tags": ["a", "b", {"deep": {"deeper": [1, 2]}}]}, "blob": {"$binary": {"base64": "AAECAwT/", "subType": "00"}}, "uuid": {"$binary": {"base64": "c3RhbmRhbG9uZXBhY2thZw==", "subType": "04"}}}`,
 		`{"_id": "text-id", "experiment_id": "shop", "text": "line one\nline \"two\"\t<b>&</b>"}`,
 		`{"_id": "orphan", "text": "no experiment_id: not the experiment's"}`,
 	},
-	"shop_notes": {
+	scoped.CollectionName("shop", "notes"): {
 		`{"_id": 1, "experiment_id": "shop", "note": "first"}`,
 		`{"_id": 2, "experiment_id": "shop", "note": "second", "empty": {}, "list": []}`,
 	},
-	"shop_x_log": {
+	scoped.CollectionName("shop", "x_log"): {
 		`{"_id": "l1", "experiment_id": "shop", "line": "shop's x_log"}`,
+	},
+	scoped.CollectionName("shop_x", "log"): {
 		`{"_id": "l2", "experiment_id": "shop_x", "line": "shop_x's log"}`,
 	},
-	"shop_x_items": {
+	scoped.CollectionName("shop_x", "items"): {
 		`{"_id": "i1", "experiment_id": "shop_x", "item": "not shop's"}`,
 	},
-	"shop_bad-name": {
+	"x.shop.bad-name": {
 		`{"_id": "b1", "experiment_id": "shop", "note": "a name scoped never makes"}`,
 	},
 	"shopping_list": {
@@ -203,7 +206,7 @@ func exported(t testing.TB, db *mongo.Database) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for _, c := range []struct{ coll, base string }{
-		{"shop_clicks", "clicks"}, {"shop_notes", "notes"}, {"shop_x_log", "x_log"},
+		{scoped.CollectionName("shop", "clicks"), "clicks"}, {scoped.CollectionName("shop", "notes"), "notes"}, {scoped.CollectionName("shop", "x_log"), "x_log"},
 	} {
 		out[c.base] = docsOf(t, db.Collection(c.coll), bson.D{{Key: "experiment_id", Value: slug}})
 	}

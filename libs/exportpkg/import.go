@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 // ImportMode is what Import does with a document whose _id is in the
@@ -52,8 +54,8 @@ type ImportSummary struct {
 	Existing  int64
 }
 
-// Import writes every document of the package into the collection
-// {slug}_{name} of db, in batches, the documents as they are (experiment_id
+// Import writes every document of the package into the experiment's
+// collection of each name (scoped.CollectionName) in db, in batches, the documents as they are (experiment_id
 // included). Packages without data import nothing. On error, the batches
 // before it are written.
 func Import(ctx context.Context, db *mongo.Database, p *Package, opts ImportOptions) (ImportSummary, error) {
@@ -62,7 +64,7 @@ func Import(ctx context.Context, db *mongo.Database, p *Package, opts ImportOpti
 	}
 	im := &importer{ctx: ctx, opts: opts, total: p.Meta.Documents}
 	for _, c := range p.Collections() {
-		coll := db.Collection(p.Meta.Slug + "_" + c.Name)
+		coll := db.Collection(scoped.CollectionName(p.Meta.Slug, c.Name))
 		im.step = StepData + c.Name
 		err := p.ReadCollection(c.Name, func(doc bson.D) error {
 			raw, err := bson.Marshal(doc)

@@ -17,6 +17,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 func open(t testing.TB, pkg []byte) *exportpkg.Package {
@@ -89,7 +90,7 @@ func TestOpenAndImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"shop_clicks", "shop_notes", "shop_x_log"}) {
+	if !slices.Equal(names, []string{scoped.CollectionName("shop", "clicks"), scoped.CollectionName("shop", "notes"), scoped.CollectionName("shop", "x_log")}) {
 		t.Errorf("collections %q", names)
 	}
 
@@ -120,11 +121,11 @@ func TestOpenAndImport(t *testing.T) {
 	if s != (exportpkg.ImportSummary{Collections: 3, Documents: 6, Inserted: 1, Existing: 5}) {
 		t.Errorf("import keeping %+v", s)
 	}
-	notes := docsOf(t, fresh.Collection("shop_notes"), bson.D{})
+	notes := docsOf(t, fresh.Collection(scoped.CollectionName("shop", "notes")), bson.D{})
 	if len(notes) != 2 || !strings.Contains(notes[0], `"note":"changed"`) {
 		t.Errorf("notes after an import that keeps: %q", notes)
 	}
-	if clicks := docsOf(t, fresh.Collection("shop_clicks"), bson.D{}); !slices.Equal(clicks, want["clicks"]) {
+	if clicks := docsOf(t, fresh.Collection(scoped.CollectionName("shop", "clicks")), bson.D{}); !slices.Equal(clicks, want["clicks"]) {
 		t.Errorf("clicks after an import that keeps: %q", clicks)
 	}
 	if len(progress) == 0 || progress[len(progress)-1] != 1 || !slices.IsSorted(progress) {
@@ -135,11 +136,11 @@ func TestOpenAndImport(t *testing.T) {
 // edit changes one note and deletes one click.
 func edit(t *testing.T, db *mongo.Database) {
 	t.Helper()
-	if _, err := db.Collection("shop_notes").UpdateOne(ctxT(t), bson.D{{Key: "_id", Value: int32(1)}},
+	if _, err := db.Collection(scoped.CollectionName("shop", "notes")).UpdateOne(ctxT(t), bson.D{{Key: "_id", Value: int32(1)}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "note", Value: "changed"}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Collection("shop_clicks").DeleteOne(ctxT(t), bson.D{{Key: "_id", Value: "text-id"}}); err != nil {
+	if _, err := db.Collection(scoped.CollectionName("shop", "clicks")).DeleteOne(ctxT(t), bson.D{{Key: "_id", Value: "text-id"}}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 // sampler is where the package goes: it keeps nothing of it, but counts and
@@ -122,7 +123,7 @@ func streams(t *testing.T, db *mongo.Database, docs, payloadSize int) {
 			{Key: "payload", Value: bson.Binary{Subtype: 0, Data: payload}},
 		})
 		if len(batch) == cap(batch) || i == docs-1 {
-			if _, err := db.Collection("shop_events").InsertMany(ctx, batch); err != nil {
+			if _, err := db.Collection(scoped.CollectionName("shop", "events")).InsertMany(ctx, batch); err != nil {
 				t.Fatal(err)
 			}
 			batch = batch[:0]

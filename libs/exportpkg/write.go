@@ -280,12 +280,15 @@ func (x *writer) listCollections() ([]collection, error) {
 	slices.Sort(names)
 	var colls []collection
 	for _, name := range names {
-		base, ok := strings.CutPrefix(name, x.slug+"_")
+		slug, base, ok := scoped.ParseCollectionName(name)
 		if !ok {
+			// The experiment's prefix with a base name scoped never makes.
+			if strings.HasPrefix(name, scoped.CollectionPrefix(x.slug)) {
+				x.skipped = append(x.skipped, name)
+			}
 			continue
 		}
-		if !baseSyntax.MatchString(base) {
-			x.skipped = append(x.skipped, name)
+		if slug != x.slug {
 			continue
 		}
 		colls = append(colls, collection{name: name, base: base})

@@ -17,6 +17,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 func TestParseType(t *testing.T) {
@@ -129,7 +130,7 @@ func TestStandalone(t *testing.T) {
 	if !slices.Equal(sum.Collections, []string{"clicks", "notes", "x_log"}) || sum.Documents != 6 {
 		t.Errorf("collections %q, documents %d", sum.Collections, sum.Documents)
 	}
-	if !slices.Equal(sum.Skipped, []string{"shop_bad-name"}) {
+	if !slices.Equal(sum.Skipped, []string{"x.shop.bad-name"}) {
 		t.Errorf("skipped %q", sum.Skipped)
 	}
 
@@ -174,7 +175,7 @@ func TestStandalone(t *testing.T) {
 		t.Errorf("export.json %+v", meta)
 	}
 	for _, c := range meta.Collections {
-		if c.Collection != "shop_"+c.Name || c.File != exportpkg.DataFile(c.Name) || c.Documents != int64(len(want2[c.Name])) {
+		if c.Collection != scoped.CollectionName("shop", c.Name) || c.File != exportpkg.DataFile(c.Name) || c.Documents != int64(len(want2[c.Name])) {
 			t.Errorf("collection %+v", c)
 		}
 	}
@@ -189,7 +190,7 @@ func TestStandalone(t *testing.T) {
 
 	readme := read(t, files[exportpkg.ReadmeFile])
 	for _, s := range []string{"# Corner shop\n", "Sells things.", "bin/gnome standalone shop-v3-standalone.zip",
-		"http://127.0.0.1:8080/experiments/shop/", "`actor.wasm`", "| `shop_clicks` | `.gnome/data/clicks.jsonl` | 3 |",
+		"http://127.0.0.1:8080/experiments/shop/", "`actor.wasm`", "| `x.shop.clicks` | `.gnome/data/clicks.jsonl` | 3 |",
 		"6 documents"} {
 		if !strings.Contains(readme, s) {
 			t.Errorf("README lacks %q:\n%s", s, readme)
@@ -281,7 +282,7 @@ func TestProgress(t *testing.T) {
 		if typ.HasData() {
 			want = []string{exportpkg.StepPrepare, exportpkg.StepBundle,
 				exportpkg.StepData + "clicks", exportpkg.StepData + "notes",
-				exportpkg.StepData + "x_items", exportpkg.StepData + "x_log",
+				exportpkg.StepData + "x_log",
 				exportpkg.StepFinish, exportpkg.StepDone}
 		}
 		if !slices.Equal(steps, want) {

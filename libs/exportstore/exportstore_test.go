@@ -38,7 +38,7 @@ func startNATS(t *testing.T) (*embedded.NATS, jetstream.JetStream) {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(n.Shutdown)
-	return n, connect(t, n.URL())
+	return n, connect(t, n.AdminURL())
 }
 
 func connect(t *testing.T, url string) jetstream.JetStream {
@@ -333,7 +333,7 @@ func TestKilledPutLeavesNoObject(t *testing.T) {
 		n, js := startNATS(t)
 		bucket := newBucket(t, js, nil)
 		s := exportstore.NewObjectStore(js, bucket)
-		killMidPut(t, []string{"KILL_NATS_URL=" + n.URL(), "KILL_BUCKET=" + bucket}, func() bool {
+		killMidPut(t, []string{"KILL_NATS_URL=" + n.AdminURL(), "KILL_BUCKET=" + bucket}, func() bool {
 			return streamMsgs(t, js, bucket) > 0 // chunks are stored
 		})
 		checkGone(t, s)

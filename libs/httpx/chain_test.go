@@ -3,7 +3,6 @@ package httpx_test
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -27,7 +26,7 @@ func TestChainOrder(t *testing.T) {
 		}
 		names = append(names, s.Name)
 	}
-	want := []string{"request_id", "observe", "proxy", "experiment_scope", "https", "compress"}
+	want := []string{"request_id", "security_headers", "observe", "proxy", "declared_body_limit", "experiment_scope", "https", "compress"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("chain order %v, want %v", names, want)
 	}
@@ -35,14 +34,14 @@ func TestChainOrder(t *testing.T) {
 
 // The order is also visible from outside; each case shows one pair.
 func TestChainOrderIsObservable(t *testing.T) {
-	ta := newApp(t, appOptions{production: true, trusted: []string{"10.0.0.0/8"}})
+	ta := newApp(t, appOptions{production: true, trusted: []string{"10.0.0.0/8"}, publicURL: "https://platform.example"})
 
 	t.Run("request_id before https: a redirect carries the request ID", func(t *testing.T) {
 		resp := ta.do(t, request{target: "/small?x=1", peer: "203.0.113.5:5000"})
 		if resp.StatusCode() != fiber.StatusPermanentRedirect {
 			t.Fatalf("status %d, want 308", resp.StatusCode())
 		}
-		if got := header(resp, "Location"); got != "https://example.test/small?x=1" {
+		if got := header(resp, "Location"); got != "https://platform.example/small?x=1" {
 			t.Errorf("Location %q", got)
 		}
 		if header(resp, httpx.HeaderRequestID) == "" {
@@ -58,8 +57,8 @@ func TestChainOrderIsObservable(t *testing.T) {
 		if got := header(resp, fiber.HeaderStrictTransportSecurity); got != "max-age=31536000; includeSubDomains" {
 			t.Errorf("HSTS %q", got)
 		}
-		if got := header(resp, fiber.HeaderContentSecurityPolicy); got != "upgrade-insecure-requests" {
-			t.Errorf("CSP %q", got)
+		if got := header(resp, fiber.HeaderContentSecurityPolicy); got != httpx.APIPolicy {
+			t.Errorf("CSP %q, want the API policy", got)
 		}
 	})
 
@@ -126,14 +125,8 @@ func TestChainOrderIsObservable(t *testing.T) {
 
 // The whole chain over a real loopback connection: what a client sees.
 func TestChainOverALoopbackListener(t *testing.T) {
-	ta := newApp(t, appOptions{production: true, trusted: []string{"127.0.0.1/32"}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = ta.app.Listener(ln) }()
-	t.Cleanup(func() { _ = ta.app.ShutdownWithTimeout(5 * time.Second) })
-	base := "http://" + ln.Addr().String()
+	ta := newApp(t, appOptions{production: true, trusted: []string{"127.0.0.1/32"}, publicURL: "https://platform.example"})
+	base := "http://" + ta.serve(t)
 	client := &http.Client{
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -154,7 +147,7 @@ func TestChainOverALoopbackListener(t *testing.T) {
 	}
 
 	resp, _ := get("/small", map[string]string{"X-Request-ID": "client-chosen-id-1"})
-	if resp.StatusCode != http.StatusPermanentRedirect || !strings.HasPrefix(resp.Header.Get("Location"), "https://127.0.0.1:") {
+	if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != "https://platform.example/small" {
 		t.Errorf("plain HTTP: %d to %q, want 308 to https", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	if got := resp.Header.Get("X-Request-ID"); got != "client-chosen-id-1" {

@@ -33,15 +33,23 @@ func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
 			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
 		}
 		c.Status(status)
-		c.Response().Header.Del(fiber.HeaderContentEncoding)
+		h := &c.Response().Header
+		h.Del(fiber.HeaderContentEncoding)
+		// Errors the server meets before the chain runs (a header too large,
+		// a read timeout) come here directly: they get the platform's
+		// headers here, and SecurityHeaders refines them for the others.
+		platformHeaders(h)
 		if wantsHTML(c) {
+			nonce := CSPNonce(c)
 			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+			h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'nonce-"+nonce+"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 			// The page replaces whatever the handler wrote before failing.
 			c.Response().ResetBody()
 			return errorPage.Execute(c.Response().BodyWriter(), map[string]any{
-				"Status": status, "Code": ae.Code, "Message": ae.Message, "RequestID": GetRequestID(c),
+				"Status": status, "Code": ae.Code, "Message": ae.Message, "RequestID": GetRequestID(c), "Nonce": nonce,
 			})
 		}
+		h.Set(fiber.HeaderContentSecurityPolicy, APIPolicy)
 		return c.JSON(ae.ToBody(GetRequestID(c)))
 	}
 }
@@ -84,7 +92,7 @@ func wantsHTML(c *fiber.Ctx) bool {
 var errorPage = template.Must(template.New("error").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Status}} · g.nome</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
+<style nonce="{{.Nonce}}">body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}
 code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}</style></head>
 <body><h1>{{.Status}}</h1><p>{{.Message}}</p>
 <p><small>Error <code>{{.Code}}</code>{{if .RequestID}} · request <code>{{.RequestID}}</code>{{end}}</small></p>

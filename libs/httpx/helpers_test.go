@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,11 +63,22 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 }
 
 type appOptions struct {
-	production bool
-	trusted    []string
-	metricsOK  []string
-	logLevel   string
+	production   bool
+	trusted      []string
+	metricsOK    []string
+	metricsToken string
+	logLevel     string
+	publicURL    string
+	canonical    func(c *fiber.Ctx) string
+	isExperiment func(c *fiber.Ctx) bool
+	formTargets  []string
+	// bodyLimit, when set, is the chain's declared-body limit.
+	bodyLimit httpx.BodyLimitFunc
 }
+
+// testReadTimeout is the server's read timeout in tests that must show an
+// answer came without waiting for it.
+const testReadTimeout = 20 * time.Second
 
 // testApp is an app built the way the edge builds its own: the standard
 // chain, the shared error handler, and routes that show what the chain
@@ -102,17 +114,57 @@ func newApp(t *testing.T, o appOptions) *testApp {
 		ta.internal = append(ta.internal, err)
 		ta.mu.Unlock()
 	})
-	app := fiber.New(fiber.Config{DisableStartupMessage: true, ErrorHandler: eh})
-	httpx.Use(app, httpx.Chain(httpx.ChainOptions{
+	// Configured as the edge configures its own: bodies stream, a request
+	// has a bounded time to arrive.
+	app := fiber.New(fiber.Config{
+		DisableStartupMessage: true, ErrorHandler: eh, StrictRouting: true,
+		BodyLimit: 64 << 10, StreamRequestBody: true, DisablePreParseMultipartForm: true,
+		ReadTimeout: testReadTimeout, WriteTimeout: testReadTimeout, IdleTimeout: testReadTimeout,
+	})
+	httpx.Install(app, httpx.ChainOptions{
 		Log: log, Metrics: ta.metrics, TrustedProxies: prefixes(t, o.trusted), Production: o.production, ErrorHandler: eh,
-	}))
+		PublicURL: o.publicURL, CanonicalOrigin: o.canonical, BodyLimit: o.bodyLimit,
+		IsExperiment: o.isExperiment, FormTargets: o.formTargets,
+	})
 	app.Get("/health", func(c *fiber.Ctx) error {
 		if c.Query("down") != "" {
 			return apierr.New(apierr.CodeUnavailable, "down")
 		}
 		return c.JSON(fiber.Map{"status": "ok"})
 	})
-	app.Get("/metrics", httpx.MetricsHandler(ta.reg, prefixes(t, o.metricsOK)))
+	app.Get("/metrics", httpx.MetricsHandler(ta.reg, prefixes(t, o.metricsOK), httpx.WithMetricsToken(o.metricsToken)))
+	app.Get("/page", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		n := httpx.CSPNonce(c)
+		return c.SendString(`<!doctype html><style nonce="` + n + `">p{}</style><script nonce="` + n + `">1</script><p>page`)
+	})
+	app.Get("/plain-page", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		return c.SendString(`<!doctype html><p>no inline code`)
+	})
+	// upload reads the whole streamed body and tells its size; over 1 MiB
+	// it stops reading and refuses, as the edge's upload does.
+	app.Post("/upload", func(c *fiber.Ctx) error {
+		r := c.Request().BodyStream()
+		if r == nil {
+			return c.JSON(fiber.Map{"bytes": len(c.Body())})
+		}
+		n, err := io.Copy(io.Discard, io.LimitReader(r, 1<<20+1))
+		if err != nil {
+			return apierr.Wrap(apierr.CodeBadRequest, err, "the body could not be read")
+		}
+		if n > 1<<20 {
+			return apierr.New(apierr.CodeBundleTooLarge, "counted over the limit")
+		}
+		return c.JSON(fiber.Map{"bytes": n})
+	})
+	// actor answers as an experiment's actor may: HTML with a policy of its own.
+	app.Get("/actor", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+		c.Set(fiber.HeaderContentSecurityPolicy, "script-src 'self' 'unsafe-inline'")
+		return c.SendString(`<script>alert(1)</script>`)
+	})
+	app.Post("/echo", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"bytes": len(c.Body())}) })
 	app.Get("/small", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"ok": true}) })
 	app.Post("/small", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"posted": true}) })
 	app.Get("/big", func(c *fiber.Ctx) error {
@@ -251,4 +303,21 @@ func installTracing(t *testing.T) *tracetest.InMemoryExporter {
 	}
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	return exp
+}
+
+// serve runs the app on a loopback listener, wrapped as the edge wraps its
+// own, until the test ends; it returns the address.
+func (ta *testApp) serve(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ta.app.Listener(httpx.Listener(ln)) }()
+	t.Cleanup(func() {
+		_ = ta.app.ShutdownWithTimeout(5 * time.Second)
+		<-done
+	})
+	return ln.Addr().String()
 }

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -24,6 +23,13 @@ const (
 	LocalScheme    = "gnome.scheme"
 	LocalHost      = "gnome.host"
 	LocalSlug      = "gnome.slug"
+	// LocalRoute is the route template of a request that another Fiber app
+	// served on this request's connection (an experiment's origin): Observe
+	// counts it under that template instead of the handing-over middleware.
+	LocalRoute = "gnome.route"
+	// LocalClientForwarded is true when the client address came from a
+	// trusted proxy's X-Forwarded-For rather than from the connection.
+	LocalClientForwarded = "gnome.client_forwarded"
 )
 
 // HeaderRequestID is the request ID header, echoed on every response.
@@ -70,7 +76,7 @@ func Proxy(trusted []netip.Prefix) fiber.Handler {
 			scheme = "https"
 		}
 		host := string(c.Request().Host())
-		client := peer
+		client, forwarded := peer, false
 		if contains(trusted, peer) {
 			if p := strings.ToLower(strings.TrimSpace(firstValue(c.Get(fiber.HeaderXForwardedProto)))); p == "http" || p == "https" {
 				scheme = p
@@ -87,7 +93,7 @@ func Proxy(trusted []netip.Prefix) fiber.Handler {
 					if err != nil {
 						break
 					}
-					client = a.Unmap()
+					client, forwarded = a.Unmap(), true
 					if !contains(trusted, client) {
 						break
 					}
@@ -97,6 +103,7 @@ func Proxy(trusted []netip.Prefix) fiber.Handler {
 		c.Locals(LocalScheme, scheme)
 		c.Locals(LocalHost, host)
 		c.Locals(LocalClientIP, client)
+		c.Locals(LocalClientForwarded, forwarded)
 		return c.Next()
 	}
 }
@@ -195,34 +202,3 @@ func ExperimentScope() fiber.Handler {
 
 // Slug is the experiment slug of the request, or "".
 func Slug(c *fiber.Ctx) string { s, _ := c.Locals(LocalSlug).(string); return s }
-
-// HSTSMaxAge is one year.
-const HSTSMaxAge = 365 * 24 * time.Hour
-
-// plainHTTPAllowed are the operators' endpoints that load balancers' probes
-// and metrics scrapers reach over plain HTTP inside the deployment.
-var plainHTTPAllowed = map[string]bool{"/health": true, "/health/detailed": true, "/metrics": true}
-
-// HTTPS, in production, redirects plain-HTTP requests to HTTPS (308, so the
-// method and body are kept) and sets HSTS and upgrade-insecure-requests on
-// HTTPS responses. The probe and scrape endpoints stay reachable over plain
-// HTTP. Outside production it does nothing.
-func HTTPS(production bool) fiber.Handler {
-	hsts := "max-age=31536000; includeSubDomains"
-	return func(c *fiber.Ctx) error {
-		if !production {
-			return c.Next()
-		}
-		if Scheme(c) != "https" {
-			if plainHTTPAllowed[c.Path()] {
-				return c.Next()
-			}
-			target := "https://" + Host(c) + string(c.Request().RequestURI())
-			c.Set(fiber.HeaderLocation, target)
-			return c.SendStatus(fiber.StatusPermanentRedirect)
-		}
-		c.Set(fiber.HeaderStrictTransportSecurity, hsts)
-		c.Set(fiber.HeaderContentSecurityPolicy, "upgrade-insecure-requests")
-		return c.Next()
-	}
-}

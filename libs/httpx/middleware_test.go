@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gofiber/fiber/v2"
-
 	"github.com/gnome-platform/gnome/libs/httpx"
 )
 
@@ -147,48 +145,6 @@ func TestExperimentScope(t *testing.T) {
 			}
 			if got := string(resp.Body()); got != "slug="+tc.slug {
 				t.Errorf("handler saw %q, want slug=%s", got, tc.slug)
-			}
-		})
-	}
-}
-
-func TestHTTPSOnlyInProduction(t *testing.T) {
-	dev := newApp(t, appOptions{production: false, trusted: []string{"10.0.0.0/8"}})
-	resp := dev.do(t, request{target: "/small", peer: "203.0.113.5:1"})
-	if resp.StatusCode() != 200 || header(resp, fiber.HeaderStrictTransportSecurity) != "" {
-		t.Errorf("development: status %d HSTS %q, want 200 without HSTS", resp.StatusCode(), header(resp, fiber.HeaderStrictTransportSecurity))
-	}
-	resp = dev.do(t, request{target: "/small", peer: "10.0.0.2:1", headers: [][2]string{{"X-Forwarded-Proto", "https"}}})
-	if header(resp, fiber.HeaderStrictTransportSecurity) != "" {
-		t.Error("development sets HSTS")
-	}
-
-	prod := newApp(t, appOptions{production: true, trusted: []string{"10.0.0.0/8"}})
-	for _, tc := range []struct {
-		name     string
-		r        request
-		status   int
-		location string
-	}{
-		{"POST keeps its method with 308", request{method: "POST", target: "/small", peer: "203.0.113.5:1", body: "{}"}, 308, "https://example.test/small"},
-		{"query kept", request{target: "/items/1?a=b&c=d", peer: "203.0.113.5:1"}, 308, "https://example.test/items/1?a=b&c=d"},
-		{"unknown route redirected first", request{target: "/nowhere", peer: "203.0.113.5:1"}, 308, "https://example.test/nowhere"},
-		{"forwarded host used in the redirect", request{target: "/small", peer: "10.0.0.2:1",
-			headers: [][2]string{{"X-Forwarded-Proto", "http"}, {"X-Forwarded-Host", "public.example"}}}, 308, "https://public.example/small"},
-		{"health over HTTP", request{target: "/health", peer: "203.0.113.5:1"}, 200, ""},
-		{"health with a query over HTTP", request{target: "/health?deep=1", peer: "203.0.113.5:1"}, 200, ""},
-		{"HTTPS via trusted proxy", request{target: "/small", peer: "10.0.0.2:1", headers: [][2]string{{"X-Forwarded-Proto", "https"}}}, 200, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			resp := prod.do(t, tc.r)
-			if resp.StatusCode() != tc.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode(), tc.status)
-			}
-			if got := header(resp, "Location"); got != tc.location {
-				t.Errorf("Location %q, want %q", got, tc.location)
-			}
-			if tc.status == 308 && header(resp, fiber.HeaderStrictTransportSecurity) != "" {
-				t.Error("HSTS on a plain-HTTP response")
 			}
 		})
 	}

@@ -84,6 +84,9 @@ func Observe(log *slog.Logger, m *Metrics, errorHandler fiber.ErrorHandler) fibe
 		}
 		status := c.Response().StatusCode()
 		route := c.Route().Path
+		if r, ok := c.Locals(LocalRoute).(string); ok && r != "" {
+			route = r
+		}
 		if route == "" || route == "/" && path != "/" {
 			route = "unmatched"
 		}

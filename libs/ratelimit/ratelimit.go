@@ -35,6 +35,9 @@ var (
 	RegisterPage = Rule{"register_get", 20, time.Minute}
 	Export       = Rule{"export", 10, time.Minute}
 	Download     = Rule{"download", 30, time.Minute}
+	// Handoff bounds the codes one client can have stored (each lives 30 s):
+	// a visitor entering experiments one after another stays far below it.
+	Handoff = Rule{"handoff", 120, time.Minute}
 )
 
 // Decision is the outcome of one request.

@@ -1,6 +1,7 @@
 package scoped
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -70,11 +71,11 @@ func TestRefusalsSayWhatAndWhere(t *testing.T) {
 			return err
 		}, apierr.CodeScopeForbiddenOperator, []string{`filter.a\nb.$where`}, "/filter/a\nb/$where"},
 		{"a read outside the data scope", func() error {
-			_, err := s.resolve(Ref{Slug: "exp-z", Name: "c"}, false)
+			_, err := s.resolve(context.Background(), Ref{Slug: "exp-z", Name: "c"}, false)
 			return err
 		}, apierr.CodeScopeForbidden, []string{`"exp-z"`, "data scope"}, ""},
 		{"a write to the data scope", func() error {
-			_, err := s.resolve(Ref{Slug: "exp-b", Name: "c"}, true)
+			_, err := s.resolve(context.Background(), Ref{Slug: "exp-b", Name: "c"}, true)
 			return err
 		}, apierr.CodeScopeForbidden, []string{`"exp-b"`, "read-only"}, ""},
 	} {

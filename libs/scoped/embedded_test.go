@@ -93,7 +93,7 @@ func TestEmbeddedStoreRefusesWhatItComputesWrongly(t *testing.T) {
 	if err != nil || res.UpsertedID == nil {
 		t.Fatalf("upsert with a top-level filter = %+v, %v", res, err)
 	}
-	if got := rawFind(t, f.db, "exp-a_clicks", `{"k": "top", "n": 3, "v": 1, "experiment_id": "exp-a"}`); len(got) != 1 {
+	if got := rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{"k": "top", "n": 3, "v": 1, "experiment_id": "exp-a"}`); len(got) != 1 {
 		t.Error("the upserted document lacks its filter's equality conditions or experiment_id")
 	}
 }

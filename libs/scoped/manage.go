@@ -17,17 +17,25 @@ import (
 	"github.com/gnome-platform/gnome/libs/bundle"
 )
 
-// DeleteAll deletes the experiment's documents from every {slug}_*
-// collection, and drops a collection left empty. Slugs may contain "_", so
-// another experiment's collection can share the prefix (experiment "a_b"'s
-// "c" and experiment "a"'s "b_c" are both a_b_c): only documents carrying
-// this experiment's id are removed.
+// DeleteAll drops every collection of the experiment: under the
+// injective naming they hold only its documents. Documents it may still
+// have in collections of the old naming that MigrateNames could not place
+// are deleted too (by experiment_id, never another experiment's).
 func DeleteAll(ctx context.Context, db *mongo.Database, slug string) error {
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("list collections: %w", err)
 	}
 	for _, name := range names {
+		if s, _, ok := ParseCollectionName(name); ok {
+			if s != slug {
+				continue
+			}
+			if err := db.Collection(name).Drop(ctx); err != nil {
+				return fmt.Errorf("drop %s: %w", name, err)
+			}
+			continue
+		}
 		if !strings.HasPrefix(name, slug+"_") {
 			continue
 		}
@@ -35,18 +43,21 @@ func DeleteAll(ctx context.Context, db *mongo.Database, slug string) error {
 		if _, err := c.DeleteMany(ctx, bson.D{{Key: Field, Value: slug}}); err != nil {
 			return fmt.Errorf("delete data of %s in %s: %w", slug, name, err)
 		}
-		if n, err := c.CountDocuments(ctx, bson.D{}); err == nil && n == 0 {
-			if err := c.Drop(ctx); err != nil {
-				return fmt.Errorf("drop %s: %w", name, err)
-			}
-		}
 	}
 	return nil
 }
 
-// CreateIndex builds a managed index of a manifest on the experiment's
-// collection c.
-func CreateIndex(ctx context.Context, c *mongo.Collection, spec bundle.IndexSpec) error {
+// CreateIndex builds a managed index of a manifest on the experiment
+// slug's collection base: only ever one of the experiment's own
+// collections, whatever the manifest names.
+func CreateIndex(ctx context.Context, db *mongo.Database, slug, base string, spec bundle.IndexSpec) error {
+	if err := checkSlug(slug); err != nil {
+		return fmt.Errorf("slug %q %w", slug, err)
+	}
+	if !baseSyntax.MatchString(base) {
+		return fmt.Errorf("collection %q is not a base name of 1 to 64 ASCII letters, digits or underscores", base)
+	}
+	c := db.Collection(CollectionName(slug, base))
 	if len(spec.Keys) == 0 {
 		return fmt.Errorf("no keys")
 	}

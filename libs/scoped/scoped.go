@@ -2,24 +2,28 @@
 // way an actor's host functions reach data.
 //
 // An experiment names collections by base name (^[A-Za-z0-9_]{1,64}$); the
-// library maps a base name to the collection {slug}_{name} and never takes a
-// full collection name from the caller. Every stored document carries
-// experiment_id, set by the library to the experiment's own slug.
+// library maps a base name to the collection CollectionName(slug, name),
+// an injective mapping (see naming.go), and never takes a full collection
+// name from the caller. Every stored document carries experiment_id, set by
+// the library to the experiment's own slug.
 //
-// Reads may name the experiment's own slug or a slug in its data_scope; the
-// library ANDs experiment_id = that slug to every filter and prepends a $match
-// on it to every pipeline, so a read sees only that experiment's documents
-// even when two experiments' collection names coincide (slug "a" with base
-// "b_c" and slug "a_b" with base "c" both map to a_b_c). Writes (inserts,
-// updates, replacements, deletes) go only to the experiment's own slug: a
-// data_scope slug is read-only.
+// Reads may name the experiment's own slug or a slug in its data_scope; a
+// data_scope slug of another experiment is read only while the read check
+// (WithReadCheck) allows it: the platform allows it while that experiment's
+// owner grants it, or when one owner has both. The library ANDs
+// experiment_id = that slug to every filter and prepends a $match on it to
+// every pipeline, so a read sees only that experiment's documents even in a
+// collection that holds others (data from before the injective naming).
+// Writes (inserts, updates, replacements, deletes) go only to the
+// experiment's own slug: a data_scope slug is read-only.
 //
 // "shared" in data_scope gives read access to the platform's shared_{name}
 // collections. These hold platform data, not one experiment's, so reads there
 // are not filtered by experiment_id (as in the original platform). That is
-// safe only because no experiment can write into them: the slug "shared" and
-// slugs beginning with "shared_" are reserved (New refuses them), since such
-// a slug's own collections would be named shared_{...}.
+// safe only because no experiment can write into them: an experiment's
+// collections are all x.{slug}.{name}, never shared_{...}; the slug "shared"
+// and slugs beginning with "shared_" stay reserved (New refuses them), as
+// under the old naming, where such a slug's collections were shared_{...}.
 //
 // Filters, updates, projections, sorts and pipelines are checked as the BSON
 // that is sent to the store, at every depth: the operators $where, $function
@@ -124,6 +128,16 @@ func WithStore(k StoreKind) Option { return func(s *Scope) { s.store = k } }
 // WithLimits replaces DefaultLimits; zero fields keep their default.
 func WithLimits(l Limits) Option { return func(s *Scope) { s.limits = l.withDefaults() } }
 
+// WithReadCheck has every read of another experiment's slug (one in the
+// data scope, not the own one, not "shared") asked of check first: a
+// non-nil error refuses the read and is returned as it is. A Scope without
+// a read check refuses every read of another experiment. The platform
+// checks the grants there, on each read, so that a revoked grant ends reads
+// of a scope made before the revocation.
+func WithReadCheck(check func(ctx context.Context, slug string) error) Option {
+	return func(s *Scope) { s.readCheck = check }
+}
+
 // Scope is one experiment's access to the database.
 type Scope struct {
 	db     *mongo.Database
@@ -132,6 +146,9 @@ type Scope struct {
 	shared bool
 	store  StoreKind
 	limits Limits
+	// readCheck, when set, is asked before every read of another
+	// experiment's slug.
+	readCheck func(ctx context.Context, slug string) error
 }
 
 // New makes the scope of the experiment slug, which may also read the
@@ -166,8 +183,11 @@ func New(db *mongo.Database, slug string, dataScope []string, opts ...Option) (*
 
 // platformPrefixes are the parts before the first '_' of the platform's own
 // collections (experiments_config, export_logs, audit_log, casbin_rules,
-// data_versions, standalone_imports): an experiment with such a slug could
-// name one of them as its {slug}_{name}. The manifest schema refuses them too.
+// data_versions, data_grants, data_migrations, standalone_imports). Under
+// the old naming {slug}_{name}, an experiment with such a slug could have
+// named one of them; the injective naming cannot, but the slugs stay
+// refused (the manifest schema refuses them too), so that MigrateNames can
+// rely on no old experiment collection ever having had such a name.
 var platformPrefixes = []string{"experiments", "export", "audit", "casbin", "data", "standalone"}
 
 func checkSlug(slug string) error {
@@ -222,7 +242,7 @@ type target struct {
 	slug string
 }
 
-func (s *Scope) resolve(ref Ref, write bool) (target, error) {
+func (s *Scope) resolve(ctx context.Context, ref Ref, write bool) (target, error) {
 	if !baseSyntax.MatchString(ref.Name) {
 		return target{}, apierr.New(apierr.CodeScopeInvalidCollection,
 			"collection %q is not a base name of 1 to 64 ASCII letters, digits or underscores", ref.Name).OnField("/collection")
@@ -232,7 +252,7 @@ func (s *Scope) resolve(ref Ref, write bool) (target, error) {
 		slug = s.slug
 	}
 	if slug == s.slug {
-		return target{coll: s.slug + "_" + ref.Name, slug: s.slug}, nil
+		return target{coll: CollectionName(s.slug, ref.Name), slug: s.slug}, nil
 	}
 	readable := s.reads[slug] || (slug == Shared && s.shared)
 	switch {
@@ -243,12 +263,21 @@ func (s *Scope) resolve(ref Ref, write bool) (target, error) {
 	case slug == Shared:
 		return target{coll: Shared + "_" + ref.Name}, nil
 	}
-	return target{coll: slug + "_" + ref.Name, slug: slug}, nil
+	// Without a read check nothing says the other experiment's owner
+	// agreed: refused, so that a scope made without one never reads more.
+	if s.readCheck == nil {
+		return target{}, apierr.New(apierr.CodeScopeForbidden, "reads of %q need its owner's grant, which is not known here", slug)
+	}
+	if err := s.readCheck(ctx, slug); err != nil {
+		return target{}, err
+	}
+	return target{coll: CollectionName(slug, ref.Name), slug: slug}, nil
 }
 
-// CollectionName is the full collection name ref maps to, as reads see it.
+// CollectionName is the full collection name ref maps to, as reads see it
+// (the read check is asked, as for a read).
 func (s *Scope) CollectionName(ref Ref) (string, error) {
-	t, err := s.resolve(ref, false)
+	t, err := s.resolve(context.Background(), ref, false)
 	return t.coll, err
 }
 
@@ -266,7 +295,7 @@ type FindOptions struct {
 
 // Find returns the documents of ref that match filter (nil matches all).
 func (s *Scope) Find(ctx context.Context, ref Ref, filter any, o FindOptions) ([]bson.Raw, error) {
-	t, err := s.resolve(ref, false)
+	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +360,7 @@ func (s *Scope) FindOne(ctx context.Context, ref Ref, filter any, o FindOptions)
 
 // Count is the number of documents of ref that match filter.
 func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (int64, error) {
-	t, err := s.resolve(ref, false)
+	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return 0, err
 	}
@@ -350,7 +379,7 @@ func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (int64, error) {
 // ref: the library puts a $match on experiment_id first, so the caller's
 // stages never see another experiment's documents.
 func (s *Scope) Aggregate(ctx context.Context, ref Ref, pipeline any) ([]bson.Raw, error) {
-	t, err := s.resolve(ref, false)
+	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +439,7 @@ func (s *Scope) drain(ctx context.Context, cur *mongo.Cursor) ([]bson.Raw, error
 // InsertOne stores doc in the experiment's own collection ref, with
 // experiment_id set to the own slug, and returns its _id.
 func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (any, error) {
-	t, err := s.resolve(ref, true)
+	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return nil, err
 	}
@@ -433,7 +462,7 @@ func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (any, error) {
 // store stops at the first it refuses (a duplicate _id), keeping those
 // before it.
 func (s *Scope) InsertMany(ctx context.Context, ref Ref, docs any) ([]any, error) {
-	t, err := s.resolve(ref, true)
+	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return nil, err
 	}
@@ -575,7 +604,7 @@ func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (int
 // slug. An upsert's filter may not name experiment_id, so that the inserted
 // document's experiment_id comes only from the library.
 func (s *Scope) writeFilter(ctx context.Context, ref Ref, filter any, upsert bool) (target, bson.D, error) {
-	t, err := s.resolve(ref, true)
+	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return target{}, nil, err
 	}

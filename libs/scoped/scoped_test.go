@@ -44,6 +44,9 @@ func connect(t *testing.T) *mongo.Database {
 
 func newScope(t *testing.T, db *mongo.Database, slug string, dataScope []string, opts ...scoped.Option) *scoped.Scope {
 	t.Helper()
+	// The tests of reading allow every data_scope slug unless they say
+	// otherwise (a later WithReadCheck wins).
+	opts = append([]scoped.Option{scoped.WithReadCheck(func(context.Context, string) error { return nil })}, opts...)
 	s, err := scoped.New(db, slug, dataScope, opts...)
 	if err != nil {
 		t.Fatalf("New(%q, %q): %v", slug, dataScope, err)
@@ -55,19 +58,19 @@ func newScope(t *testing.T, db *mongo.Database, slug string, dataScope []string,
 // experiment's collection also holds a document of another experiment, and
 // one without experiment_id.
 var seed = map[string][]string{
-	"exp-a_clicks": {
+	scoped.CollectionName("exp-a", "clicks"): {
 		`{"_id": "a1", "experiment_id": "exp-a", "x": 1, "g": "p", "tags": ["t1", "t2"]}`,
 		`{"_id": "a2", "experiment_id": "exp-a", "x": 2, "g": "q", "tags": ["t3"]}`,
 		`{"_id": "b-in-a", "experiment_id": "exp-b", "x": 3, "g": "p"}`,
 		`{"_id": "none-in-a", "x": 4, "g": "p"}`,
 	},
-	"exp-b_clicks": {
+	scoped.CollectionName("exp-b", "clicks"): {
 		`{"_id": "b1", "experiment_id": "exp-b", "x": 10}`,
 		`{"_id": "b2", "experiment_id": "exp-b", "x": 20}`,
 		`{"_id": "b3", "experiment_id": "exp-b", "x": 30}`,
 		`{"_id": "a-in-b", "experiment_id": "exp-a", "x": 40}`,
 	},
-	"exp-c_clicks": {
+	scoped.CollectionName("exp-c", "clicks"): {
 		`{"_id": "c1", "experiment_id": "exp-c", "x": 100}`,
 	},
 	"shared_countries": {
@@ -264,17 +267,17 @@ func TestCollectionMapping(t *testing.T) {
 		want  string
 		code  apierr.Code
 	}{
-		{a, scoped.Own("clicks"), "exp-a_clicks", ""},
-		{a, scoped.From("self", "clicks"), "exp-a_clicks", ""},
-		{a, scoped.From("exp-a", "clicks"), "exp-a_clicks", ""},
-		{a, scoped.From("exp-b", "clicks"), "exp-b_clicks", ""},
+		{a, scoped.Own("clicks"), scoped.CollectionName("exp-a", "clicks"), ""},
+		{a, scoped.From("self", "clicks"), "x.exp-a.clicks", ""},
+		{a, scoped.From("exp-a", "clicks"), "x.exp-a.clicks", ""},
+		{a, scoped.From("exp-b", "clicks"), "x.exp-b.clicks", ""},
 		{a, scoped.From("shared", "countries"), "shared_countries", ""},
-		{a, scoped.Own("_"), "exp-a__", ""},
-		{a, scoped.Own("Clicks_2024"), "exp-a_Clicks_2024", ""},
-		{a, scoped.Own(strings.Repeat("x", 64)), "exp-a_" + strings.Repeat("x", 64), ""},
+		{a, scoped.Own("_"), "x.exp-a._", ""},
+		{a, scoped.Own("Clicks_2024"), "x.exp-a.Clicks_2024", ""},
+		{a, scoped.Own(strings.Repeat("x", 64)), "x.exp-a." + strings.Repeat("x", 64), ""},
 		// Another experiment's full collection name is just a base name.
-		{c, scoped.Own("exp_a_clicks"), "exp-c_exp_a_clicks", ""},
-		{a, scoped.Own("shared_countries"), "exp-a_shared_countries", ""},
+		{c, scoped.Own("exp_a_clicks"), "x.exp-c.exp_a_clicks", ""},
+		{a, scoped.Own("shared_countries"), "x.exp-a.shared_countries", ""},
 		{a, scoped.Own("exp-b_clicks"), "", apierr.CodeScopeInvalidCollection},
 		{a, scoped.Own("exp-b.clicks"), "", apierr.CodeScopeInvalidCollection},
 		{a, scoped.Own("clicks.sub"), "", apierr.CodeScopeInvalidCollection},
@@ -328,7 +331,7 @@ func TestInsertsCarryTheOwnExperimentID(t *testing.T) {
 	if _, err := f.a.InsertMany(ctx, scoped.Own("events"), arr(t, `[{"_id": "e5", "at": {"$date": "2024-05-01T00:00:00Z"}}]`)); err != nil {
 		t.Fatalf("InsertMany from Extended JSON: %v", err)
 	}
-	stored := rawFind(t, f.db, "exp-a_events", `{}`)
+	stored := rawFind(t, f.db, scoped.CollectionName("exp-a", "events"), `{}`)
 	if len(stored) != 5 {
 		t.Fatalf("%d documents stored, want 5", len(stored))
 	}
@@ -345,7 +348,7 @@ func TestInsertsCarryTheOwnExperimentID(t *testing.T) {
 	if _, err := f.c.InsertOne(ctx, scoped.Own("exp_a_clicks"), bson.M{"_id": "c-x"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(rawFind(t, f.db, "exp-c_exp_a_clicks", `{"_id": "c-x", "experiment_id": "exp-c"}`)) != 1 {
+	if len(rawFind(t, f.db, scoped.CollectionName("exp-c", "exp_a_clicks"), `{"_id": "c-x", "experiment_id": "exp-c"}`)) != 1 {
 		t.Error("the document is not in exp-c_exp_a_clicks")
 	}
 }
@@ -748,12 +751,12 @@ func TestWritesTouchOnlyTheOwnDocuments(t *testing.T) {
 	own := scoped.Own("clicks")
 	untouched := func(t *testing.T) {
 		t.Helper()
-		for _, d := range rawFind(t, f.db, "exp-a_clicks", `{"_id": {"$in": ["b-in-a", "none-in-a"]}}`) {
+		for _, d := range rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{"_id": {"$in": ["b-in-a", "none-in-a"]}}`) {
 			if _, err := d.LookupErr("seen"); err == nil {
 				t.Errorf("another experiment's document was changed: %s", d)
 			}
 		}
-		if n := len(rawFind(t, f.db, "exp-a_clicks", `{"_id": {"$in": ["b-in-a", "none-in-a"]}}`)); n != 2 {
+		if n := len(rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{"_id": {"$in": ["b-in-a", "none-in-a"]}}`)); n != 2 {
 			t.Errorf("%d of the other documents are left, want 2", n)
 		}
 	}
@@ -778,7 +781,7 @@ func TestWritesTouchOnlyTheOwnDocuments(t *testing.T) {
 	if err != nil || res.UpsertedID == nil {
 		t.Fatalf("upsert = %+v, %v", res, err)
 	}
-	got := rawFind(t, f.db, "exp-a_clicks", `{"k": "new"}`)
+	got := rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{"k": "new"}`)
 	if len(got) != 1 || experimentIDs(got)[0] != "exp-a" || got[0].Lookup("v").Int32() != 1 || got[0].Lookup("n").Int32() != 5 || !got[0].Lookup("created").Boolean() {
 		t.Fatalf("upserted %s", got)
 	}
@@ -798,7 +801,7 @@ func TestWritesTouchOnlyTheOwnDocuments(t *testing.T) {
 	if err != nil || res.Matched != 0 {
 		t.Fatalf("replace of another experiment's document = %+v, %v", res, err)
 	}
-	for _, d := range rawFind(t, f.db, "exp-a_clicks", `{"_id": {"$nin": ["b-in-a", "none-in-a"]}}`) {
+	for _, d := range rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{"_id": {"$nin": ["b-in-a", "none-in-a"]}}`) {
 		if e, _ := d.Lookup(scoped.Field).StringValueOK(); e != "exp-a" {
 			t.Errorf("%s lacks experiment_id exp-a", d)
 		}
@@ -818,18 +821,19 @@ func TestWritesTouchOnlyTheOwnDocuments(t *testing.T) {
 		t.Fatalf("DeleteMany({}) = %d, %v; want the 3 own documents", n, err)
 	}
 	untouched(t)
-	if left := ids(t, rawFind(t, f.db, "exp-a_clicks", `{}`)); !slices.Equal(left, []string{"b-in-a", "none-in-a"}) {
+	if left := ids(t, rawFind(t, f.db, scoped.CollectionName("exp-a", "clicks"), `{}`)); !slices.Equal(left, []string{"b-in-a", "none-in-a"}) {
 		t.Errorf("left in exp-a_clicks: %q", left)
 	}
-	for _, coll := range []string{"exp-b_clicks", "shared_countries", "clicks", "exp-c_clicks"} {
+	for _, coll := range []string{scoped.CollectionName("exp-b", "clicks"), "shared_countries", "clicks", scoped.CollectionName("exp-c", "clicks")} {
 		if got, want := len(rawFind(t, f.db, coll, `{}`)), len(seed[coll]); got != want {
 			t.Errorf("%s has %d documents, want %d", coll, got, want)
 		}
 	}
 }
 
-// Slug "a" with base "b_c" and slug "a_b" with base "c" share the collection
-// a_b_c: experiment_id keeps them apart.
+// Slug "a" with base "b_c" and slug "a_b" with base "c" shared the
+// collection a_b_c under the old naming; now each has its own, so neither a
+// unique index nor a chosen _id of one tells anything of the other.
 func TestCollidingCollectionNamesStayApart(t *testing.T) {
 	db := connect(t)
 	ctx := ctxT(t)
@@ -837,21 +841,20 @@ func TestCollidingCollectionNamesStayApart(t *testing.T) {
 	ab := newScope(t, db, "a_b", nil)
 	na, _ := a.CollectionName(scoped.Own("b_c"))
 	nab, _ := ab.CollectionName(scoped.Own("c"))
-	if na != "a_b_c" || nab != "a_b_c" {
-		t.Fatalf("names %q and %q", na, nab)
+	if na == nab {
+		t.Fatalf("both map to %q", na)
 	}
 	if _, err := a.InsertMany(ctx, scoped.Own("b_c"), []any{bson.M{"_id": 1, "v": "a"}, bson.M{"_id": 2, "v": "a"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ab.InsertOne(ctx, scoped.Own("c"), bson.M{"_id": 3, "v": "ab"}); err != nil {
-		t.Fatal(err)
+	// The same _id in the other experiment's collection is no duplicate:
+	// no insert of one can fail, or probe, because of the other's data.
+	if _, err := ab.InsertOne(ctx, scoped.Own("c"), bson.M{"_id": 1, "v": "ab"}); err != nil {
+		t.Fatalf("a_b's insert of _id 1 failed because of a's document: %v", err)
 	}
 	docs, err := ab.Find(ctx, scoped.Own("c"), nil, scoped.FindOptions{})
 	if err != nil || len(docs) != 1 {
 		t.Fatalf("a_b sees %d documents, %v; want its 1", len(docs), err)
-	}
-	if res, err := ab.UpdateMany(ctx, scoped.Own("c"), nil, bson.M{"$set": bson.M{"v": "x"}}, scoped.UpdateOptions{}); err != nil || res.Matched != 1 {
-		t.Fatalf("a_b updated %+v, %v", res, err)
 	}
 	if n, err := ab.DeleteMany(ctx, scoped.Own("c"), nil); err != nil || n != 1 {
 		t.Fatalf("a_b deleted %d, %v", n, err)
@@ -859,6 +862,9 @@ func TestCollidingCollectionNamesStayApart(t *testing.T) {
 	docs, err = a.Find(ctx, scoped.Own("b_c"), bson.M{"v": "a"}, scoped.FindOptions{})
 	if err != nil || len(docs) != 2 {
 		t.Fatalf("a has %d documents, %v; want its 2 unchanged", len(docs), err)
+	}
+	if n := len(rawFind(t, db, nab, `{}`)); n != 0 {
+		t.Errorf("a_b's collection holds %d documents after its delete", n)
 	}
 }
 

@@ -30,6 +30,12 @@ const (
 	// changed the experiment's data; exports compare it to tell whether a
 	// package of the data is still current. Its _id is its only key.
 	DataVersions = "data_versions"
+	// DataGrants holds the grants of one experiment's data to another's
+	// reads (see Grants).
+	DataGrants = "data_grants"
+	// DataMigrations records the migrations of experiments' data the
+	// platform ran at start ({_id: name, state, ...}).
+	DataMigrations = "data_migrations"
 )
 
 // SlowCommand is the duration past which a command is logged.
@@ -168,6 +174,12 @@ var coreIndexes = map[string][]index{
 		{name: "status_heartbeat_at", keys: bson.D{{Key: "status", Value: 1}, {Key: "heartbeat_at", Value: 1}}},
 		{name: "expires_at", keys: bson.D{{Key: "expires_at", Value: 1}}},
 		{name: "checksum_invalidated", keys: bson.D{{Key: "checksum", Value: 1}, {Key: "invalidated", Value: 1}}},
+	},
+	// A grant is found by the experiment whose data it shares and by the
+	// one that reads it; its _id is the pair.
+	DataGrants: {
+		{name: "data", keys: bson.D{{Key: "data", Value: 1}}},
+		{name: "reader", keys: bson.D{{Key: "reader", Value: 1}}},
 	},
 }
 

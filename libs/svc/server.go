@@ -14,6 +14,7 @@ import (
 func (d *Deps) Serve(service, description string) (*bus.Server, error) {
 	srv, err := bus.NewServer(d.NC, bus.ServerOptions{
 		Name: service, Version: d.Version, Description: description, InstanceID: d.InstanceID, Log: d.Log,
+		Identify: d.identifyCaller,
 	})
 	if err != nil {
 		return nil, err
@@ -27,4 +28,20 @@ func (d *Deps) Serve(service, description string) (*bus.Server, error) {
 		return nil, err
 	}
 	return srv, nil
+}
+
+// identifyCaller replaces a request's caller by the identity its token
+// proves (bus.ServerOptions.Identify): handlers of every service see only
+// verified callers, whatever the message said.
+func (d *Deps) identifyCaller(ctx context.Context, c *contract.Caller) error {
+	id, err := d.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := id.Caller(*c, HasAdminRole)
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
 }

@@ -52,6 +52,10 @@ type Deps struct {
 	Version    string
 	// Started is when the process began, for health and benchmarks.
 	Started time.Time
+
+	// sharedStore: Store belongs to the Deps this one was made from.
+	sharedStore bool
+	identity    *identityState
 }
 
 // NewInstanceID names this process on the bus: host, pid and a random tail.
@@ -62,17 +66,20 @@ func NewInstanceID() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
 
-// Connect dials NATS and the database and fills Deps.
+// Connect dials NATS as bus user name and the database, and fills Deps.
+// The credentials are the settings' (NATS_USER/NATS_PASSWORD, NATS_CREDS,
+// NATS_NKEY_SEED), else those an embedded server generated for name under
+// DATA_DIR (a binary started next to `gnome serve --infra-only`), else
+// those in natsURL, if any.
 func Connect(ctx context.Context, cfg *config.Config, tel *telemetry.Telemetry, natsURL, mongoURI, name string) (*Deps, error) {
-	id := NewInstanceID()
-	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger)
+	auth, err := BusAuth(cfg, name)
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	id := NewInstanceID()
+	nc, js, err := connectBus(natsURL, name, id, auth, tel)
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("open jetstream: %w", err)
+		return nil, err
 	}
 	st, err := store.Open(ctx, store.Options{
 		URI: mongoURI, Database: cfg.MongoDB, MinPool: cfg.MongoMinPool, MaxPool: cfg.MongoMaxPool,
@@ -84,14 +91,60 @@ func Connect(ctx context.Context, cfg *config.Config, tel *telemetry.Telemetry, 
 	}
 	return &Deps{
 		Config: cfg, Log: tel.Logger, Telemetry: tel, NC: nc, JS: js,
-		Topology: bus.Topology{JS: js, Replicas: cfg.NATSReplicas},
+		Topology: bus.Topology{JS: js, Replicas: cfg.NATSReplicas, Service: name},
 		Store:    st, InstanceID: id, Version: buildinfo.Version, Started: time.Now(),
+		identity: &identityState{},
 	}, nil
 }
 
+// BusAuth is how bus user name authenticates: the settings' credentials,
+// else those an embedded server generated for it under DATA_DIR, else none.
+func BusAuth(cfg *config.Config, name string) (config.NATSAuth, error) {
+	if cfg.NATSAuth.Set() {
+		return cfg.NATSAuth, nil
+	}
+	a, ok, err := bus.ReadCredentials(cfg.DataDir, name)
+	if err != nil || !ok {
+		return config.NATSAuth{}, err
+	}
+	return a, nil
+}
+
+// WithBus is d with a NATS connection of its own, as bus user name with
+// auth, sharing d's database pool, telemetry and instance ID: `gnome serve`
+// connects each service as itself. Its Close closes only that connection.
+func (d *Deps) WithBus(natsURL, name string, auth config.NATSAuth) (*Deps, error) {
+	nc, js, err := connectBus(natsURL, name, d.InstanceID, auth, d.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	c := *d
+	c.NC, c.JS, c.sharedStore, c.identity = nc, js, true, &identityState{}
+	c.Topology = bus.Topology{JS: js, Replicas: d.Config.NATSReplicas, Service: name}
+	return &c, nil
+}
+
+func connectBus(natsURL, name, id string, auth config.NATSAuth, tel *telemetry.Telemetry) (*nats.Conn, jetstream.JetStream, error) {
+	opts, err := bus.AuthOptions(auth, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
 // Close drains the NATS connection (delivering what is buffered) and
-// disconnects from the database.
+// disconnects from the database, unless the database is another Deps'.
 func (d *Deps) Close(ctx context.Context) {
+	d.stopIdentity()
 	if d.NC != nil {
 		drained := make(chan struct{})
 		d.NC.SetClosedHandler(func(*nats.Conn) { close(drained) })
@@ -105,7 +158,7 @@ func (d *Deps) Close(ctx context.Context) {
 			d.NC.Close()
 		}
 	}
-	if d.Store != nil {
+	if d.Store != nil && !d.sharedStore {
 		_ = d.Store.Close(ctx)
 	}
 }
@@ -170,6 +223,11 @@ func run(name string, build func(*Deps) []Service) error {
 	}
 	if err := cfg.RequireExternal(name); err != nil {
 		return err
+	}
+	if auth, err := BusAuth(cfg, name); err != nil {
+		return err
+	} else if !auth.Set() && cfg.IsProduction() {
+		return &config.Error{Var: "NATS_USER", Msg: "production needs bus credentials: set NATS_USER and NATS_PASSWORD, NATS_CREDS or NATS_NKEY_SEED (docs/operations.md, \"Bus credentials\")"}
 	}
 	if err := cfg.EnsureSecretKey(); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/buildinfo"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -21,10 +22,14 @@ import (
 
 // Env is a running NATS server and store.
 type Env struct {
-	Dir      string
-	NATS     *embedded.NATS
-	Store    *embedded.Store
+	Dir   string
+	NATS  *embedded.NATS
+	Store *embedded.Store
+	// NATSURL carries the admin's credentials (the server refuses
+	// connections without any), so tests connect as before; BusURL is the
+	// same server without them, for connecting as a service user.
 	NATSURL  string
+	BusURL   string
 	MongoURI string
 }
 
@@ -42,7 +47,30 @@ func Start(t testing.TB) *Env {
 		t.Fatalf("start store: %v", err)
 	}
 	t.Cleanup(s.Shutdown)
-	return &Env{Dir: dir, NATS: n, Store: s, NATSURL: n.URL(), MongoURI: s.URI()}
+	if err := trustTestKey(n.AdminURL()); err != nil {
+		t.Fatalf("trust the test key: %v", err)
+	}
+	return &Env{Dir: dir, NATS: n, Store: s, NATSURL: n.AdminURL(), BusURL: n.URL(), MongoURI: s.URI()}
+}
+
+// Auth is how bus user (a service's name, or bus.Admin) authenticates to the env's server.
+func (e *Env) Auth(user string) config.NATSAuth { return e.NATS.Credentials().Auth(user) }
+
+// DepsAs is Deps connected to the bus as user (a service's name), with that
+// service's permissions only, sharing d's database: what `gnome serve`
+// gives each service. Closed at cleanup.
+func (e *Env) DepsAs(t testing.TB, d *svc.Deps, user string) *svc.Deps {
+	t.Helper()
+	sd, err := d.WithBus(e.BusURL, user, e.Auth(user))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sd.Close(cctx)
+	})
+	return sd
 }
 
 // Config is a development config pointing at the env, with HTTP on a free
@@ -52,7 +80,7 @@ func (e *Env) Config(t testing.TB, set map[string]string) *config.Config {
 	vars := map[string]string{
 		"NATS_URL": e.NATSURL, "MONGO_URI": e.MongoURI, "DATA_DIR": e.Dir,
 		"HTTP_ADDR": "127.0.0.1:0", "MONGO_DB": "gnome_test", "LOG_LEVEL": "WARNING",
-		"SECRET_KEY": "test-secret-key-0123456789abcdef0123456789",
+		"SECRET_KEY": SecretKey,
 	}
 	for k, v := range set {
 		vars[k] = v
@@ -78,6 +106,9 @@ func (e *Env) Deps(t testing.TB, cfg *config.Config) *svc.Deps {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
+	// Connected as the admin (NATSURL's credentials): it provisions like
+	// the owner of everything, as services sharing it expect.
+	d.Topology.Service = bus.Admin
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"io"
+	"time"
 
 	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/experiments"
@@ -21,6 +22,10 @@ var (
 	EndpointProcess = contract.Endpoint[ProcessUpload, Result]{Service: Service, Name: "process"}
 	EndpointUpdate  = contract.Endpoint[Update, Result]{Service: Service, Name: "update"}
 	EndpointDelete  = contract.Endpoint[Delete, Result]{Service: Service, Name: "delete"}
+	// The grants of experiments' data to other experiments' reads.
+	EndpointGrants = contract.Endpoint[GrantsQuery, Grants]{Service: Service, Name: "grants"}
+	EndpointGrant  = contract.Endpoint[GrantRequest, GrantResult]{Service: Service, Name: "grant"}
+	EndpointRevoke = contract.Endpoint[RevokeRequest, Grant]{Service: Service, Name: "revoke"}
 )
 
 // Client calls the upload service.
@@ -76,6 +81,22 @@ func (c Client) Delete(ctx context.Context, req Delete) error {
 	return err
 }
 
+// Grants lists the grants of an experiment's data to others and of
+// others' data to it, and what its data_scope asks for.
+func (c Client) Grants(ctx context.Context, req GrantsQuery) (Grants, error) {
+	return EndpointGrants.Call(ctx, c.T, req)
+}
+
+// Grant lets another experiment read an experiment's data.
+func (c Client) Grant(ctx context.Context, req GrantRequest) (GrantResult, error) {
+	return EndpointGrant.Call(ctx, c.T, req)
+}
+
+// Revoke ends a grant; running actors lose the access within a second.
+func (c Client) Revoke(ctx context.Context, req RevokeRequest) (Grant, error) {
+	return EndpointRevoke.Call(ctx, c.T, req)
+}
+
 // Caller is who asks, as the edge verified it.
 type Caller = contract.Caller
 
@@ -116,4 +137,93 @@ type Result struct {
 type Warning struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+}
+
+// Grant is the record of one experiment's owner (or an admin) letting
+// another experiment read the first one's data: From is the experiment
+// whose data is read, To the one whose data_scope names it.
+type Grant struct {
+	From      string    `json:"from" bson:"data"`
+	To        string    `json:"to" bson:"reader"`
+	GrantedBy string    `json:"granted_by" bson:"granted_by"`
+	GrantedAt time.Time `json:"granted_at" bson:"granted_at"`
+}
+
+// GrantsQuery asks for the grants around one experiment.
+type GrantsQuery struct {
+	Slug   string `json:"slug"`
+	Caller Caller `json:"caller"`
+}
+
+// States of a data_scope entry naming another experiment.
+const (
+	// ScopeOwner: both experiments have one owner, which grants the read.
+	ScopeOwner = "owner"
+	// ScopeGranted: the other experiment's owner granted it.
+	ScopeGranted = "granted"
+	// ScopeMissing: another owner's experiment that has granted nothing;
+	// its reads are refused.
+	ScopeMissing = "missing"
+	// ScopeUnknown: no experiment has the slug; its reads are refused.
+	ScopeUnknown = "unknown"
+)
+
+// ScopeEntry is a slug an experiment's data_scope names, and whether its
+// reads are granted.
+type ScopeEntry struct {
+	Slug  string `json:"slug"`
+	State string `json:"state"`
+}
+
+// Grants are the grants around one experiment, both ways.
+type Grants struct {
+	Slug string `json:"slug"`
+	// Granted are the grants of this experiment's data to others.
+	Granted []Grant `json:"granted"`
+	// Received are the grants of others' data to this experiment.
+	Received []Grant `json:"received"`
+	// Requested are the other experiments this one's data_scope names,
+	// each with its state.
+	Requested []ScopeEntry `json:"requested"`
+	// RequestedBy are the experiments of other owners whose data_scope
+	// names this one and that it has not granted.
+	RequestedBy []string `json:"requested_by"`
+}
+
+// GrantRequest lets experiment To read the data of experiment Slug.
+type GrantRequest struct {
+	Slug   string `json:"slug"`
+	To     string `json:"to"`
+	Caller Caller `json:"caller"`
+}
+
+// GrantResult is the grant, and whether this request made it (false: it
+// existed already, and is unchanged).
+type GrantResult struct {
+	Grant   Grant `json:"grant"`
+	Created bool  `json:"created"`
+}
+
+// RevokeRequest ends the grant of Slug's data to Reader. The reply is the
+// grant that ended.
+type RevokeRequest struct {
+	Slug   string `json:"slug"`
+	Reader string `json:"reader"`
+	Caller Caller `json:"caller"`
+}
+
+// AccessKey is the key of the data_grants bucket (libs/bus) that is present
+// exactly while experiment reader may read the data of experiment data: by
+// a grant, or because one owner has both. Slugs hold no '.', so the key
+// names one pair.
+func AccessKey(reader, data string) string { return reader + "." + data }
+
+// Access is the value under an AccessKey.
+type Access struct {
+	Reader string `json:"reader"`
+	Data   string `json:"data"`
+	// Kind is ScopeGranted or ScopeOwner.
+	Kind      string    `json:"kind"`
+	GrantedBy string    `json:"granted_by,omitempty"`
+	GrantedAt time.Time `json:"granted_at,omitzero"`
 }

@@ -70,6 +70,19 @@ type actor struct {
 	// startErr is why the last instance failed to start, until one starts.
 	startErr error
 
+	// A start runs on a goroutine of its own, so that the loop keeps
+	// answering calls while it runs (a start may take the whole start
+	// limit): startDone receives its outcome, stopStart cancels it (nil
+	// when none runs) and startDeadline is when its limit ends.
+	startDone     chan startResult
+	stopStart     context.CancelFunc
+	startDeadline time.Time
+	// held are the calls waiting for an instance that is starting or
+	// about to, oldest first; holdTimer answers those whose caller is
+	// about to stop waiting.
+	held      []*nats.Msg
+	holdTimer *time.Timer
+
 	sub      *nats.Subscription
 	mailbox  chan *nats.Msg
 	reloads  chan *spec
@@ -97,14 +110,17 @@ type actor struct {
 func newActor(s *Service, sp *spec, leaseRev uint64) *actor {
 	a := &actor{
 		s: s, slug: sp.slug, spec: sp,
-		log:     s.d.Log.With("slug", sp.slug),
-		mailbox: make(chan *nats.Msg, s.tune.Mailbox),
-		reloads: make(chan *spec, 1),
-		quit:    make(chan stopReason, 1),
-		done:    make(chan struct{}),
-		restart: time.NewTimer(time.Hour),
+		log:       s.d.Log.With("slug", sp.slug),
+		mailbox:   make(chan *nats.Msg, s.tune.Mailbox),
+		reloads:   make(chan *spec, 1),
+		quit:      make(chan stopReason, 1),
+		done:      make(chan struct{}),
+		restart:   time.NewTimer(time.Hour),
+		holdTimer: time.NewTimer(time.Hour),
+		startDone: make(chan startResult, 1),
 	}
 	a.restart.Stop()
+	a.holdTimer.Stop()
 	a.leaseSpec = sp
 	a.leaseRev.Store(leaseRev)
 	a.leaseOK.Store(time.Now().UnixNano())
@@ -143,8 +159,9 @@ func (a *actor) reload(sp *spec) {
 }
 
 // run is the actor's loop. started receives the outcome of the first load:
-// nil once the actor serves or waits to restart, an error when the start
-// should be tried again.
+// nil once the module is compiled and its first instance starting (or when
+// the module can never load: the actor then ends failed), an error when
+// the start should be tried again.
 func (a *actor) run(started chan<- error) {
 	defer close(a.done)
 	defer a.finish()
@@ -188,6 +205,12 @@ func (a *actor) run(started chan<- error) {
 			}
 		case <-a.restart.C:
 			a.startInstance(ctx)
+		case res := <-a.startDone:
+			if !a.started(res) {
+				return
+			}
+		case <-a.holdTimer.C:
+			a.expireHeld()
 		}
 	}
 }
@@ -200,6 +223,7 @@ func (a *actor) load(ctx context.Context, sp *spec) error {
 	if err != nil {
 		return err
 	}
+	a.abortStart()
 	if a.module != nil {
 		a.closeInstance()
 		_ = a.module.Close(ctx)
@@ -245,35 +269,161 @@ func (a *actor) apply(ctx context.Context, sp *spec) bool {
 	return true
 }
 
-// startInstance instantiates the module and calls its init; a failure is
-// handled like a broken instance.
+// startResult is the outcome of a start.
+type startResult struct {
+	inst *actorhost.Instance
+	host *host
+	err  error
+	took time.Duration
+}
+
+// startInstance starts an instance of the module on a goroutine of its
+// own; started takes the outcome.
 func (a *actor) startInstance(ctx context.Context) {
-	if a.inst != nil || a.module == nil {
+	if a.inst != nil || a.module == nil || a.stopStart != nil {
 		return
 	}
-	sp := a.spec
-	h, err := a.s.newHost(ctx, sp, a.log)
-	if err != nil {
-		a.broke(err, true)
-		return
+	sp, mod := a.spec, a.module
+	sctx, cancel := context.WithCancel(ctx)
+	a.stopStart = cancel
+	a.startDeadline = time.Now().Add(mod.Limits().StartTimeout)
+	go func() {
+		var res startResult
+		res.host, res.err = a.s.newHost(sctx, sp, a.log)
+		t := time.Now()
+		if res.err == nil {
+			cfg := sp.actor.Config
+			if cfg == nil {
+				cfg = map[string]any{} // the init envelope's config is {} when the manifest has none
+			}
+			res.inst, res.err = mod.Instantiate(sctx, a.slug, res.host, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg}, a.log)
+		}
+		res.took = time.Since(t)
+		a.startDone <- res
+	}()
+}
+
+// started takes the outcome of the start in progress: the instance serves
+// the calls that waited for it, or the failure is handled like a broken
+// instance and they are refused. False when the actor must stop: the start
+// failed for a reason no retry mends.
+func (a *actor) started(res startResult) bool {
+	a.stopStart()
+	a.stopStart = nil
+	a.s.metrics.instantiate.Observe(res.took.Seconds())
+	if res.err != nil {
+		if isPermanent(res.err) {
+			a.exit, a.exitErr = stopFailed, res.err
+			return false
+		}
+		a.broke(res.err, true)
+		a.refuseHeld()
+		return true
 	}
-	t := time.Now()
-	cfg := sp.actor.Config
-	if cfg == nil {
-		cfg = map[string]any{} // the init envelope's config is {} when the manifest has none
-	}
-	inst, err := a.module.Instantiate(ctx, a.slug, h, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg}, a.log)
-	a.s.metrics.instantiate.Observe(time.Since(t).Seconds())
-	if err != nil {
-		a.broke(err, true)
-		return
-	}
-	a.inst, a.host, a.startErr = inst, h, nil
+	a.inst, a.host, a.startErr = res.inst, res.host, nil
 	now := time.Now().UTC()
 	a.update(func(st *actorapi.State) {
 		st.State, st.StartedAt, st.RetryAt = actorapi.StateRunning, &now, nil
 	})
-	a.log.Info("actor running", "version", sp.version, "took_ms", time.Since(t).Milliseconds())
+	a.log.Info("actor running", "version", a.spec.version, "took_ms", res.took.Milliseconds())
+	held := a.held
+	a.held = nil
+	a.holdTimer.Stop()
+	for _, m := range held {
+		a.serve(m)
+	}
+	return true
+}
+
+// abortStart stops the start in progress, if any, and waits for it: the
+// module it instantiates is about to be closed or replaced.
+func (a *actor) abortStart() {
+	if a.stopStart == nil {
+		return
+	}
+	a.stopStart()
+	res := <-a.startDone
+	a.stopStart = nil
+	if res.inst != nil {
+		_ = res.inst.Close(context.Background())
+	}
+}
+
+// holdMargin is how long before its caller's deadline a waiting call is
+// answered, so that the answer (503 and Retry-After) reaches the caller
+// while it still listens, instead of the caller's own timeout.
+const holdMargin = 250 * time.Millisecond
+
+// hold lets m wait for the instance that is starting or about to.
+func (a *actor) hold(m *nats.Msg) {
+	if len(a.held) >= a.s.tune.Mailbox {
+		a.s.metrics.rejected.WithLabelValues(a.slug).Inc()
+		ae := apierr.New(apierr.CodeUnavailable, "the actor of %q is busy: too many calls are waiting", a.slug)
+		ae.RetryAfter = 1
+		replyError(m, ae)
+		return
+	}
+	a.held = append(a.held, m)
+	a.armHoldTimer()
+}
+
+// armHoldTimer sets holdTimer to the first moment a held call must be
+// answered.
+func (a *actor) armHoldTimer() {
+	a.holdTimer.Stop()
+	var first time.Time
+	for _, m := range a.held {
+		if d := callDeadline(m); !d.IsZero() && (first.IsZero() || d.Before(first)) {
+			first = d
+		}
+	}
+	if !first.IsZero() {
+		a.holdTimer.Reset(max(time.Until(first.Add(-holdMargin)), 0))
+	}
+}
+
+// expireHeld answers the held calls whose callers are about to stop
+// waiting: the actor is still starting.
+func (a *actor) expireHeld() {
+	keep := a.held[:0]
+	for _, m := range a.held {
+		if d := callDeadline(m); !d.IsZero() && time.Now().After(d.Add(-holdMargin)) {
+			replyError(m, a.notServing())
+			continue
+		}
+		keep = append(keep, m)
+	}
+	clear(a.held[len(keep):])
+	a.held = keep
+	a.armHoldTimer()
+}
+
+// refuseHeld answers every held call: no instance is coming soon.
+func (a *actor) refuseHeld() {
+	for _, m := range a.held {
+		replyError(m, a.notServing())
+	}
+	a.held = nil
+	a.holdTimer.Stop()
+}
+
+// notServing is what a call gets while the actor has no instance to serve
+// it (docs/actors.md, section 6): unavailable, with Retry-After the time
+// until the next instance may be ready.
+func (a *actor) notServing() *apierr.Error {
+	ae := apierr.New(apierr.CodeUnavailable, "the actor of %q is restarting", a.slug)
+	next := a.restartAt
+	switch {
+	case a.startErr != nil:
+		ae = apierr.New(apierr.CodeUnavailable, "the actor of %q failed to start: %v", a.slug, a.startErr)
+	case a.stopStart != nil:
+		ae = apierr.New(apierr.CodeUnavailable, "the actor of %q is still starting", a.slug)
+	}
+	if a.stopStart != nil {
+		next = a.startDeadline
+	}
+	ae.RetryAfter = int(math.Ceil(max(time.Until(next), time.Second).Seconds()))
+	return ae
 }
 
 // broke discards the instance after err and schedules the next one, after
@@ -323,11 +473,17 @@ func (a *actor) enqueue(m *nats.Msg) {
 	}
 }
 
-// serve runs one call.
+// serve runs one call. Without an instance, the call waits for one that
+// is starting or due within a second, unless the actor is failing to start:
+// then, and when the next start is further off, it is refused at once.
 func (a *actor) serve(m *nats.Msg) {
 	deadline := callDeadline(m)
 	if !deadline.IsZero() && time.Now().After(deadline) {
 		return // the caller stopped waiting
+	}
+	if a.inst == nil && a.startErr == nil && (a.stopStart != nil || time.Until(a.restartAt) <= time.Second) {
+		a.hold(m)
+		return
 	}
 	ctx, rid := bus.Extract(context.Background(), m.Header)
 	ctx = telemetry.WithRequestID(ctx, rid)
@@ -336,14 +492,7 @@ func (a *actor) serve(m *nats.Msg) {
 			attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", m.Subject)))
 	defer span.End()
 	if a.inst == nil {
-		a.awaitRestart(ctx, deadline)
-	}
-	if a.inst == nil {
-		ae := apierr.New(apierr.CodeUnavailable, "the actor of %q is restarting", a.slug)
-		if a.startErr != nil {
-			ae = apierr.New(apierr.CodeUnavailable, "the actor of %q failed to start: %v", a.slug, a.startErr)
-		}
-		ae.RetryAfter = int(math.Ceil(max(time.Until(a.restartAt), time.Second).Seconds()))
+		ae := a.notServing()
 		span.SetStatus(codes.Error, string(ae.Code))
 		replyError(m, ae)
 		return
@@ -380,20 +529,6 @@ func (a *actor) serve(m *nats.Msg) {
 	a.state.Calls++
 	a.dirty = true
 	a.mu.Unlock()
-}
-
-// awaitRestart lets a call wait for a restart due soon, rather than refuse
-// it: a first failure restarts within BackoffMin.
-func (a *actor) awaitRestart(ctx context.Context, deadline time.Time) {
-	wait := time.Until(a.restartAt)
-	if wait > time.Second || (!deadline.IsZero() && time.Now().Add(wait).After(deadline)) {
-		return
-	}
-	if wait > 0 {
-		time.Sleep(wait)
-	}
-	a.restart.Stop()
-	a.startInstance(ctx)
 }
 
 // callError is what the caller of a call that broke the instance gets
@@ -454,6 +589,17 @@ func (a *actor) finish() {
 	if a.stopRenew != nil {
 		a.stopRenew()
 	}
+	a.abortStart()
+	a.holdTimer.Stop()
+	for _, m := range a.held {
+		ae := apierr.New(apierr.CodeUnavailable, "the actor of %q is moving to another worker", a.slug)
+		if a.exit == stopFailed || a.exit == stopRetire {
+			ae = apierr.New(apierr.CodeUnavailable, "the actor of %q is not running", a.slug)
+		}
+		ae.RetryAfter = 1
+		replyError(m, ae)
+	}
+	a.held = nil
 	for {
 		select {
 		case m := <-a.mailbox:

@@ -15,10 +15,13 @@
 //
 // Calls are served one at a time from a bounded mailbox. A trap, a timeout
 // or running out of memory discards the instance; a new one starts after an
-// exponential back-off, without limit. A module that cannot be loaded at all
-// (not WebAssembly, a missing export, missing from its bundle) is failed
-// until the experiment changes. The actor's state lives in actor_state for
-// every edge to show.
+// exponential back-off, without limit. Instances start on a goroutine of
+// their own, so that calls are answered while a start runs: they wait for
+// it, or, when the actor is failing to start, get 503 with Retry-After at
+// once. A module that cannot be loaded at all (not WebAssembly, a missing
+// export, an import the platform lacks, tables over the bound, missing from
+// its bundle) is failed, without retries, until the experiment changes. The
+// actor's state lives in actor_state for every edge to show.
 package actorworker
 
 import (
@@ -100,6 +103,7 @@ type Service struct {
 	bundles jetstream.ObjectStore
 	configs store.Experiments
 	tmpDir  string
+	grants  grantWatch // the data_grants bucket (hostops.go)
 
 	mu       sync.Mutex
 	actors   map[string]*actor
@@ -129,6 +133,9 @@ func New(d *svc.Deps) *Service {
 		// should run, happen in the background: starting never waits for
 		// actors.
 		Background: func(ctx context.Context, bg *svc.Background) error {
+			if err := s.watchGrants(bg); err != nil {
+				return err
+			}
 			if err := s.follow(ctx, bg); err != nil {
 				return err
 			}
@@ -145,7 +152,7 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs, bus.StreamEvents); err != nil {
 		return err
 	}
-	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorLeases, bus.BucketActorState, bus.BucketActorKV); err != nil {
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorLeases, bus.BucketActorState, bus.BucketActorKV, bus.BucketDataGrants); err != nil {
 		return err
 	}
 	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectBundles); err != nil {

@@ -215,6 +215,7 @@ func TestDataHostOperations(t *testing.T) {
 	w.worker()
 	w.deploy("alpha", nil, probe(t))
 	w.deploy("beta", map[string]any{"data_scope": []string{"self", "alpha"}}, probe(t))
+	w.grant("beta", "alpha")
 	w.serving("alpha", 20*time.Second)
 	w.serving("beta", 20*time.Second)
 

@@ -67,8 +67,9 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 	return s.launch(ctx, sp, rev, p.Reason)
 }
 
-// launch starts sp's actor under the lease just taken and waits until it
-// serves, waits to restart, or failed to load.
+// launch starts sp's actor under the lease just taken and waits until its
+// module is loaded (its first instance then starts in the background) or
+// failed to load.
 func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason string) error {
 	a := newActor(s, sp, leaseRev)
 	if !s.register(a) {

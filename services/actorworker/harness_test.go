@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -204,6 +206,19 @@ func (w *world) call(slug, method, path, query string, body []byte) reply {
 
 func (w *world) callWithin(timeout time.Duration, slug, method, path, query string, body []byte) reply {
 	w.t.Helper()
+	return w.send(timeout, false, slug, method, path, query, body)
+}
+
+// callAsEdge calls slug's actor as an edge does: saying when it stops
+// waiting, after timeout.
+func (w *world) callAsEdge(timeout time.Duration, slug, method, path string) reply {
+	w.t.Helper()
+	path, query, _ := strings.Cut(path, "?")
+	return w.send(timeout, true, slug, method, path, query, nil)
+}
+
+func (w *world) send(timeout time.Duration, withDeadline bool, slug, method, path, query string, body []byte) reply {
+	w.t.Helper()
 	if body == nil {
 		body = []byte{}
 	}
@@ -215,6 +230,10 @@ func (w *world) callWithin(timeout time.Duration, slug, method, path, query stri
 	msg := nats.NewMsg(actorapi.Subject(slug))
 	msg.Data = data
 	bus.Inject(telemetry.WithRequestID(ctx, env.RequestID), msg.Header, env.RequestID)
+	if withDeadline {
+		deadline, _ := ctx.Deadline()
+		msg.Header.Set(actorapi.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	}
 	m, err := w.d.NC.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		code := apierr.CodeUnavailable

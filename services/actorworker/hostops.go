@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -21,7 +22,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // The host operations of docs/actors.md, section 5. Each runs with the
@@ -58,6 +62,7 @@ func (s *Service) newHost(ctx context.Context, sp *spec, log *slog.Logger) (*hos
 		storeKinds.Store(db, k)
 		opts = append(opts, scoped.WithStore(k))
 	}
+	opts = append(opts, scoped.WithReadCheck(s.grants.check(sp.slug)))
 	scope, err := scoped.New(db, sp.slug, sp.scope, opts...)
 	if err != nil {
 		return nil, permanent("data scope: %w", err)
@@ -71,6 +76,119 @@ func (s *Service) newHost(ctx context.Context, sp *spec, log *slog.Logger) (*hos
 		return nil, permanent("actor config: %w", err)
 	}
 	return &host{s: s, slug: sp.slug, scope: scope, config: raw, log: log}, nil
+}
+
+// grantWait bounds how long a read of another experiment waits for the
+// worker's first view of the grants, at its start.
+const grantWait = 5 * time.Second
+
+// grantWatch is the worker's view of the data_grants bucket: the keys
+// reader.data (uploadapi.AccessKey) present exactly while reader may read
+// data's data. Every read of another experiment's slug asks it, so a
+// revocation reaches running actors as soon as the bucket's change does
+// (milliseconds), and a grant needs no new upload. Until the first full
+// view has arrived such reads wait, then are refused: never allowed on a
+// guess. Its zero value is ready to use.
+type grantWatch struct {
+	mu    sync.RWMutex
+	keys  map[string]bool
+	ready chan struct{}
+	done  bool
+}
+
+func (g *grantWatch) readyChan() chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ready == nil {
+		g.ready = make(chan struct{})
+	}
+	return g.ready
+}
+
+func (g *grantWatch) set(key string, present bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.keys == nil {
+		g.keys = map[string]bool{}
+	}
+	if present {
+		g.keys[key] = true
+	} else {
+		delete(g.keys, key)
+	}
+}
+
+func (g *grantWatch) markReady() {
+	ch := g.readyChan()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.done {
+		g.done = true
+		close(ch)
+	}
+}
+
+func (g *grantWatch) has(key string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.keys[key]
+}
+
+// check is the read check of reader's scope (scoped.WithReadCheck).
+func (g *grantWatch) check(reader string) func(ctx context.Context, data string) error {
+	return func(ctx context.Context, data string) error {
+		ready := g.readyChan()
+		select {
+		case <-ready:
+		default:
+			t := time.NewTimer(grantWait)
+			defer t.Stop()
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return apierr.New(apierr.CodeUnavailable, "the grants of the data scope are not known yet; try again")
+			case <-t.C:
+				return apierr.New(apierr.CodeUnavailable, "the grants of the data scope are not known yet; try again")
+			}
+		}
+		if g.has(uploadapi.AccessKey(reader, data)) {
+			return nil
+		}
+		return apierr.New(apierr.CodeScopeForbidden,
+			"%q has not granted its data to %q: its owner grants it with POST /api/experiments/%s/grants {\"to\": %q}", data, reader, data, reader)
+	}
+}
+
+// watchGrants follows the data_grants bucket into s.grants until bg stops.
+func (s *Service) watchGrants(bg *svc.Background) error {
+	kv, err := s.d.JS.KeyValue(bg.Context(), bus.BucketDataGrants)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", bus.BucketDataGrants, err)
+	}
+	w, err := kv.WatchAll(bg.Context())
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", bus.BucketDataGrants, err)
+	}
+	bg.Go(func(ctx context.Context) {
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					// The end of the bucket's current keys.
+					s.grants.markReady()
+					continue
+				}
+				s.grants.set(e.Key(), e.Operation() == jetstream.KeyValuePut)
+			}
+		}
+	})
+	return nil
 }
 
 // beginCall starts counting the log lines of a new call.

@@ -43,6 +43,10 @@ const maxActorBody = 1 << 20
 // waits, for queueing and transport.
 const callSlack = time.Second
 
+// failedRetryAfter is the Retry-After, in seconds, of a call to an actor
+// whose module cannot load.
+const failedRetryAfter = 30
+
 // Request headers an actor never sees, and response headers it may not set
 // (docs/actors.md, section 4).
 var (
@@ -84,12 +88,6 @@ type actorsAPI struct {
 	// mu guards bus, opened on first use.
 	mu  sync.Mutex
 	bus *actorBus
-}
-
-func (a *actorsAPI) routes(app *fiber.App) {
-	// An experiment without an actor has a health all the same: state none.
-	app.Get("/experiments/:slug/health", a.access(experiments.Open), a.health)
-	app.All("/experiments/:slug/api/*", a.access(experiments.Open), a.call)
 }
 
 // actorBus opens the buckets and queue once per edge instance.
@@ -376,6 +374,10 @@ func (a *actorsAPI) startOnDemand(ctx context.Context, e *entry) error {
 				return failed
 			}
 		} else {
+			// A module that cannot load stays failed until a new version
+			// or manifest; callers are still told when to look again
+			// (docs/actors.md, section 6).
+			failed.RetryAfter = failedRetryAfter
 			return failed
 		}
 	}

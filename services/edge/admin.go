@@ -31,7 +31,7 @@ func (a *adminAPI) routes(app *fiber.App) {
 }
 
 func (a *adminAPI) adminPage(c *fiber.Ctx) error {
-	list, err := a.auth.Users(c.UserContext())
+	list, err := a.auth.Users(c.UserContext(), actorOf(c))
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (a *adminAPI) recentExports(c *fiber.Ctx) ([]exportView, string) {
 }
 
 func (a *adminAPI) listUsers(c *fiber.Ctx) error {
-	list, err := a.auth.Users(c.UserContext())
+	list, err := a.auth.Users(c.UserContext(), actorOf(c))
 	if err != nil {
 		return err
 	}

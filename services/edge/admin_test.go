@@ -12,7 +12,7 @@ func TestAdmin(t *testing.T) {
 	w := startWorld(t, nil)
 	root := w.admin("root@example.com")
 	user := w.token("ann@example.com", "user")
-	list := func(context.Context, authapi.Empty) (authapi.Users, error) {
+	list := func(context.Context, authapi.ListUsers) (authapi.Users, error) {
 		return authapi.Users{Users: []authapi.User{{ID: "u-1", Email: "ann@example.com", Roles: []string{"user"}}}}, nil
 	}
 	// The grant answers with who asked for what, so the scenario sees what

@@ -48,10 +48,12 @@ type Service struct {
 	upload uploadapi.Client
 	export exportapi.Client
 
-	id      *identity
-	limiter *ratelimit.Limiter
-	catalog *catalog
-	bundles *bundleCache
+	id       *identity
+	origins  *origins
+	handoffs *handoffs
+	limiter  *ratelimit.Limiter
+	catalog  *catalog
+	bundles  *bundleCache
 	// exportFiles is the exports object store downloads stream from; it
 	// binds to the bucket on first use.
 	exportFiles *exportstore.ObjectStore
@@ -78,13 +80,23 @@ func New(d *svc.Deps) *Service {
 // Name is the service's name on the bus.
 func (s *Service) Name() string { return Name }
 
+// PlatformURL is the platform's origin (PUBLIC_URL or where it listens),
+// known once started.
+func (s *Service) PlatformURL() string { return s.origins.platform }
+
+// ExperimentURL is the page of experiment slug on its own origin, known
+// once started.
+func (s *Service) ExperimentURL(slug string) string {
+	return s.origins.experiment(slug) + "/experiments/" + slug + "/"
+}
+
 // App is the Fiber application, for in-process tests.
 func (s *Service) App() *fiber.App { return s.app }
 
 // Start provisions the edge's bucket, joins the bus, and listens.
 func (s *Service) Start(ctx context.Context) error {
 	d := s.d
-	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit, bus.BucketRevokedTokens, bus.BucketAuthKeys, bus.BucketUserVersions); err != nil {
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit, bus.BucketRevokedTokens, bus.BucketAuthKeys, bus.BucketUserVersions, bus.BucketHandoffs); err != nil {
 		return err
 	}
 	rl, err := d.JS.KeyValue(ctx, bus.BucketRateLimit)
@@ -92,38 +104,51 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("open rate-limit bucket: %w", err)
 	}
 	s.limiter = ratelimit.New(rl)
-	s.id = &identity{verifier: authn.NewVerifier(), production: d.Config.IsProduction()}
+	ln, err := net.Listen("tcp", d.Config.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", d.Config.HTTPAddr, err)
+	}
+	if s.origins, err = newOrigins(d.Config, ln.Addr().String()); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	handoffKV, err := d.JS.KeyValue(ctx, bus.BucketHandoffs)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("open hand-off bucket: %w", err)
+	}
+	s.id = newIdentity(authn.NewVerifier(), d.Config.IsProduction(), s.origins)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := s.id.verifier.Watch(watchCtx, d.JS); err != nil {
 		stopWatch()
+		_ = ln.Close()
 		return err
 	}
 	s.stopWatch = stopWatch
 	if s.id.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {
 		stopWatch()
+		_ = ln.Close()
 		return err
 	}
 	if err := s.startExperiments(ctx); err != nil {
 		stopWatch()
 		s.id.enforcer.Close()
+		_ = ln.Close()
 		return err
 	}
+	s.handoffs = &handoffs{kv: handoffKV, auth: s.auth, id: s.id, origins: s.origins, catalog: s.catalog}
 	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
 	registerJetStreamCollector(d)
 	s.health = newProber(d)
 	s.health.isAdmin = s.id.isAdmin
 	s.health.start()
 	s.app = s.newApp()
-
-	ln, err := net.Listen("tcp", d.Config.HTTPAddr)
-	if err != nil {
-		s.health.stop()
-		return fmt.Errorf("HTTP_ADDR: listen on %s: %w", d.Config.HTTPAddr, err)
-	}
 	s.ln = ln
 	s.Addr = ln.Addr().String()
 	s.served = make(chan error, 1)
-	go func() { s.served <- s.app.Listener(ln) }()
+	// httpx.Listener closes connections gently, so a refused upload's
+	// client reads its 413 instead of a reset.
+	go func() { s.served <- s.app.Listener(httpx.Listener(ln)) }()
 
 	srv, err := d.Serve(Name, "HTTP API and pages at "+s.Addr)
 	if err != nil {
@@ -217,6 +242,17 @@ func limitBodies(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// declaredLimit is the largest body a request may declare: uploads up to
+// MAX_UPLOAD_SIZE_MB (and a multipart envelope), anything else bodyLimit.
+// A request declaring more is answered 413 before its body is read.
+func (s *Service) declaredLimit(method, path string) (int64, error) {
+	if method == fiber.MethodPost && uploadRoutes[path] {
+		mb := s.d.Config.MaxUploadSizeMB
+		return mb<<20 + 64<<10, apierr.New(apierr.CodeBundleTooLarge, "the upload is over the limit of %d MB", mb)
+	}
+	return bodyLimit, nil
+}
+
 // newApp builds the Fiber app: the middleware chain, then the routes.
 func (s *Service) newApp() *fiber.App {
 	d := s.d
@@ -240,35 +276,47 @@ func (s *Service) newApp() *fiber.App {
 		WriteTimeout:                 120 * time.Second,
 		IdleTimeout:                  120 * time.Second,
 	})
-	httpx.Use(app, httpx.Chain(httpx.ChainOptions{
+	onExperiment := func(c *fiber.Ctx) bool { return s.origins.slugOf(httpx.Host(c)) != "" }
+	httpx.Install(app, httpx.ChainOptions{
 		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
-		Production: d.Config.IsProduction(), ErrorHandler: errHandler,
-	}))
+		Production: d.Config.IsProduction(), ErrorHandler: errHandler, PublicURL: s.origins.publicURL,
+		CanonicalOrigin: func(c *fiber.Ctx) string {
+			if slug := s.origins.slugOf(httpx.Host(c)); slug != "" {
+				return s.origins.experiment(slug)
+			}
+			return ""
+		},
+		BodyLimit: s.declaredLimit, IsExperiment: onExperiment,
+		FormTargets: []string{httpx.ExperimentSource(s.origins.experiment("{slug}"))},
+	})
 
 	pages := &renderer{id: s.id, registration: d.Config.EnableRegistration}
 	exps := &experimentsAPI{upload: s.upload, id: s.id, catalog: s.catalog, pages: pages, maxUploadMB: d.Config.MaxUploadSizeMB}
 	actors := &actorsAPI{nc: d.NC, js: d.JS, topology: d.Topology, log: d.Log, access: exps.access}
 	exps.actors = actors
 	exports := &exportsAPI{export: s.export, id: s.id, limiter: s.limiter, access: exps.access, nc: d.NC, files: s.exportFiles}
-	health := &healthAPI{probe: s.health, metrics: httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed)}
+	health := &healthAPI{probe: s.health}
 	accounts := &accountsAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages, registration: d.Config.EnableRegistration}
 	admin := &adminAPI{auth: s.auth, id: s.id, pages: pages, exports: exports}
 	files := &filesAPI{bundles: s.bundles, access: exps.access}
+	expApp := s.newExperimentApp(errHandler, files, actors)
 
 	// Fiber matches routes in the order they are registered, so this order
-	// is part of the API: the single-experiment rules come before every
-	// route, and /experiments/{slug}/health and /api/* before the files
-	// that /experiments/{slug}/* would otherwise serve.
-	app.Use(limitBodies, s.id.identify, s.id.csrf)
+	// is part of the API: requests for an experiment's origin leave for its
+	// own routes (experimenthost.go) before any platform route, and the
+	// single-experiment rules come before every platform route.
+	app.Use(limitBodies, s.experimentHost(expApp), s.id.identify, s.id.csrf)
 	if s.Only != "" {
 		app.Use(standalone{only: s.Only, experiments: exps}.onlyExperiment)
 	}
 	health.routes(app)
 	accounts.routes(app)
+	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)
 	admin.routes(app)
 	exps.routes(app)
-	actors.routes(app)
-	files.routes(app)
+	(&grantsAPI{upload: s.upload, id: s.id}).routes(app)
+	app.All("/experiments/:slug", s.toExperimentOrigin)
+	app.All("/experiments/:slug/*", s.toExperimentOrigin)
 	exports.routes(app)
 	return app
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
+	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/testenv"
@@ -61,9 +62,13 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // the auth service publishes its own), the shared policy, experiments'
 // records and bundles, and services answering on the bus.
 type world struct {
-	t      *testing.T
-	d      *svc.Deps // the test's own connections
-	base   string
+	t    *testing.T
+	d    *svc.Deps // the test's own connections
+	base string
+	addr string
+	// always are headers every request carries (a production world's
+	// requests come through a TLS proxy).
+	always map[string]string
 	signer *authn.Signer
 	policy *authz.Enforcer
 	http   *http.Client
@@ -107,10 +112,14 @@ func startWorld(t *testing.T, set map[string]string) *world {
 	if err := policy.Seed(); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, d: d, base: "http://" + e.Addr, signer: signer, policy: policy, http: &http.Client{
+	w := &world{t: t, d: d, base: "http://" + e.Addr, addr: e.Addr, signer: signer, policy: policy, http: &http.Client{
+		Transport:     testenv.LocalhostTransport(),
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+	if cfg.IsProduction() {
+		w.always = map[string]string{"X-Forwarded-Proto": "https"}
+	}
 	probe := w.token("probe@example.com", authz.RoleUser)
 	eventually(t, 10*time.Second, "the edge to trust the signing key", func() bool {
 		return w.do("GET", "/api/me", probe, nil, "").status == http.StatusOK
@@ -242,9 +251,34 @@ var ipSeq atomic.Uint32
 
 // do sends a request with a Bearer token when token is set, from a client
 // address no other request used unless header sets X-Forwarded-For.
+//
+// Paths of an experiment (/experiments/{slug}/...) go to that experiment's
+// origin, where they are served; onPlatform sends them to the platform's.
 func (w *world) do(method, path, token string, header map[string]string, body string) reply {
 	w.t.Helper()
-	req, err := http.NewRequest(method, w.base+path, strings.NewReader(body))
+	return w.send(method, w.urlOf(path), token, header, body)
+}
+
+// onPlatform is do on the platform's origin, whatever the path.
+func (w *world) onPlatform(method, path, token string, header map[string]string, body string) reply {
+	w.t.Helper()
+	return w.send(method, w.base+path, token, header, body)
+}
+
+// urlOf is where path is served: an experiment's paths on its own origin.
+func (w *world) urlOf(path string) string {
+	if rest, ok := strings.CutPrefix(path, "/experiments/"); ok {
+		slug, _, _ := strings.Cut(rest, "/")
+		if httpx.SlugPattern.MatchString(slug) {
+			return testenv.ExperimentURL(w.addr, slug, path)
+		}
+	}
+	return w.base + path
+}
+
+func (w *world) send(method, url, token string, header map[string]string, body string) reply {
+	w.t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -256,12 +290,15 @@ func (w *world) do(method, path, token string, header map[string]string, body st
 	}
 	n := ipSeq.Add(1)
 	req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", 100+n/250, n%250+1))
+	for k, v := range w.always {
+		req.Header.Set(k, v)
+	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
 	resp, err := w.http.Do(req)
 	if err != nil {
-		w.t.Fatalf("%s %s: %v", method, path, err)
+		w.t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -61,7 +60,7 @@ func (x *experimentsAPI) access(a experiments.Action) fiber.Handler {
 			return c.Next()
 		case experiments.NeedLogin:
 			if a == experiments.Open && wantsPage(c) {
-				return c.Redirect("/auth/login?next="+url.QueryEscape(string(c.Request().RequestURI())), fiber.StatusSeeOther)
+				return c.Redirect(x.id.loginURL(c), fiber.StatusSeeOther)
 			}
 			return authError(c)
 		case experiments.Deny:
@@ -83,30 +82,99 @@ func (x *experimentsAPI) routes(app *fiber.App) {
 	app.Delete("/api/experiments/:slug", x.id.requireUser, x.deleteExperiment)
 }
 
-// view is an experiment as the API shows it.
+// view is an experiment as the API shows it. Who owns it and who uploaded
+// its versions, and the manifest's settings meant for the backend or naming
+// people, are shown to its owner and admins only (see publicManifest).
 type view struct {
 	experiments.Config
-	Manifest json.RawMessage `json:"manifest"`
-	Actor    actorView       `json:"actor"`
+	// OwnerEmail and Versions shadow Config's, to leave out what only the
+	// owner and admins see.
+	OwnerEmail string          `json:"owner_email,omitempty"`
+	Versions   []versionView   `json:"versions"`
+	Manifest   json.RawMessage `json:"manifest"`
+	Actor      actorView       `json:"actor"`
+	// URL is the experiment's page, on its own origin.
+	URL string `json:"url"`
+}
+
+type versionView struct {
+	experiments.Version
+	UploadedBy string `json:"uploaded_by,omitempty"`
 }
 
 type actorView struct {
 	State string `json:"state"`
 }
 
-func (x *experimentsAPI) viewOf(e *entry) view {
+// viewOf is e as the caller of c may see it.
+func (x *experimentsAPI) viewOf(c *fiber.Ctx, e *entry) view {
+	v := x.id.viewer(c)
+	full := v != nil && (v.IsAdmin || strings.EqualFold(v.Email, e.cfg.OwnerEmail))
 	m := json.RawMessage(e.cfg.Manifest)
 	if !json.Valid(m) {
 		m = json.RawMessage("null")
+	} else if !full {
+		m = publicManifest(m)
 	}
-	v := view{Config: e.cfg, Manifest: m, Actor: x.actors.viewOf(e)}
-	if v.Versions == nil {
-		v.Versions = []experiments.Version{}
+	out := view{Config: e.cfg, Manifest: m, Actor: x.actors.viewOf(e), Versions: []versionView{},
+		URL: x.id.origins.experiment(e.cfg.Slug) + "/experiments/" + e.cfg.Slug + "/"}
+	for _, ver := range e.cfg.Versions {
+		vv := versionView{Version: ver}
+		if full {
+			vv.UploadedBy = ver.UploadedBy
+		}
+		out.Versions = append(out.Versions, vv)
 	}
-	if v.Indexes == nil {
-		v.Indexes = []experiments.IndexState{}
+	if full {
+		out.OwnerEmail = e.cfg.OwnerEmail
 	}
-	return v
+	if out.Indexes == nil {
+		out.Indexes = []experiments.IndexState{}
+	}
+	return out
+}
+
+// privateFields are the manifest's fields for the owner's eyes: the
+// actor's config (where keys and settings for the backend go), the owner's
+// email, the people its access rules name, and demo accounts' passwords.
+var privateFields = [][]string{
+	{"developer_id"}, {"actor", "config"}, {"auth_policy", "allowed_users"}, {"auth_policy", "denied_users"},
+	{"sub_auth", "demo_users"},
+}
+
+// publicManifest is the manifest without privateFields.
+func publicManifest(raw json.RawMessage) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil {
+		return json.RawMessage("null")
+	}
+	removed := false
+	for _, path := range privateFields {
+		obj := m
+		for i, k := range path {
+			if i == len(path)-1 {
+				if _, ok := obj[k]; ok {
+					delete(obj, k)
+					removed = true
+				}
+				break
+			}
+			next, ok := obj[k].(map[string]any)
+			if !ok {
+				break
+			}
+			obj = next
+		}
+	}
+	if !removed {
+		// Kept as written (field order included).
+		return raw
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
 }
 
 // listed are the experiments the caller may see in lists: active ones they
@@ -127,12 +195,12 @@ func (x *experimentsAPI) listExperiments(c *fiber.Ctx) error {
 	list := x.listed(c)
 	out := make([]view, 0, len(list))
 	for _, e := range list {
-		out = append(out, x.viewOf(e))
+		out = append(out, x.viewOf(c, e))
 	}
 	return c.JSON(fiber.Map{"experiments": out})
 }
 
-func (x *experimentsAPI) getExperiment(c *fiber.Ctx) error { return c.JSON(x.viewOf(entryOf(c))) }
+func (x *experimentsAPI) getExperiment(c *fiber.Ctx) error { return c.JSON(x.viewOf(c, entryOf(c))) }
 
 // uploadExperiment streams the body (multipart field "file", or the raw
 // ZIP) into the uploads object store, never holding it in memory, and asks
@@ -193,7 +261,7 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 	if err != nil || e == nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was stored but could not be read back")
 	}
-	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": x.viewOf(e), "warnings": res.Warnings, "created": res.Created})
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings, "created": res.Created})
 }
 
 // limitReader fails once more than left bytes are read.
@@ -230,7 +298,7 @@ func (x *experimentsAPI) patchExperiment(c *fiber.Ctx) error {
 	if err != nil || e == nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was changed but could not be read back")
 	}
-	return c.JSON(fiber.Map{"experiment": x.viewOf(e), "warnings": res.Warnings})
+	return c.JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings})
 }
 
 func (x *experimentsAPI) deleteExperiment(c *fiber.Ctx) error {

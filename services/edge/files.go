@@ -27,13 +27,6 @@ type filesAPI struct {
 	access func(experiments.Action) fiber.Handler
 }
 
-func (fs *filesAPI) routes(app *fiber.App) {
-	app.Get("/experiments/:slug", func(c *fiber.Ctx) error {
-		return c.Redirect("/experiments/"+c.Params("slug")+"/", fiber.StatusMovedPermanently)
-	})
-	app.Get("/experiments/:slug/*", fs.access(experiments.Open), fs.serveStatic)
-}
-
 // serveStatic answers GET and HEAD of /experiments/{slug}/... from the
 // current version's bundle: index.html for directories (at the root, or
 // static/index.html), a strong ETag, 304 on a matching If-None-Match, and

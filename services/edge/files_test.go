@@ -25,8 +25,9 @@ func TestFiles(t *testing.T) {
 		{name: "the actor module is private", path: "/experiments/hello/actor.wasm", status: 404, code: "not_found"},
 		{name: "no such file", path: "/experiments/hello/nope.css", status: 404, code: "not_found"},
 		{name: "no such experiment", path: "/experiments/nope/", status: 404, code: "not_found"},
+		// A browser without a session goes through the platform's hand-off.
 		{name: "sign-in required, browser", path: "/experiments/members/", header: map[string]string{"Accept": "text/html"}, status: 303,
-			wantHeader: map[string]string{"Location": "/auth/login?next=%2Fexperiments%2Fmembers%2F"}},
+			wantHeader: map[string]string{"Location": "/auth/experiment?next=%2Fexperiments%2Fmembers%2F&slug=members"}},
 		{name: "sign-in required, script", path: "/experiments/members/", status: 401, code: "unauthenticated"},
 		{name: "sign-in required, signed in", path: "/experiments/members/", token: w.token("ann@example.com", "user"), status: 200, want: []string{"members"}},
 	})

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/contract"
+	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/svc"
 )
 
@@ -28,14 +29,20 @@ const probeEvery = 500 * time.Millisecond
 // healthAPI is the platform's health, for load balancers and people, and
 // its metrics, for Prometheus.
 type healthAPI struct {
-	probe   *prober
-	metrics fiber.Handler
+	probe *prober
 }
 
 func (h *healthAPI) routes(app *fiber.App) {
 	app.Get("/health", h.probe.handleHealth)
 	app.Get("/health/detailed", h.probe.handleDetailed)
-	app.Get("/metrics", h.metrics)
+	app.Get("/metrics", metricsRoute(h.probe.d))
+}
+
+// metricsRoute serves the process's metrics to the clients the settings
+// allow (loopback and METRICS_ALLOWED_CIDRS, judged by the client address
+// behind TRUSTED_PROXIES) and to scrapers with METRICS_TOKEN.
+func metricsRoute(d *svc.Deps) fiber.Handler {
+	return httpx.MetricsHandler(d.Telemetry.Registry, d.Config.MetricsAllowed, httpx.WithMetricsToken(d.Config.MetricsToken))
 }
 
 type prober struct {

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -140,5 +141,72 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// /metrics behind a reverse proxy on the same host: the proxy's loopback
+// address no longer decides, the client it names does; a scraper with the
+// token reads from anywhere.
+func TestMetricsAccessBehindAProxy(t *testing.T) {
+	const token = "scraper-token-0123456789abcdef"
+	env := testenv.Start(t)
+	for _, tc := range []struct {
+		name    string
+		vars    map[string]string
+		headers map[string]string
+		status  int
+		code    string
+	}{
+		{"a local scraper", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"}, nil, 200, ""},
+		{"an outside client through the local proxy", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"},
+			map[string]string{"X-Forwarded-For": "198.51.100.7", "X-Forwarded-Proto": "https"}, 403, "forbidden"},
+		{"a client that claims loopback, through the local proxy", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"},
+			map[string]string{"X-Forwarded-For": "127.0.0.1, 198.51.100.7"}, 403, "forbidden"},
+		{"a proxy the platform was not told about", nil,
+			map[string]string{"X-Forwarded-For": "198.51.100.7"}, 403, "forbidden"},
+		{"a client in METRICS_ALLOWED_CIDRS through the proxy", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "METRICS_ALLOWED_CIDRS": "10.9.0.0/16"},
+			map[string]string{"X-Forwarded-For": "10.9.1.2"}, 200, ""},
+		{"a scraper with the token, from outside", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "METRICS_TOKEN": token},
+			map[string]string{"X-Forwarded-For": "198.51.100.7", "Authorization": "Bearer " + token}, 200, ""},
+		{"a wrong token", map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32", "METRICS_TOKEN": token},
+			map[string]string{"X-Forwarded-For": "198.51.100.7", "Authorization": "Bearer " + token[:len(token)-1] + "x"}, 401, "unauthenticated"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := env.Config(t, tc.vars)
+			d := env.Deps(t, cfg)
+			e := edge.New(d)
+			testenv.Run(t, d, e)
+			req, _ := http.NewRequest(http.MethodGet, "http://"+e.Addr+"/metrics", nil)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %.300s", resp.StatusCode, tc.status, body)
+			}
+			if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Error("no nosniff on /metrics")
+			}
+			if tc.status == 200 {
+				if !strings.Contains(string(body), "go_goroutines") {
+					t.Errorf("no metrics in %.300s", body)
+				}
+				return
+			}
+			var eb struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code != tc.code || eb.Error.Message == "" {
+				t.Errorf("body %s, want the error shape with %s", body, tc.code)
+			}
+			if strings.Contains(string(body), "go_goroutines") {
+				t.Error("metrics leaked")
+			}
+		})
 	}
 }

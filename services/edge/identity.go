@@ -18,11 +18,11 @@ import (
 )
 
 const (
+	localToken   = "gnome.token"
 	localClaims  = "gnome.claims"
 	localAuthErr = "gnome.auth_err"
 	localByCook  = "gnome.by_cookie"
 
-	csrfCookie = "csrf_token"
 	csrfField  = "csrf_token"
 	csrfHeader = "X-CSRF-Token"
 )
@@ -33,12 +33,27 @@ type identity struct {
 	verifier   *authn.Verifier
 	enforcer   *authz.Enforcer
 	production bool
+	origins    *origins
+	// The cookies' names: in production with the __Host- prefix, which
+	// browsers keep host-only, Secure and on Path=/ (no sibling host and
+	// no plain-HTTP page can set or shadow them).
+	cookie, csrfCookie, expCookie string
+}
+
+// newIdentity names the cookies for the environment.
+func newIdentity(v *authn.Verifier, production bool, o *origins) *identity {
+	id := &identity{verifier: v, production: production, origins: o,
+		cookie: authn.CookieName, csrfCookie: "csrf_token", expCookie: "gnome_session"}
+	if production {
+		id.cookie, id.csrfCookie, id.expCookie = "__Host-"+id.cookie, "__Host-"+id.csrfCookie, "__Host-"+id.expCookie
+	}
+	return id
 }
 
 // identify verifies the request's token, if any, and records who is asking.
 // It never refuses: routes that need a user say so with requireUser.
 func (id *identity) identify(c *fiber.Ctx) error {
-	token, byCookie := authn.TokenFromRequest(c.Cookies(authn.CookieName), c.Get(fiber.HeaderAuthorization))
+	token, byCookie := authn.TokenFromRequest(c.Cookies(id.cookie), c.Get(fiber.HeaderAuthorization))
 	if token == "" {
 		return c.Next()
 	}
@@ -53,6 +68,7 @@ func (id *identity) identify(c *fiber.Ctx) error {
 	}
 	c.Locals(localClaims, claims)
 	c.Locals(localByCook, byCookie)
+	c.Locals(localToken, token)
 	return c.Next()
 }
 
@@ -83,7 +99,7 @@ func (id *identity) requireUser(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if wantsPage(c) {
-		return c.Redirect("/auth/login?next="+url.QueryEscape(string(c.Request().RequestURI())), fiber.StatusSeeOther)
+		return c.Redirect(id.loginURL(c), fiber.StatusSeeOther)
 	}
 	return authError(c)
 }
@@ -116,14 +132,14 @@ func wantsPage(c *fiber.Ctx) bool {
 // setSessionCookie stores the token as the contract's cookie.
 func (id *identity) setSessionCookie(c *fiber.Ctx, token string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
-		Name: authn.CookieName, Value: token, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: id.cookie, Value: token, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
 		Secure: id.production, Expires: expires, MaxAge: int(authn.TokenTTL.Seconds()),
 	})
 }
 
 func (id *identity) clearCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
-		Name: authn.CookieName, Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: id.cookie, Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
 		Secure: id.production, Expires: time.Unix(0, 0), MaxAge: -1,
 	})
 }
@@ -131,13 +147,13 @@ func (id *identity) clearCookie(c *fiber.Ctx) {
 // csrfToken returns the request's CSRF token, setting a new one as a
 // cookie when there is none (double-submit: forms echo it in a field).
 func (id *identity) csrfToken(c *fiber.Ctx) string {
-	if t := c.Cookies(csrfCookie); len(t) == 32 {
+	if t := c.Cookies(id.csrfCookie); len(t) == 32 {
 		return t
 	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	t := hex.EncodeToString(b)
-	c.Cookie(&fiber.Cookie{Name: csrfCookie, Value: t, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
+	c.Cookie(&fiber.Cookie{Name: id.csrfCookie, Value: t, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
 		Secure: id.production})
 	return t
 }
@@ -156,7 +172,13 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	}
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	form := strings.HasPrefix(ct, fiber.MIMEApplicationForm) || strings.HasPrefix(ct, fiber.MIMEMultipartForm) || strings.HasPrefix(ct, fiber.MIMETextPlain)
-	byCookie := c.Cookies(authn.CookieName) != ""
+	byCookie := c.Cookies(id.cookie) != ""
+	onExperiment := expSlugOf(c) != ""
+	if onExperiment {
+		// An anonymous visitor's marker carries no identity.
+		v := c.Cookies(id.expCookie)
+		byCookie = v != "" && v != anonymousSession
+	}
 	if !byCookie && !(form && signInForm(c.Path())) {
 		// Nothing rides on this request: no session cookie, no bearer
 		// token. A route that needs a user answers 401 (not a CSRF
@@ -173,8 +195,10 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" && origin != httpx.Scheme(c)+"://"+httpx.Host(c) {
 		return refuse("it came from another origin")
 	}
-	if form {
-		want := c.Cookies(csrfCookie)
+	// An experiment's own pages know nothing of the platform's form token:
+	// on its origin the origin checks above decide alone.
+	if form && !onExperiment {
+		want := c.Cookies(id.csrfCookie)
 		got := c.Get(csrfHeader)
 		if got == "" {
 			got = c.Query(csrfField)

@@ -72,13 +72,20 @@ func (id *identity) viewer(c *fiber.Ctx) *experiments.Viewer {
 // it; only routes behind requireUser ask for it.
 func (id *identity) caller(c *fiber.Ctx) uploadapi.Caller {
 	v := id.viewer(c)
-	return uploadapi.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c)}
+	return uploadapi.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c), Token: tokenOf(c)}
 }
 
 // actorOf is the signed-in caller as the auth service records it in its
 // audit log.
 func actorOf(c *fiber.Ctx) authapi.Actor {
-	return authapi.Actor{Email: claimsOf(c).Email, RequestID: httpx.GetRequestID(c)}
+	return authapi.Actor{Email: claimsOf(c).Email, RequestID: httpx.GetRequestID(c), Token: tokenOf(c)}
+}
+
+// tokenOf is the request's verified token: the services it calls verify it
+// again and act on it, not on the names beside it.
+func tokenOf(c *fiber.Ctx) string {
+	t, _ := c.Locals(localToken).(string)
+	return t
 }
 
 //go:embed pages/*.html
@@ -94,10 +101,13 @@ var pages = func() map[string]*template.Template {
 
 // page is what every page template gets.
 type page struct {
-	Title        string
-	User         *authn.Claims
-	IsAdmin      bool
-	CSRF         string
+	Title   string
+	User    *authn.Claims
+	IsAdmin bool
+	CSRF    string
+	// Nonce lets the page's own inline script and style run under its
+	// Content-Security-Policy (httpx.PagePolicy); nothing else inline does.
+	Nonce        string
 	Registration bool
 	Error        string
 	Email        string
@@ -124,6 +134,7 @@ func (r *renderer) render(c *fiber.Ctx, status int, name string, p page) error {
 		p.IsAdmin = r.id.isAdmin(c)
 	}
 	p.CSRF = r.id.csrfToken(c)
+	p.Nonce = httpx.CSPNonce(c)
 	p.Registration = r.registration
 	var buf bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {

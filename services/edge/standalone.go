@@ -70,7 +70,7 @@ func (st standalone) listOnly(c *fiber.Ctx) error {
 	out := []view{}
 	for _, e := range st.experiments.listed(c) {
 		if e.cfg.Slug == st.only {
-			out = append(out, st.experiments.viewOf(e))
+			out = append(out, st.experiments.viewOf(c, e))
 		}
 	}
 	return c.JSON(fiber.Map{"experiments": out})

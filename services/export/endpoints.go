@@ -61,6 +61,9 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 	if cfg == nil {
 		return exportapi.Requested{}, apierr.New(apierr.CodeNotFound, "no experiment %q", req.Slug)
 	}
+	if err := mayExport(cfg.OwnerEmail, t, req.Caller); err != nil {
+		return exportapi.Requested{}, err
+	}
 	dataSeq, err := s.dataSeq(ctx, t, cfg.Slug)
 	if err != nil {
 		return exportapi.Requested{}, err
@@ -315,4 +318,17 @@ func (s *Service) download(ctx context.Context, req exportapi.Get) (exportapi.Do
 		d.URL, d.URLExpires = url, &until
 	}
 	return d, nil
+}
+
+// mayExport decides who may have a package of the type: the packages with
+// data (standalone, docker) hold every participant's data, so only the
+// experiment's owner and admins get them; an upload-ready package holds
+// only the bundle, and whoever the experiment's access rules let export it
+// (the edge applies them) gets it. The export service decides this itself,
+// whoever asks over the bus, and before anything is reused or queued.
+func mayExport(owner string, t exportapi.Type, c uploadapi.Caller) error {
+	if !t.HasData() || c.IsAdmin || (owner != "" && normEmail(owner) == normEmail(c.Email)) {
+		return nil
+	}
+	return apierr.New(apierr.CodeForbidden, "only the experiment's owner and admins export packages with its data (%s); an upload-ready package holds none", t)
 }

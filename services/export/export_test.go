@@ -26,6 +26,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportstore/s3test"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
+	"github.com/gnome-platform/gnome/libs/testenv"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
@@ -207,7 +208,7 @@ func TestReuseRule(t *testing.T) {
 	if !again.Reused || again.Export.ID != first.ID {
 		t.Errorf("the requester's second request: %+v, want %s reused", again, first.ID)
 	}
-	shared := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: "Other@Example.com"})
+	shared := w.request("shop", exportapi.Standalone, testenv.Caller("Other@Example.com", "admin"))
 	s := shared.Export
 	if !shared.Reused || s.ID == first.ID || s.ReusedFrom != first.ID || s.Status != exportapi.StatusReady || s.UserEmail != "other@example.com" ||
 		w.log(s.ID).StorageKey != first.StorageKey || s.Checksum != first.Checksum || s.FileSize != first.FileSize || !s.ExpiresAt.Equal(*first.ExpiresAt) {
@@ -277,11 +278,11 @@ func TestRequestJoinsTheBuildUnderWay(t *testing.T) {
 	t.Cleanup(letGo)
 	w.deploy("shop", "first")
 	first := w.request("shop", exportapi.Standalone, reader)
-	second := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: " READER@example.com "})
+	second := w.request("shop", exportapi.Standalone, testenv.Caller(" READER@example.com "))
 	if second.Reused || second.Export.ID != first.Export.ID {
 		t.Errorf("second request: %+v, want to join %s", second, first.Export.ID)
 	}
-	otherOne := w.request("shop", exportapi.Standalone, other)
+	otherOne := w.request("shop", exportapi.Standalone, otherAdmin)
 	if otherOne.Export.ID == first.Export.ID {
 		t.Error("another requester joined someone else's build")
 	}
@@ -342,7 +343,7 @@ func TestSimultaneousRequestsMakeOneExport(t *testing.T) {
 		t.Errorf("%d builds ran, want 1", n)
 	}
 	// Another requester, all at once: one new record sharing the file.
-	second := same(other)
+	second := same(otherAdmin)
 	if len(second) != 1 || second[id] {
 		t.Fatalf("another requester's simultaneous requests gave %v, want one export of their own", second)
 	}
@@ -369,7 +370,7 @@ func TestEventsInvalidateExports(t *testing.T) {
 	s := w.service(fast())
 	w.deploy("shop", "first")
 	v1 := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
-	shared := w.request("shop", exportapi.Standalone, other).Export
+	shared := w.request("shop", exportapi.Standalone, otherAdmin).Export
 
 	w.setStatus("shop", experiments.StatusArchived)
 	w.deploy("shop", "second")
@@ -435,8 +436,8 @@ func TestAdminInvalidates(t *testing.T) {
 	s := w.service(fast())
 	w.deploy("shop", "first")
 	a := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
-	b := w.request("shop", exportapi.Standalone, other).Export
-	c := w.request("shop", exportapi.Standalone, uploadapi.Caller{Email: "third@example.com"}).Export
+	b := w.request("shop", exportapi.Standalone, otherAdmin).Export
+	c := w.request("shop", exportapi.Standalone, testenv.Caller("third@example.com", "admin")).Export
 
 	_, err := call(t, w.d.NC, exportapi.EndpointInvalidate, exportapi.Invalidate{ID: a.ID, Caller: reader})
 	wantCode(t, "invalidate by a non-admin", err, apierr.CodeForbidden)
@@ -464,7 +465,7 @@ func TestAdminInvalidates(t *testing.T) {
 	if cl := w.log(c.ID); !cl.Invalidated || cl.InvalidatedBy != admin.Email {
 		t.Errorf("an export sharing the deleted file: %+v", cl)
 	}
-	_, err = call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: c.ID, Caller: uploadapi.Caller{Email: "third@example.com"}})
+	_, err = call(t, w.d.NC, exportapi.EndpointDownload, exportapi.Get{ID: c.ID, Caller: testenv.Caller("third@example.com")})
 	wantCode(t, "download of an export whose file was deleted", err, apierr.CodeGone)
 	// A new request builds again.
 	if r := w.request("shop", exportapi.Standalone, reader); r.Reused {
@@ -573,7 +574,7 @@ func TestRetentionCleanup(t *testing.T) {
 	s2 := w.service(fast())
 	w.deploy("shop", "first")
 	a := w.waitStatus(w.request("shop", exportapi.Standalone, reader).Export.ID, exportapi.StatusReady)
-	b := w.request("shop", exportapi.Standalone, other).Export
+	b := w.request("shop", exportapi.Standalone, otherAdmin).Export
 	keep := w.waitStatus(w.request("shop", exportapi.UploadReady, reader).Export.ID, exportapi.StatusReady)
 	past := now().Add(-time.Second)
 	if _, err := w.d.Store.Collection(store.ExportLogs).UpdateMany(ctxT(t), bson.D{{Key: "b2_file_name", Value: a.StorageKey}},
@@ -666,9 +667,9 @@ func TestAccessAndListing(t *testing.T) {
 	w.deploy("cafe", "first")
 	a := w.waitStatus(w.request("shop", exportapi.UploadReady, reader).Export.ID, exportapi.StatusReady)
 	b := w.request("cafe", exportapi.UploadReady, other).Export
-	c := w.request("shop", exportapi.Standalone, other).Export
+	c := w.request("shop", exportapi.Standalone, otherAdmin).Export
 
-	if l, err := w.get(a.ID, uploadapi.Caller{Email: "READER@example.com"}); err != nil || l.ID != a.ID {
+	if l, err := w.get(a.ID, testenv.Caller("READER@example.com")); err != nil || l.ID != a.ID {
 		t.Errorf("the requester (another case) reads: %v", err)
 	}
 	if l, err := w.get(a.ID, admin); err != nil || l.ID != a.ID {

@@ -36,9 +36,13 @@ import (
 
 // Callers of the tests.
 var (
-	admin  = uploadapi.Caller{Email: "root@example.com", Roles: []string{"admin"}, IsAdmin: true}
-	reader = uploadapi.Caller{Email: "reader@example.com", Roles: []string{"user"}}
-	other  = uploadapi.Caller{Email: "other@example.com", Roles: []string{"user"}}
+	admin  = testenv.Caller("root@example.com", "admin")
+	reader = testenv.Caller("reader@example.com", "user")
+	other  = testenv.Caller("other@example.com", "user")
+	// otherAdmin is another requester who may export data: packages with
+	// data are for the experiment's owner (reader, in these tests) and
+	// admins only.
+	otherAdmin = testenv.Caller("other@example.com", "admin")
 )
 
 // fast are options that keep the tests short: quick retries, frequent
@@ -162,7 +166,7 @@ func (w *world) deploy(slug, page string) experiments.Config {
 	at := now()
 	cfg := w.config(slug)
 	if cfg == nil {
-		cfg = &experiments.Config{Slug: slug, SlugField: slug, OwnerEmail: "dev@example.com", CreatedAt: at, Indexes: []experiments.IndexState{}}
+		cfg = &experiments.Config{Slug: slug, SlugField: slug, OwnerEmail: reader.Email, CreatedAt: at, Indexes: []experiments.IndexState{}}
 	}
 	cfg.Name, cfg.Status, cfg.Manifest = b.Manifest.Name, experiments.StatusActive, string(manifest)
 	cfg.Version++

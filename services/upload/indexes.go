@@ -46,25 +46,15 @@ func plannedIndexes(m *bundle.Manifest, embedded bool) []experiments.IndexState 
 // and returns their states. A failure marks its index failed; it never
 // fails the upload.
 func (s *Service) applyIndexes(ctx context.Context, slug string, m *bundle.Manifest, planned []experiments.IndexState) []experiments.IndexState {
-	sc, err := scoped.New(s.d.Store.DB, slug, nil)
-	if err != nil {
-		for i := range planned {
-			planned[i].State = "failed: " + err.Error()
-		}
-		return planned
-	}
 	out := make([]experiments.IndexState, len(planned))
 	copy(out, planned)
 	for i, st := range out {
 		if st.State != experiments.IndexBuilding {
 			continue
 		}
-		spec := findSpec(m, st.Collection, st.Name)
-		name, err := sc.CollectionName(scoped.Own(st.Collection))
-		if err == nil {
-			err = scoped.CreateIndex(ctx, s.d.Store.DB.Collection(name), spec)
-		}
-		if err != nil {
+		// The collection is always one of the experiment's own: a manifest
+		// names base names, which scoped maps under its slug alone.
+		if err := scoped.CreateIndex(ctx, s.d.Store.DB, slug, st.Collection, findSpec(m, st.Collection, st.Name)); err != nil {
 			out[i].State = "failed: " + err.Error()
 			continue
 		}

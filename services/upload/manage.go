@@ -90,6 +90,7 @@ func (s *Service) update(ctx context.Context, req uploadapi.Update) (uploadapi.R
 	if final, err := s.configs.SetIndexes(ctx, next.Slug, next.Seq, next.Indexes); err == nil && final != nil {
 		next = final
 	}
+	warnings = append(warnings, s.afterChange(ctx, next, manifest, false)...)
 	reason := "update"
 	if req.Version != nil {
 		reason = "rollback"
@@ -159,6 +160,11 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 		if err := s.bundles.Delete(ctx, experiments.BundleObject(req.Slug, v.Checksum)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			s.d.Log.WarnContext(ctx, "delete bundle failed", "slug", req.Slug, "version", v.Version, "err", err)
 		}
+	}
+	// Access ends before the data goes, and a new experiment of the slug
+	// starts with no grants.
+	if err := s.dropAccessOf(ctx, req.Slug); err != nil {
+		return uploadapi.Result{}, err
 	}
 	if err := scoped.DeleteAll(ctx, s.d.Store.DB, req.Slug); err != nil {
 		return uploadapi.Result{}, err

@@ -130,6 +130,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	if final, err := s.configs.SetIndexes(ctx, slug, next.Seq, next.Indexes); err == nil && final != nil {
 		next = final
 	}
+	warnings = append(warnings, s.afterChange(ctx, next, b.Manifest, created)...)
 	reason := "upload"
 	if err := s.announce(ctx, next, events.ExperimentUpdated, reason, b.Manifest.Actor != nil); err != nil {
 		return uploadapi.Result{}, err

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/scoped"
@@ -30,13 +32,21 @@ type experimentRecords interface {
 	Remove(ctx context.Context, slug string) error
 }
 
-var _ experimentRecords = store.Experiments{}
+var (
+	_ experimentRecords = store.Experiments{}
+	_ experimentLister  = store.Experiments{}
+	_ grantRecords      = store.Grants{}
+)
 
 // Service is one instance of the upload service.
 type Service struct {
 	svc.Base
 	d       *svc.Deps
 	configs experimentRecords
+	lister  experimentLister
+	grants  grantRecords
+	// access is the data_grants bucket: the active grants (grants.go).
+	access  jetstream.KeyValue
 	uploads jetstream.ObjectStore
 	bundles jetstream.ObjectStore
 	// embedded tells whether the store is the embedded one, which builds
@@ -47,7 +57,7 @@ type Service struct {
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
-	s := &Service{d: d, configs: d.Store.Experiments()}
+	s := &Service{d: d, configs: d.Store.Experiments(), lister: d.Store.Experiments(), grants: d.Store.Grants()}
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
@@ -58,6 +68,9 @@ func New(d *svc.Deps) *Service {
 				bus.Endpoint(uploadapi.EndpointProcess, s.process),
 				bus.Endpoint(uploadapi.EndpointUpdate, s.update),
 				bus.Endpoint(uploadapi.EndpointDelete, s.delete),
+				bus.Endpoint(uploadapi.EndpointGrants, s.listGrants),
+				bus.Endpoint(uploadapi.EndpointGrant, s.grant),
+				bus.Endpoint(uploadapi.EndpointRevoke, s.revoke),
 			)
 		},
 	}
@@ -72,7 +85,7 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads, bus.ObjectBundles); err != nil {
 		return err
 	}
-	if err := d.Store.EnsureIndexes(ctx, store.ExperimentsConfig); err != nil {
+	if err := d.Store.EnsureIndexes(ctx, store.ExperimentsConfig, store.DataGrants); err != nil {
 		return err
 	}
 	var err error
@@ -87,9 +100,52 @@ func (s *Service) provision(ctx context.Context) error {
 		return err
 	}
 	s.embedded = kind == scoped.StoreFerretDB
+	if err := s.migrateNames(ctx); err != nil {
+		return err
+	}
+	if err := s.provisionGrants(ctx); err != nil {
+		return err
+	}
 	s.tmp = filepath.Join(d.Config.DataDir, "tmp", "upload")
 	if err := os.MkdirAll(s.tmp, 0o700); err != nil {
 		return fmt.Errorf("create upload work dir: %w", err)
+	}
+	return nil
+}
+
+// migrateNames moves experiments' data from the old collection naming to
+// the injective one (scoped.MigrateNames), once per database, and builds
+// the managed indexes of the experiments whose data moved: indexes are not
+// carried over from the old collections, which may have held several
+// experiments' documents.
+func (s *Service) migrateNames(ctx context.Context) error {
+	rec, ran, err := scoped.MigrateNames(ctx, s.d.Store.DB, s.d.Log)
+	if err != nil {
+		return fmt.Errorf("migrate collection names: %w", err)
+	}
+	if !ran {
+		return nil
+	}
+	s.d.Log.InfoContext(ctx, "collection names migrated", "collections_moved", len(rec.Moved), "collections_left", len(rec.Left))
+	var slugs []string
+	for _, m := range rec.Moved {
+		if !slices.Contains(slugs, m.Slug) {
+			slugs = append(slugs, m.Slug)
+		}
+	}
+	for _, slug := range slugs {
+		cfg, err := s.configs.Get(ctx, slug)
+		if err != nil || cfg == nil {
+			continue
+		}
+		m, _, err := bundle.ParseManifest([]byte(cfg.Manifest))
+		if err != nil {
+			continue
+		}
+		states := s.applyIndexes(ctx, slug, m, plannedIndexes(m, s.embedded))
+		if _, err := s.configs.SetIndexes(ctx, slug, cfg.Seq, states); err != nil {
+			s.d.Log.WarnContext(ctx, "record indexes after migration failed", "slug", slug, "err", err)
+		}
 	}
 	return nil
 }

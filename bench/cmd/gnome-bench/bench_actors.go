@@ -100,12 +100,14 @@ func (e *env) uploadActor(ctx context.Context, base, token, status string) error
 }
 
 // pingURL is the echo actor's route through an edge.
-func pingURL(base string) string { return base + "/experiments/" + benchSlug + "/api/ping" }
+func pingURL(base string) string {
+	return expURL(base, benchSlug, "/experiments/"+benchSlug+"/api/ping")
+}
 
 // pollClient is a client for polls: no proxy, no keep-alive (each poll is
 // a request of its own, as a browser retrying would send), a short timeout.
 func pollClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: dialLocal}}
 }
 
 // pollOK sends GET url every `every`, one request after the other, until one

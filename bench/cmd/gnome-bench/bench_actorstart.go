@@ -102,7 +102,7 @@ func (e *env) actorStartServer(ctx context.Context, i int, wasm []byte) (*startF
 	if err != nil {
 		return nil, err
 	}
-	b, err := openActorBuckets(ctx, g.natsAddr)
+	b, err := openActorBuckets(ctx, g.natsAddr, g.dataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +197,12 @@ type actorBuckets struct {
 
 // openActorBuckets connects to the NATS server at addr and opens the
 // buckets, waiting for the actor-worker to have created them.
-func openActorBuckets(ctx context.Context, addr string) (*actorBuckets, error) {
-	nc, err := nats.Connect("nats://"+addr, nats.Name("gnome-bench"), nats.Timeout(5*time.Second))
+func openActorBuckets(ctx context.Context, addr, dataDir string) (*actorBuckets, error) {
+	auth, err := adminAuth(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect("nats://"+addr, nats.Name("gnome-bench"), nats.Timeout(5*time.Second), auth)
 	if err != nil {
 		return nil, err
 	}

@@ -144,11 +144,11 @@ func benchUpload(ctx context.Context, e *env) (*outcome, error) {
 		if err != nil || status != http.StatusCreated {
 			return nil, fmt.Errorf("upload: %d %v %s", status, err, body)
 		}
-		if err := waitServed(ctx, base+"/experiments/bench-upload/", etag); err != nil {
+		if err := waitServed(ctx, expURL(base, "bench-upload", "/experiments/bench-upload/"), etag); err != nil {
 			return nil, err
 		}
 		took = append(took, time.Since(start))
-		resp, err := http.Get(base + "/experiments/bench-upload/")
+		resp, err := http.Get(expURL(base, "bench-upload", "/experiments/bench-upload/"))
 		if err == nil {
 			etag = resp.Header.Get("ETag")
 			resp.Body.Close()
@@ -279,7 +279,7 @@ func benchStatic(ctx context.Context, e *env) (*outcome, error) {
 	if status, body, err := postZip(ctx, base, token, path); err != nil || status != 201 {
 		return nil, fmt.Errorf("upload: %d %v %s", status, err, body)
 	}
-	page := base + "/experiments/bench-static/"
+	page := expURL(base, "bench-static", "/experiments/bench-static/")
 	if err := waitServed(ctx, page, ""); err != nil {
 		return nil, err
 	}

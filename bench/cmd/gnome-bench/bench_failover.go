@@ -141,7 +141,11 @@ func (e *env) startFailoverCluster(ctx context.Context) (c *failoverCluster, err
 	if _, err := edge.waitReady(ctx, c.base+"/health", 10*time.Millisecond, 60*time.Second); err != nil {
 		return nil, err
 	}
-	if c.nc, err = nats.Connect("nats://"+addrs[1], nats.Name("gnome-bench"), nats.Timeout(5*time.Second)); err != nil {
+	auth, err := adminAuth(dir)
+	if err != nil {
+		return nil, err
+	}
+	if c.nc, err = nats.Connect("nats://"+addrs[1], nats.Name("gnome-bench"), nats.Timeout(5*time.Second), auth); err != nil {
 		return nil, err
 	}
 	for range 2 {
@@ -220,7 +224,7 @@ func (c *failoverCluster) holder(ctx context.Context) (*proc, error) {
 	last := ""
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
 		var st actorapi.State
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/experiments/"+benchSlug+"/health", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, expURL(c.base, benchSlug, "/experiments/"+benchSlug+"/health"), nil)
 		if resp, err := client.Do(req); err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
@@ -251,7 +255,7 @@ func (c *failoverCluster) loseHolder(ctx context.Context, sig syscall.Signal) (t
 	if err != nil {
 		return 0, err
 	}
-	url := c.base + "/experiments/" + benchSlug + "/api/instance"
+	url := expURL(c.base, benchSlug, "/experiments/"+benchSlug+"/api/instance")
 	before, err := getBody(ctx, url)
 	if err != nil {
 		return 0, err

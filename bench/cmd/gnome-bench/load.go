@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 	"sort"
@@ -57,7 +56,7 @@ func loadClient(conns int) *http.Client {
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			DialContext:         dialLocal,
 			MaxIdleConns:        conns,
 			MaxIdleConnsPerHost: conns,
 			MaxConnsPerHost:     conns,

@@ -87,7 +87,7 @@ func (p *proc) tail() string {
 func (p *proc) waitReady(ctx context.Context, url string, every, limit time.Duration) (time.Duration, error) {
 	client := &http.Client{
 		Timeout:   time.Second,
-		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, DialContext: dialLocal},
 	}
 	defer client.CloseIdleConnections()
 	maxPolls := int(limit/every) + 1
@@ -138,6 +138,7 @@ var gnomeVars = []string{
 	"G_NOME_ENV", "HTTP_ADDR", "DATA_DIR", "NATS_URL", "EMBEDDED_NATS_ADDR", "NATS_REPLICAS",
 	"MONGO_URI", "MONGO_DB", "EMBEDDED_STORE_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 	"SECRET_KEY", "FLASK_SECRET_KEY", "TRUSTED_PROXIES", "METRICS_ALLOWED_CIDRS",
+	"NATS_USER", "NATS_PASSWORD", "NATS_CREDS", "NATS_NKEY_SEED",
 }
 
 // gnomeServer is a `gnome serve` on dataDir with fresh loopback ports.
@@ -145,6 +146,7 @@ type gnomeServer struct {
 	*proc
 	httpAddr string
 	natsAddr string // the embedded NATS server's client address
+	dataDir  string // its DATA_DIR, where the bus credentials are
 }
 
 // startGnome starts `gnome serve` with embedded NATS and store on fresh
@@ -169,7 +171,7 @@ func (e *env) startGnome(dataDir, logName string, extra ...string) (*gnomeServer
 	if err != nil {
 		return nil, err
 	}
-	return &gnomeServer{proc: p, httpAddr: addrs[0], natsAddr: addrs[1]}, nil
+	return &gnomeServer{proc: p, httpAddr: addrs[0], natsAddr: addrs[1], dataDir: dataDir}, nil
 }
 
 func cleanEnv(in []string) []string {

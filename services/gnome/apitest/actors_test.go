@@ -17,6 +17,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
 // Actors through the HTTP API: the example click tracker (built with the
@@ -333,14 +334,15 @@ func TestActorMailboxFlood(t *testing.T) {
 		retryAfter string
 	}
 	results := make(chan outcome, n)
+	flood := &http.Client{Transport: testenv.LocalhostTransport()}
 	var wg sync.WaitGroup
 	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, _ := http.NewRequest("GET", admin.base+"/experiments/busy/api/sleep?ms=20", nil)
+			req, _ := http.NewRequest("GET", admin.experimentURL("busy", "/experiments/busy/api/sleep?ms=20"), nil)
 			req.Header.Set("Authorization", "Bearer "+admin.token())
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := flood.Do(req)
 			if err != nil {
 				results <- outcome{status: -1}
 				return

@@ -360,7 +360,8 @@ func TestBrowserSignIn(t *testing.T) {
 	})
 
 	// An experiment that needs sign-in sends an anonymous visitor to the
-	// login page and back.
+	// platform's login page (through the hand-off) and back to its own
+	// origin, signed in there.
 	t.Run("back to the experiment", func(t *testing.T) {
 		b := chrome.tab(t, p)
 		b.open("/")
@@ -368,15 +369,17 @@ func TestBrowserSignIn(t *testing.T) {
 			t.Errorf("the home page offers members to an anonymous visitor")
 		}
 		b.open("/experiments/members/")
-		if got := b.path(); got != "/auth/login?next="+url.QueryEscape("/experiments/members/") {
+		handoff := "/auth/experiment?next=" + url.QueryEscape("/experiments/members/") + "&slug=members"
+		if got := b.path(); got != "/auth/login?next="+url.QueryEscape(handoff) {
 			t.Fatalf("an anonymous visitor of members is at %s", got)
 		}
-		if next := value(b, "read next", chromedp.Value(chromedp.CSS(`input[name=next]`))); next != "/experiments/members/" {
+		if next := value(b, "read next", chromedp.Value(chromedp.CSS(`input[name=next]`))); next != handoff {
 			t.Fatalf("the login form's next is %q", next)
 		}
 		resp := b.fillLogin(email, password)
-		if resp.Status != 200 || b.path() != "/experiments/members/" {
-			t.Fatalf("after sign-in: %d at %s", resp.Status, b.path())
+		loc, _ := url.Parse(value(b, "read the location", chromedp.Location()))
+		if resp.Status != 200 || b.path() != "/experiments/members/" || loc.Hostname() != "members.localhost" {
+			t.Fatalf("after sign-in: %d at %s", resp.Status, loc)
 		}
 		if got := b.text("#members"); got != "Members only" {
 			t.Fatalf("the experiment shows %q", got)

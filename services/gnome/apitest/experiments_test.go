@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 )
 
@@ -219,25 +221,26 @@ func TestUploadServeAndVersions(t *testing.T) {
 	if r := dev2.do("DELETE", "/api/experiments/demo", map[string]any{"confirm": "demo"}, nil); r.status != 403 {
 		t.Fatalf("foreign delete: %d", r.status)
 	}
-	// Data: demo's own collection, and one whose name another experiment
-	// ("demo_x", collection "clicks") shares with demo's "x_clicks".
+	// Data: demo's own collections, and another experiment's ("demo_x",
+	// collection "clicks", which shared a name with demo's "x_clicks" under
+	// the old naming).
 	db := p.deps.Store.DB
 	ctx := context.Background()
-	db.Collection("demo_clicks").InsertOne(ctx, bson.M{"experiment_id": "demo", "n": 1})
-	db.Collection("demo_x_clicks").InsertMany(ctx, []any{bson.M{"experiment_id": "demo", "n": 2}, bson.M{"experiment_id": "demo_x", "n": 3}})
+	db.Collection(scoped.CollectionName("demo", "clicks")).InsertOne(ctx, bson.M{"experiment_id": "demo", "n": 1})
+	db.Collection(scoped.CollectionName("demo", "x_clicks")).InsertOne(ctx, bson.M{"experiment_id": "demo", "n": 2})
+	db.Collection(scoped.CollectionName("demo_x", "clicks")).InsertOne(ctx, bson.M{"experiment_id": "demo_x", "n": 3})
 	if r := dev.do("DELETE", "/api/experiments/demo", map[string]any{"confirm": "demo"}, nil); r.status != 200 {
 		t.Fatalf("delete: %d %s", r.status, r.body)
 	}
 	names, _ := db.ListCollectionNames(ctx, bson.D{})
 	for _, n := range names {
-		if n == "demo_clicks" {
-			t.Error("demo_clicks survived the delete")
+		if n == scoped.CollectionName("demo", "clicks") || n == scoped.CollectionName("demo", "x_clicks") {
+			t.Errorf("%s survived the delete", n)
 		}
 	}
-	left, _ := db.Collection("demo_x_clicks").CountDocuments(ctx, bson.D{})
-	mine, _ := db.Collection("demo_x_clicks").CountDocuments(ctx, bson.D{{Key: "experiment_id", Value: "demo"}})
-	if left != 1 || mine != 0 {
-		t.Errorf("shared-prefix collection after delete: %d documents, %d of demo's", left, mine)
+	left, _ := db.Collection(scoped.CollectionName("demo_x", "clicks")).CountDocuments(ctx, bson.D{})
+	if left != 1 {
+		t.Errorf("demo_x's clicks after demo's delete: %d documents, want its 1", left)
 	}
 	if c, o := stored(t, p); c != 0 || o != 0 {
 		t.Fatalf("after delete: %d configs, %d objects left", c, o)
@@ -315,8 +318,16 @@ func TestExperimentAccess(t *testing.T) {
 			}
 		}
 	}
-	if r := callers["anonymous"].do("GET", "/experiments/members/", nil, map[string]string{"Accept": "text/html"}); r.header.Get("Location") != "/auth/login?next=%2Fexperiments%2Fmembers%2F" {
-		t.Errorf("login redirect = %q", r.header.Get("Location"))
+	// A visitor who is not signed in is sent to the platform, which has
+	// them sign in and brings them back.
+	anon := callers["anonymous"]
+	r := anon.do("GET", "/experiments/members/", nil, map[string]string{"Accept": "text/html"})
+	if want := anon.base + "/auth/experiment?next=%2Fexperiments%2Fmembers%2F&slug=members"; r.header.Get("Location") != want {
+		t.Errorf("login redirect = %q, want %q", r.header.Get("Location"), want)
+	}
+	r = anon.do("GET", strings.TrimPrefix(r.header.Get("Location"), anon.base), nil, nil)
+	if want := "/auth/login?next=" + url.QueryEscape("/auth/experiment?next=%2Fexperiments%2Fmembers%2F&slug=members"); r.status != 303 || r.header.Get("Location") != want {
+		t.Errorf("hand-off for an anonymous visitor = %d %q, want %q", r.status, r.header.Get("Location"), want)
 	}
 	// Lists show what each caller may open, plus owners' and admins' own.
 	lists := map[string][]string{

@@ -24,6 +24,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
 	"github.com/gnome-platform/gnome/libs/exportstore/s3test"
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 // Exports through the HTTP API: requested on one edge, followed as
@@ -211,7 +212,7 @@ func TestExportLifecycle(t *testing.T) {
 	// must not be exported.
 	ctx := context.Background()
 	db := p.deps.Store.DB
-	if _, err := db.Collection("demo_notes").InsertMany(ctx, []any{
+	if _, err := db.Collection(scoped.CollectionName("demo", "notes")).InsertMany(ctx, []any{
 		bson.M{"experiment_id": "demo", "text": "one", "n": int32(1)},
 		bson.M{"experiment_id": "demo", "text": "two", "n": int64(2)},
 		bson.M{"experiment_id": "demo", "text": "three", "at": time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},

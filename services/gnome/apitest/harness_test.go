@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -51,10 +52,13 @@ func startPlatform(t *testing.T, edges int, set map[string]string) *platform {
 	}
 	cfg := env.Config(t, vars)
 	d := env.Deps(t, cfg)
-	testenv.Run(t, d, auth.New(d), upload.New(d), export.New(d), actorworker.New(d))
+	// Each service on the bus as its own user, held to its permissions,
+	// as in gnome serve; d (the admin's) is the tests' own.
+	as := func(name string) *svc.Deps { return env.DepsAs(t, d, name) }
+	testenv.Run(t, d, auth.New(as("auth")), upload.New(as("upload")), export.New(as("export")), actorworker.New(as("actorworker")))
 	p := &platform{env: env, deps: d}
 	for i := 0; i < edges; i++ {
-		ed := env.Deps(t, cfg)
+		ed := env.DepsAs(t, env.Deps(t, cfg), "edge")
 		e := edge.New(ed)
 		testenv.Run(t, ed, e)
 		p.edges = append(p.edges, e)
@@ -82,7 +86,7 @@ type client struct {
 func (p *platform) client(t *testing.T, edge int) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, base: "http://" + p.edges[edge].Addr, ip: newIP(), http: &http.Client{
-		Jar: jar, Timeout: 15 * time.Second,
+		Jar: jar, Timeout: 15 * time.Second, Transport: testenv.LocalhostTransport(),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
 }
@@ -137,7 +141,16 @@ func (c *client) do(method, path string, body any, hdr map[string]string) respon
 		rd = bytes.NewReader(raw)
 		ct = "application/json"
 	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+	target := c.base + path
+	if slug := experimentOf(path); slug != "" {
+		// An experiment's paths are served on its own origin, where the
+		// visitor arrives through the platform's hand-off, as in a browser.
+		target = c.experimentURL(slug, path)
+		if c.sessionOn(slug) == "" {
+			c.enter(slug)
+		}
+	}
+	req, err := http.NewRequest(method, target, rd)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -155,6 +168,57 @@ func (c *client) do(method, path string, body any, hdr map[string]string) respon
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return response{resp.StatusCode, resp.Header, b}
+}
+
+var slugPath = regexp.MustCompile(`^/experiments/([a-z0-9_-]{1,64})(/|$)`)
+
+// experimentOf is the slug of an experiment's path, or "".
+func experimentOf(path string) string {
+	if m := slugPath.FindStringSubmatch(path); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// experimentURL is path on slug's origin, on the edge this client talks to.
+func (c *client) experimentURL(slug, path string) string {
+	return testenv.ExperimentURL(strings.TrimPrefix(c.base, "http://"), slug, path)
+}
+
+// sessionOn is the client's session cookie on slug's origin, if any.
+func (c *client) sessionOn(slug string) string {
+	u, _ := url.Parse(c.experimentURL(slug, "/"))
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == "gnome_session" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// enter goes through the hand-off to slug's origin as a browser would:
+// the platform's /auth/experiment, then the code back on the experiment's
+// origin, which sets its session cookie. A visitor the platform sends to
+// sign in first comes back without a session.
+func (c *client) enter(slug string) {
+	c.t.Helper()
+	target := c.base + "/auth/experiment?" + url.Values{"slug": {slug}, "next": {"/experiments/" + slug + "/"}}.Encode()
+	for range 2 {
+		req, err := http.NewRequest("GET", target, nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", c.ip)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			c.t.Fatalf("hand-off to %s: %v", slug, err)
+		}
+		resp.Body.Close()
+		target = resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(target, "/_gnome/session?") {
+			return
+		}
+	}
 }
 
 // login signs in with JSON and fails the test if that does not work.

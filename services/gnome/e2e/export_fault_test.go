@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
 // exportView is an export as GET /api/exports/{id} shows it.
@@ -151,11 +153,7 @@ func TestExportSurvivesItsWorkerBeingKilled(t *testing.T) {
 	}
 
 	// One stored object, complete: nothing of the killed attempt is visible.
-	nc, err := nats.Connect(c.urls["NATS_URL"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := connectAs(t, c.urls["NATS_URL"], c.dataDir, bus.Admin)
 	js, _ := jetstream.New(nc)
 	ctx := ctxT(t)
 	obs, err := js.ObjectStore(ctx, "exports")
@@ -202,7 +200,7 @@ func seed(t *testing.T, uri, slug string, size int) {
 		t.Fatal(err)
 	}
 	defer client.Disconnect(context.Background())
-	coll := client.Database("gnome").Collection(slug + "_events")
+	coll := client.Database("gnome").Collection(scoped.CollectionName(slug, "events"))
 	rng := rand.New(rand.NewPCG(5, 6))
 	const payload = 4 << 10
 	batch := make([]any, 0, 500)

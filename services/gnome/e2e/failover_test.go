@@ -8,6 +8,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gnome-platform/gnome/libs/httpx"
+	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
 // When the actor-worker process running an actor is killed (SIGKILL: no
@@ -177,7 +181,7 @@ type session struct {
 
 func newSession(t *testing.T, base string) *session {
 	jar, _ := cookiejar.New(nil)
-	return &session{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+	return &session{t: t, base: base, http: &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: testenv.LocalhostTransport()}}
 }
 
 type answer struct {
@@ -185,8 +189,16 @@ type answer struct {
 	body   string
 }
 
+// An experiment's paths go to its own origin, where a script presents its
+// platform token as a Bearer header (the cookie stays on the platform).
 func (s *session) send(method, path, contentType, body string) answer {
-	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	target := s.base + path
+	if rest, ok := strings.CutPrefix(path, "/experiments/"); ok {
+		if slug, _, _ := strings.Cut(rest, "/"); httpx.SlugPattern.MatchString(slug) {
+			target = testenv.ExperimentURL(strings.TrimPrefix(s.base, "http://"), slug, path)
+		}
+	}
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -194,7 +206,7 @@ func (s *session) send(method, path, contentType, body string) answer {
 		req.Header.Set("Content-Type", contentType)
 	}
 	// Bearer auth keeps state-changing calls clear of the CSRF check.
-	u := req.URL
+	u, _ := url.Parse(s.base)
 	for _, c := range s.http.Jar.Cookies(u) {
 		if c.Name == "token" {
 			req.Header.Set("Authorization", "Bearer "+c.Value)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
 // bins holds the binaries built once for all tests.
@@ -167,7 +170,12 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 	t.Fatalf("timed out after %v waiting for %s", within, what)
 }
 
-var client = &http.Client{Timeout: 10 * time.Second}
+// client follows redirects to experiments' origins (*.localhost) and
+// keeps the cookies of the hand-off, as a browser does.
+var client = func() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Timeout: 10 * time.Second, Transport: testenv.LocalhostTransport(), Jar: jar}
+}()
 
 func get(t *testing.T, url string) (int, []byte) {
 	t.Helper()

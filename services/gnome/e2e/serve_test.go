@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -66,10 +65,7 @@ func TestServeStopsCleanlyAndKeepsItsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = st.Close(ctx)
-	nc, err := nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectAs(t, "nats://"+natsAddr, dataDir, bus.Admin)
 	js, _ := jetstream.New(nc)
 	if _, err := js.Publish(ctx, "events.e2e.probe", []byte(`{"kept":true}`)); err != nil {
 		t.Fatal(err)
@@ -115,11 +111,7 @@ func TestServeStopsCleanlyAndKeepsItsData(t *testing.T) {
 	if !hasIndex(idx, "email_unique") {
 		t.Errorf("users.email unique index missing after restart: %v", idx)
 	}
-	nc, err = nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc = connectAs(t, "nats://"+natsAddr, dataDir, bus.Admin)
 	js, _ = jetstream.New(nc)
 	stream, err := js.Stream(ctx, bus.StreamEvents)
 	if err != nil {

@@ -25,7 +25,9 @@ import (
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
+	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
 const (
@@ -181,7 +183,7 @@ func dumpData(t *testing.T, storeAddr, slug string) map[string][]string {
 	}
 	out := map[string][]string{}
 	for _, n := range names {
-		if !strings.HasPrefix(n, slug+"_") {
+		if !strings.HasPrefix(n, scoped.CollectionPrefix(slug)) {
 			continue
 		}
 		cur, err := st.Collection(n).Find(ctx, bson.D{{Key: "experiment_id", Value: slug}}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
@@ -216,7 +218,7 @@ func runStandalone(t *testing.T, pkg, dataDir, storeAddr string) (*proc, string)
 	base := "http://" + httpAddr
 	waitHealthy(t, base, p)
 	waitFor(t, 10*time.Second, "the banner", func() bool {
-		return strings.Contains(p.Output(), "alone on "+base+"/experiments/clicks/")
+		return strings.Contains(p.Output(), "alone on "+testenv.ExperimentURL(httpAddr, "clicks", "/experiments/clicks/"))
 	})
 	anon := newSession(t, base)
 	waitFor(t, 30*time.Second, "the clicks actor to run", func() bool { return anon.health("clicks").State == "running" })
@@ -306,11 +308,12 @@ func TestStandaloneRunsAnExportedPackage(t *testing.T) {
 		t.Errorf("counts after the restart = %+v, want %+v", got, want)
 	}
 	data := dumpData(t, storeAddr, "clicks")
-	if n := len(data["clicks_clicks"]); n != ex.counts.Total+1 {
-		t.Errorf("clicks_clicks holds %d documents after the restart, want %d", n, ex.counts.Total+1)
+	clicks := scoped.CollectionName("clicks", "clicks")
+	if n := len(data[clicks]); n != ex.counts.Total+1 {
+		t.Errorf("clicks' clicks hold %d documents after the restart, want %d", n, ex.counts.Total+1)
 	}
-	for _, d := range ex.data["clicks_clicks"] {
-		if !slices.Contains(data["clicks_clicks"], d) {
+	for _, d := range ex.data[clicks] {
+		if !slices.Contains(data[clicks], d) {
 			t.Errorf("document %s is gone or changed after the restart", d)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/libs/telemetry"
+	"github.com/gnome-platform/gnome/libs/testenv"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 	"github.com/gnome-platform/gnome/services/edge"
 )
@@ -85,8 +86,6 @@ func wantCode(t *testing.T, what string, err error, code apierr.Code) *apierr.Er
 // revoke, disable, and sign out.
 func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	actor := func(rid string) authapi.Actor { return authapi.Actor{Email: busAdminEmail, RequestID: rid} }
-
 	sess, err := call(ctx, nc, "auth-login", authapi.EndpointLogin,
 		authapi.Credentials{Email: " Root@Example.com", Password: busAdminPassword})
 	if err != nil {
@@ -94,6 +93,10 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 	}
 	if sess.Token == "" || sess.User.Email != busAdminEmail || !slices.Contains(sess.User.Roles, "admin") || !sess.ExpiresAt.After(time.Now()) {
 		t.Fatalf("login: %+v", sess)
+	}
+	// Administrative requests carry the admin's token, as the edge sends it.
+	actor := func(rid string) authapi.Actor {
+		return authapi.Actor{Email: busAdminEmail, RequestID: rid, Token: sess.Token}
 	}
 	_, err = call(ctx, nc, ridBadLogin, authapi.EndpointLogin,
 		authapi.Credentials{Email: busAdminEmail, Password: "not-the-admin-passphrase"})
@@ -122,7 +125,7 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 		t.Errorf("users.create with a short password: field %q, want /password", ae.Field)
 	}
 
-	list, err := call(ctx, nc, "auth-users-list", authapi.EndpointUsersList, authapi.Empty{})
+	list, err := call(ctx, nc, "auth-users-list", authapi.EndpointUsersList, authapi.ListUsers{Actor: actor("auth-users-list")})
 	if err != nil {
 		t.Fatalf("users.list: %v", err)
 	}
@@ -149,6 +152,18 @@ func exerciseAuth(ctx context.Context, t *testing.T, nc *nats.Conn) {
 		authapi.UpdateUser{Actor: actor("auth-users-update"), Email: "reader@example.com", Disabled: &disabled})
 	if err != nil || !u.Disabled {
 		t.Fatalf("users.update: %+v %v", u, err)
+	}
+
+	// The hand-off to an experiment's origin: an experiment token for the
+	// admin's session, then its end, which ends the session too.
+	et, err := call(ctx, nc, "auth-experiment-token", authapi.EndpointExperimentToken,
+		authapi.ExperimentTokenRequest{Token: sess.Token, Slug: "bus-handoff"})
+	if err != nil || et.Token == "" || et.User.Email != busAdminEmail {
+		t.Fatalf("experiment.token: %+v %v", et, err)
+	}
+	if _, err := call(ctx, nc, "auth-session-end", authapi.EndpointEndSession,
+		authapi.EndSession{Token: et.Token, Slug: "bus-handoff"}); err != nil {
+		t.Fatalf("session.end: %v", err)
 	}
 
 	// Sign out the admin's session, with the claims the edge would take
@@ -190,7 +205,9 @@ func exerciseUpload(ctx context.Context, t *testing.T, d *svc.Deps) {
 		t.Fatalf("stage upload: %v", err)
 	}
 	caller := func(rid string) uploadapi.Caller {
-		return uploadapi.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: rid}
+		c := testenv.Caller(busAdminEmail, "admin")
+		c.RequestID = rid
+		return c
 	}
 
 	res, err := call(ctx, d.NC, "upload-process", uploadapi.EndpointProcess,
@@ -391,14 +408,16 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 	if _, err := uploads.PutBytes(ctx, uploadID, buf.Bytes()); err != nil {
 		t.Fatal(err)
 	}
-	admin := uploadapi.Caller{Email: busAdminEmail, Roles: []string{"admin"}, IsAdmin: true, RequestID: "actor-upload"}
+	admin := testenv.Caller(busAdminEmail, "admin")
+	admin.RequestID = "actor-upload"
 	if _, err := call(ctx, d.NC, "actor-upload", uploadapi.EndpointProcess,
 		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(buf.Len()), Caller: admin}); err != nil {
 		t.Fatalf("upload the actor experiment: %v", err)
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
+	// On the experiment's own origin: the platform's redirects there.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: testenv.LocalhostTransport()}
 	waitFor(t, 30*time.Second, "the actor to answer through the edge", func() bool {
-		resp, err := client.Get("http://" + edgeAddr + "/experiments/" + slug + "/api/echo")
+		resp, err := client.Get(testenv.ExperimentURL(edgeAddr, slug, "/experiments/"+slug+"/api/echo"))
 		if err != nil {
 			return false
 		}
@@ -436,16 +455,20 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 		if isAdmin {
 			roles = []string{"admin"}
 		}
-		return uploadapi.Caller{Email: email, Roles: roles, IsAdmin: isAdmin, RequestID: rid}
+		c := testenv.Caller(email, roles...)
+		c.RequestID = rid
+		return c
 	}
 	if _, err := call(ctx, d.NC, "export-upload", uploadapi.EndpointProcess,
 		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(len(archive)), Caller: caller(busAdminEmail, true, "export-upload")}); err != nil {
 		t.Fatalf("upload the export experiment: %v", err)
 	}
 
+	// A reader who does not own the experiment may export what holds no
+	// participant data.
 	const reader = "reader@example.com"
 	req, err := call(ctx, d.NC, "export-request", exportapi.EndpointRequest,
-		exportapi.Request{Slug: slug, Type: exportapi.Standalone, Caller: caller(reader, false, "export-request")})
+		exportapi.Request{Slug: slug, Type: exportapi.UploadReady, Caller: caller(reader, false, "export-request")})
 	if err != nil || req.Reused || req.Export.Status != exportapi.StatusQueued {
 		t.Fatalf("export.request: %+v %v", req, err)
 	}
@@ -467,7 +490,7 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 		return l.Status == exportapi.StatusReady
 	})
 	again, err := call(ctx, d.NC, "export-request-again", exportapi.EndpointRequest,
-		exportapi.Request{Slug: slug, Type: exportapi.Standalone, Caller: caller(reader, false, "export-request-again")})
+		exportapi.Request{Slug: slug, Type: exportapi.UploadReady, Caller: caller(reader, false, "export-request-again")})
 	if err != nil || !again.Reused || again.Export.ID != id {
 		t.Fatalf("export.request again: %+v %v", again, err)
 	}
@@ -496,5 +519,49 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 	if _, err := call(ctx, d.NC, "export-delete", uploadapi.EndpointDelete,
 		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: caller(busAdminEmail, true, "export-delete")}); err != nil {
 		t.Fatalf("delete the export experiment: %v", err)
+	}
+}
+
+// exerciseGrants has the admin grant the data of an experiment of theirs to
+// a developer's, lists the grants and revokes the grant.
+func exerciseGrants(ctx context.Context, t *testing.T, d *svc.Deps) {
+	t.Helper()
+	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := testenv.Caller(busAdminEmail, "admin")
+	dev := testenv.Caller("dev@example.com", "developer")
+	for _, e := range []struct {
+		slug   string
+		caller uploadapi.Caller
+	}{{"bus-data", admin}, {"bus-reader", dev}} {
+		archive := experimentZIP(t, map[string]any{"schema_version": "2.0", "slug": e.slug, "name": e.slug, "status": "active"})
+		id := "up-" + e.slug
+		if _, err := uploads.PutBytes(ctx, id, archive); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := call(ctx, d.NC, "grants-upload-"+e.slug, uploadapi.EndpointProcess,
+			uploadapi.ProcessUpload{UploadID: id, Size: int64(len(archive)), Caller: e.caller}); err != nil {
+			t.Fatalf("upload %s: %v", e.slug, err)
+		}
+	}
+	if _, err := call(ctx, d.NC, "grants-grant", uploadapi.EndpointGrant,
+		uploadapi.GrantRequest{Slug: "bus-data", To: "bus-reader", Caller: admin}); err != nil {
+		t.Fatalf("grant: %v", err)
+	}
+	if _, err := call(ctx, d.NC, "grants-list", uploadapi.EndpointGrants,
+		uploadapi.GrantsQuery{Slug: "bus-data", Caller: admin}); err != nil {
+		t.Fatalf("grants: %v", err)
+	}
+	if _, err := call(ctx, d.NC, "grants-revoke", uploadapi.EndpointRevoke,
+		uploadapi.RevokeRequest{Slug: "bus-data", Reader: "bus-reader", Caller: admin}); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	for _, slug := range []string{"bus-data", "bus-reader"} {
+		if _, err := call(ctx, d.NC, "grants-delete-"+slug, uploadapi.EndpointDelete,
+			uploadapi.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
+			t.Fatalf("delete %s: %v", slug, err)
+		}
 	}
 }

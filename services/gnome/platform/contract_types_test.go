@@ -33,8 +33,8 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		checksum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	)
 	user := authapi.User{ID: uid, Email: "dev@example.com", Roles: []string{"developer", "user"}, CreatedAt: ms}
-	actor := authapi.Actor{Email: "root@example.com", RequestID: "req-1"}
-	caller := uploadapi.Caller{Email: "dev@example.com", Roles: []string{"developer"}, RequestID: "req-1"}
+	actor := authapi.Actor{Email: "root@example.com", RequestID: "req-1", Token: "aGVhZGVy.Y2xhaW1z.c2ln"}
+	caller := uploadapi.Caller{Email: "dev@example.com", Roles: []string{"developer"}, RequestID: "req-1", Token: "aGVhZGVy.Y2xhaW1z.c2ln"}
 	config := experiments.Config{
 		Slug: "field-notes", SlugField: "field-notes", Name: "Field notes", Description: "Notes.", OwnerEmail: "dev@example.com",
 		Status: "active", Version: 1, Checksum: checksum, Manifest: `{"slug":"field-notes"}`,
@@ -56,7 +56,7 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 	queuedLog := exportapi.Log{ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, UserEmail: "reader@example.com",
 		FileName: "field-notes-v1-standalone.zip", CreatedAt: ms, Status: exportapi.StatusQueued, Step: "queued",
 		Version: 1, VersionChecksum: checksum, UpdatedAt: ms}
-	exportCaller := uploadapi.Caller{Email: "reader@example.com", Roles: []string{"user"}, RequestID: "req-1"}
+	exportCaller := uploadapi.Caller{Email: "reader@example.com", Roles: []string{"user"}, RequestID: "req-1", Token: "aGVhZGVy.Y2xhaW1z.c2ln"}
 
 	// Per message: the fullest value first (every field set), then other
 	// values the code sends.
@@ -69,7 +69,7 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 			authapi.Session{Token: "a.b.c", ExpiresAt: at, User: authapi.User{ID: uid, Email: "a@example.com", Roles: []string{}, CreatedAt: ms}}}},
 		{"Logout", []any{authapi.Logout{TokenID: "9c1e5b7d2f4a6c8e0b1d3f5a7c9e1b3d", Until: at.Truncate(time.Second), UserID: uid}}},
 		{"EmptyReply", []any{authapi.Empty{}}},
-		{"ListUsers", []any{authapi.Empty{}}},
+		{"ListUsers", []any{authapi.ListUsers{Actor: actor}}},
 		{"Users", []any{authapi.Users{Users: []authapi.User{user}}, authapi.Users{Users: []authapi.User{}}}},
 		{"CreateUser", []any{
 			authapi.CreateUser{Actor: actor, Email: "dev@example.com", Password: "correct horse battery staple", Roles: []string{"developer"}},
@@ -87,6 +87,16 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 			uploadapi.Update{Slug: "field-notes", Status: &draft, Caller: caller},
 		}},
 		{"DeleteExperiment", []any{uploadapi.Delete{Slug: "field-notes", Confirm: "field-notes", Caller: caller}}},
+		{"GrantsQuery", []any{uploadapi.GrantsQuery{Slug: "field-notes", Caller: caller}}},
+		{"GrantRequest", []any{uploadapi.GrantRequest{Slug: "field-notes", To: "class-survey", Caller: caller}}},
+		{"RevokeRequest", []any{uploadapi.RevokeRequest{Slug: "field-notes", Reader: "class-survey", Caller: caller}}},
+		{"Grants", []any{
+			uploadapi.Grants{Slug: "field-notes", Granted: []uploadapi.Grant{uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}}, Received: []uploadapi.Grant{uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}},
+				Requested: []uploadapi.ScopeEntry{{Slug: "weather", State: uploadapi.ScopeMissing}}, RequestedBy: []string{"city-walks"}},
+			uploadapi.Grants{Slug: "field-notes", Granted: []uploadapi.Grant{}, Received: []uploadapi.Grant{}, Requested: []uploadapi.ScopeEntry{}, RequestedBy: []string{}},
+		}},
+		{"GrantResult", []any{uploadapi.GrantResult{Grant: uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}, Created: true}}},
+		{"Grant", []any{uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}}},
 		{"UploadResult", []any{
 			uploadapi.Result{Experiment: config, Warnings: []uploadapi.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Created: true},
 			uploadapi.Result{Experiment: func() experiments.Config { c := config; c.Indexes = []experiments.IndexState{}; return c }(), Warnings: []uploadapi.Warning{}},

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/buildinfo"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -29,6 +30,16 @@ type Infra struct {
 	MongoURI string
 	nats     *embedded.NATS
 	store    *embedded.Store
+}
+
+// Auth is how bus user (a service's name, or bus.Admin) authenticates:
+// with the embedded server, its generated credentials; with a cluster, the
+// settings' (svc.BusAuth).
+func (in *Infra) Auth(cfg *config.Config, user string) (config.NATSAuth, error) {
+	if in.nats != nil {
+		return in.nats.Credentials().Auth(user), nil
+	}
+	return svc.BusAuth(cfg, user)
 }
 
 // StartInfra starts what cfg leaves to embed: NATS (with JetStream under
@@ -64,11 +75,42 @@ func (in *Infra) Shutdown() {
 	}
 }
 
-// Services builds every service of the platform, the edge last so that it
-// takes requests only when the rest is up (and, stopping in reverse, stops
-// taking them first).
+// Services builds every service of the platform on d, the edge last so
+// that it takes requests only when the rest is up (and, stopping in
+// reverse, stops taking them first).
 func Services(d *svc.Deps) []svc.Service {
-	return []svc.Service{auth.New(d), upload.New(d), export.New(d), actorworker.New(d), edge.New(d)}
+	return ServicesOn(func(string) *svc.Deps { return d })
+}
+
+// ServiceNames are the services Services builds, in its order.
+var ServiceNames = []string{auth.Name, "upload", "export", "actorworker", "edge"}
+
+// ServicesOn builds every service, each on deps(its name): `gnome serve`
+// connects each to the bus as its own user.
+func ServicesOn(deps func(name string) *svc.Deps) []svc.Service {
+	return []svc.Service{
+		auth.New(deps(auth.Name)), upload.New(deps("upload")), export.New(deps("export")),
+		actorworker.New(deps("actorworker")), edge.New(deps("edge")),
+	}
+}
+
+// connectServices gives each service its own bus connection as its own
+// user, sharing base's database pool.
+func connectServices(cfg *config.Config, infra *Infra, base *svc.Deps) (map[string]*svc.Deps, error) {
+	out := map[string]*svc.Deps{}
+	for _, name := range ServiceNames {
+		auth, err := infra.Auth(cfg, name)
+		if err == nil {
+			out[name], err = base.WithBus(infra.NATSURL, name, auth)
+		}
+		if err != nil {
+			for _, d := range out {
+				d.Close(context.Background())
+			}
+			return nil, fmt.Errorf("connect %s to the bus: %w", name, err)
+		}
+	}
+	return out, nil
 }
 
 // Options tune Serve.
@@ -108,6 +150,7 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 			return fmt.Errorf("NATS_URL and MONGO_URI are both set: --infra-only has nothing to start")
 		}
 		fmt.Fprintf(o.Out, "NATS_URL=%s\nMONGO_URI=%s\n", infra.NATSURL, infra.MongoURI)
+		infra.printCredentials(o.Out, cfg)
 		log.Info("infrastructure ready", "nats", infra.NATSURL, "store", infra.MongoURI)
 		<-ctx.Done()
 		return nil
@@ -121,12 +164,32 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 		defer staged.remove()
 	}
 
-	deps, err := svc.Connect(ctx, cfg, tel, infra.NATSURL, infra.MongoURI, "gnome")
+	// The process's own connection is the admin's: a standalone run
+	// stages and installs its package through it. Each service gets a
+	// connection of its own, as its own bus user.
+	adminAuth, err := infra.Auth(cfg, bus.Admin)
+	if err != nil {
+		return err
+	}
+	if infra.nats != nil || adminAuth.Set() {
+		cfg = withNATSAuth(cfg, adminAuth)
+	}
+	deps, err := svc.Connect(ctx, cfg, tel, infra.NATSURL, infra.MongoURI, bus.Admin)
 	if err != nil {
 		return err
 	}
 	deps.Started = start
-	services := Services(deps)
+	perService, err := connectServices(cfg, infra, deps)
+	if err != nil {
+		deps.Close(context.Background())
+		return err
+	}
+	defer func() {
+		for _, d := range perService {
+			d.Close(context.Background())
+		}
+	}()
+	services := ServicesOn(func(name string) *svc.Deps { return perService[name] })
 	// The edge starts on its own, last: a standalone run installs its
 	// experiment in between, so the first request finds it in place.
 	web := services[len(services)-1].(*edge.Service)
@@ -155,9 +218,9 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 	log.Info("g.nome is ready", "url", "http://"+addr, "took_ms", time.Since(start).Milliseconds(),
 		"nats", infra.NATSURL, "store", infra.MongoURI, "data_dir", cfg.DataDir)
 	if run != nil {
-		run.banner(o.Out, cfg, addr, infra.MongoURI)
+		run.banner(o.Out, cfg, web.ExperimentURL(o.Standalone.Meta.Slug), infra.MongoURI)
 	} else {
-		fmt.Fprintf(o.Out, "g.nome is serving on http://%s\n", addr)
+		fmt.Fprintf(o.Out, "g.nome is serving on %s\n", web.PlatformURL())
 	}
 
 	<-ctx.Done()
@@ -168,4 +231,29 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 	deps.Close(sctx)
 	log.Info("stopped")
 	return err
+}
+
+// withNATSAuth is cfg with the process's own bus credentials.
+func withNATSAuth(cfg *config.Config, a config.NATSAuth) *config.Config {
+	c := *cfg
+	c.NATSAuth = a
+	return &c
+}
+
+// printCredentials tells the person starting services by hand where each
+// finds its bus credentials: a binary with the same DATA_DIR reads its own
+// file; on another machine, NATS_USER and NATS_PASSWORD from that file.
+func (in *Infra) printCredentials(out io.Writer, cfg *config.Config) {
+	if in.nats == nil {
+		return
+	}
+	dir, err := filepath.Abs(in.nats.Credentials().Dir)
+	if err != nil {
+		dir = in.nats.Credentials().Dir
+	}
+	fmt.Fprintf(out, "# Bus credentials, one user per service: %s/<service>.env (NATS_USER, NATS_PASSWORD; mode 0600).\n", dir)
+	fmt.Fprintf(out, "# Service binaries started with DATA_DIR=%s read their own; elsewhere, export the variables of its file:\n", cfg.DataDir)
+	for _, name := range ServiceNames {
+		fmt.Fprintf(out, "#   %-11s  set -a; . %s; set +a\n", name, filepath.Join(dir, name+".env"))
+	}
 }

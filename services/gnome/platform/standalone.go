@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
@@ -264,7 +265,14 @@ func (r *standaloneRun) installBundle(ctx context.Context, d *svc.Deps, cur *exp
 	}
 	id := "standalone-" + rand.Text()
 	ctx = telemetry.WithRequestID(ctx, id)
-	caller := uploadapi.Caller{Email: owner, Roles: []string{authz.RoleAdmin}, IsAdmin: true, RequestID: id}
+	// The upload service acts on verified identity only: this process,
+	// holding SECRET_KEY, proves that it installs as the owner with a
+	// short-lived token of its own.
+	token, err := serviceToken(d.Config.SecretKey, owner)
+	if err != nil {
+		return err
+	}
+	caller := uploadapi.Caller{Email: owner, Roles: []string{authz.RoleAdmin}, IsAdmin: true, RequestID: id, Token: token}
 
 	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
 	if err != nil {
@@ -338,9 +346,8 @@ func sameJSON(a, b json.RawMessage) bool {
 
 // banner tells the person at the terminal where the experiment is and what
 // became of the package.
-func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, addr, storeURI string) {
+func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, url, storeURI string) {
 	m, e := r.pkg.Meta, r.exp
-	url := "http://" + addr + "/experiments/" + m.Slug + "/"
 	fmt.Fprintf(w, "\ng.nome is serving experiment %q alone on %s\n", m.Slug, url)
 	fmt.Fprintf(w, "  package     %s (%s, version %d, exported %s)\n", r.pkg.Path, m.Type, m.Version, m.CreatedAt.Format(time.RFC3339))
 	how := "installed now"
@@ -379,4 +386,20 @@ func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, addr, storeURI s
 		fmt.Fprintf(w, "  admin       %s, with the password printed once when this data dir was first used (set ADMIN_PASSWORD to choose it)\n", cfg.AdminEmail)
 	}
 	fmt.Fprintf(w, "Only this experiment is served; uploads are off. Ctrl-C stops.\n\n")
+}
+
+// serviceToken is a short-lived token with which `gnome standalone` installs
+// its package as the package's owner, with the admin role.
+func serviceToken(secret, owner string) (string, error) {
+	key, err := authn.DeriveKey(secret)
+	if err != nil {
+		return "", fmt.Errorf("SECRET_KEY: %w", err)
+	}
+	t, _, err := authn.NewSigner(key).MintService(authn.Subject{
+		ID: "service:gnome-standalone", Email: owner, Roles: []string{authz.RoleAdmin},
+	}, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("mint the installer's token: %w", err)
+	}
+	return t, nil
 }

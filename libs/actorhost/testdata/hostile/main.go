@@ -32,6 +32,21 @@ func init() {
 	actorsdk.Route("GET", "/kv-big", kvBig)
 	actorsdk.Route("GET", "/state", state)
 	actorsdk.Route("GET", "/sleep", sleep)
+	actorsdk.Route("GET", "/print", printFlood)
+	actorsdk.Route("GET", "/recurse", func(*actorsdk.Request) *actorsdk.Response { return actorsdk.JSON(200, recurse(0)) })
+
+	// Starting can be made to hang: config {"sleep_in": "initialize"} sleeps
+	// for an hour in the runtime's initialisation (Go's init functions run
+	// in _initialize), {"sleep_in": "gnome_init"} in gnome_init.
+	if actorsdk.Config()["sleep_in"] == "initialize" {
+		time.Sleep(time.Hour)
+	}
+	actorsdk.OnInit(func(in actorsdk.Init) error {
+		if actorsdk.Config()["sleep_in"] == "gnome_init" {
+			time.Sleep(time.Hour)
+		}
+		return nil
+	})
 }
 
 var sink int
@@ -45,11 +60,14 @@ func loop(*actorsdk.Request) *actorsdk.Response {
 
 var hoard [][]byte
 
-// hog allocates until the memory limit is reached.
+// hog allocates until the memory limit is reached, writing to every page
+// so that the host really provides it.
 func hog(*actorsdk.Request) *actorsdk.Response {
 	for {
 		b := make([]byte, 1<<20)
-		b[len(b)-1] = 1
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
 		hoard = append(hoard, b)
 	}
 }
@@ -254,6 +272,31 @@ func sleep(req *actorsdk.Request) *actorsdk.Response {
 	ms, _ := strconv.Atoi(req.Query.Get("ms"))
 	time.Sleep(time.Duration(ms) * time.Millisecond)
 	return actorsdk.Text(200, "slept")
+}
+
+// printFlood floods stdout with ?mb= MiB of 100-byte lines, then writes one
+// line of ?line= MiB to stderr in a single write.
+func printFlood(req *actorsdk.Request) *actorsdk.Response {
+	mb, _ := strconv.Atoi(req.Query.Get("mb"))
+	lineMB, _ := strconv.Atoi(req.Query.Get("line"))
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	for range mb << 20 / len(line) {
+		_, _ = os.Stdout.Write(line)
+	}
+	long := make([]byte, lineMB<<20)
+	for i := range long {
+		long[i] = 'y'
+	}
+	_, _ = os.Stderr.Write(append(long, '\n'))
+	return actorsdk.Text(200, "printed")
+}
+
+// recurse never stops recursing: the guest's stack, and the engine's
+// native stack beneath it, grow until one of them is exhausted.
+func recurse(depth int) int {
+	var pad [8]int
+	pad[depth%8] = depth
+	return recurse(depth+1) + pad[(depth+1)%8]
 }
 
 func main() {}

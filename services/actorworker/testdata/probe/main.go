@@ -18,9 +18,12 @@
 //	GET  /loop            never returns
 //	GET  /panic           panics (the instance exits)
 //	GET  /oom             allocates until memory runs out
+//	GET  /print?mb=N&line=M  floods stdout with N MiB of short lines, then
+//	                      writes one line of M MiB to stderr
 //
 // With "refuse_init" in the actor's config, gnome_init refuses to start
-// with that message.
+// with that message; with "sleep_init" (milliseconds), it sleeps that long
+// first.
 //
 // A host error comes back as the response's status (4xx for the data
 // scope's refusals) with the error envelope as the body.
@@ -29,8 +32,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -77,6 +82,9 @@ func gnomeInit(p, l uint32) uint64 {
 		Config map[string]any `json:"config"`
 	}
 	_ = json.Unmarshal(initEnv, &env)
+	if ms, ok := env.Config["sleep_init"].(float64); ok {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
 	if msg, ok := env.Config["refuse_init"].(string); ok {
 		out, _ = json.Marshal(map[string]any{"error": map[string]string{"code": "validation_failed", "message": msg}})
 		return uint64(ptr(out))<<32 | uint64(len(out))
@@ -174,8 +182,21 @@ func route(r *request) uint64 {
 		panic("the probe was asked to panic")
 	case "/oom":
 		for {
-			hold = append(hold, make([]byte, 1<<20))
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // every page, so that the host really provides it
+			}
+			hold = append(hold, b)
 		}
+	case "/print":
+		mb, _ := strconv.Atoi(r.param("mb"))
+		lineMB, _ := strconv.Atoi(r.param("line"))
+		line := []byte(strings.Repeat("x", 99) + "\n")
+		for range mb << 20 / len(line) {
+			_, _ = os.Stdout.Write(line)
+		}
+		_, _ = os.Stderr.Write(append(bytes.Repeat([]byte("y"), lineMB<<20), '\n'))
+		return respond(200, map[string]bool{"printed": true})
 	}
 	return respond(404, map[string]string{"error": "no route " + r.Path})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gnome-platform/gnome/libs/buildinfo"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/svc"
 	"github.com/gnome-platform/gnome/services/gnome/platform"
@@ -29,7 +30,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), standaloneCmd())
+	cmd.AddCommand(serveCmd(), standaloneCmd(), natsConfigCmd())
 	return cmd
 }
 
@@ -52,6 +53,23 @@ func serveCmd() *cobra.Command {
 			return platform.Serve(ctx, cfg, platform.Options{InfraOnly: infraOnly, Out: cmd.OutOrStdout()})
 		},
 	}
-	cmd.Flags().BoolVar(&infraOnly, "infra-only", false, "start only the embedded NATS server and store, print their URLs, and wait")
+	cmd.Flags().BoolVar(&infraOnly, "infra-only", false, "start only the embedded NATS server and store, print their URLs and where each service's bus credentials are, and wait")
 	return cmd
+}
+
+// natsConfigCmd prints the bus users and their permissions for a NATS
+// cluster's configuration (deploy/compose/nats-users.conf is its output).
+func natsConfigCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "nats-config",
+		Short: "Print the nats-server authorization block: one user per service, with its permissions",
+		Long: "Print the nats-server authorization block: one user per service, each with the permissions the\n" +
+			"embedded server gives it. Passwords are read by nats-server from the environment variables\n" +
+			"GNOME_NATS_<USER>_PASSWORD; each service gets NATS_USER=<service> and NATS_PASSWORD.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprint(cmd.OutOrStdout(), bus.ServerConfig(func(user string) string { return "$" + bus.PasswordVariable(user) }))
+			return err
+		},
+	}
 }

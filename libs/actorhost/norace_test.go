@@ -1,0 +1,5 @@
+//go:build !race
+
+package actorhost
+
+const raceEnabled = false
