@@ -124,8 +124,18 @@ func MigrateNames(ctx context.Context, db *mongo.Database, log *slog.Logger) (re
 	return rec, true, nil
 }
 
+// putMigration writes rec. Two services starting at once may both upsert
+// the first record: the store lets one insert and refuses the other as a
+// duplicate, which then finds the record there and replaces it.
 func putMigration(ctx context.Context, c *mongo.Collection, rec Migration) error {
-	if _, err := c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: rec.ID}}, rec, options.Replace().SetUpsert(true)); err != nil {
+	var err error
+	for range 3 {
+		_, err = c.ReplaceOne(ctx, bson.D{{Key: "_id", Value: rec.ID}}, rec, options.Replace().SetUpsert(true))
+		if err == nil || !mongo.IsDuplicateKeyError(err) {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("record migration %s: %w", rec.ID, err)
 	}
 	return nil

@@ -160,6 +160,39 @@ func TestMigrateNamesResumes(t *testing.T) {
 	}
 }
 
+// Several upload instances start at once and all run the migration: every
+// one succeeds (a race to create the record is not an error), and the data
+// ends in its place once.
+func TestMigrateNamesConcurrently(t *testing.T) {
+	db := connect(t)
+	ctx := ctxT(t)
+	plant(t, db, map[string][]string{
+		"p_x_notes": {`{"_id": 1, "experiment_id": "p", "who": "p"}`, `{"_id": 2, "experiment_id": "p_x", "who": "p_x"}`},
+	})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, _, err := scoped.MigrateNames(ctx, db, nil)
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Errorf("a concurrent migration failed: %v", err)
+		}
+	}
+	if got := whos(t, db, scoped.CollectionName("p", "x_notes")); !slices.Equal(got, []string{"p"}) {
+		t.Errorf("p's x_notes: %q", got)
+	}
+	if got := whos(t, db, scoped.CollectionName("p_x", "notes")); !slices.Equal(got, []string{"p_x"}) {
+		t.Errorf("p_x's notes: %q", got)
+	}
+	rec, ran, err := scoped.MigrateNames(ctx, db, nil)
+	if err != nil || ran || rec.State != scoped.MigrationDone {
+		t.Errorf("after the concurrent runs: %+v ran=%v %v", rec, ran, err)
+	}
+}
+
 // Deleting an experiment drops its collections and no other's, the one
 // whose names shared its prefix under the old naming included.
 func TestDeleteAllTakesOnlyTheExperiments(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -332,9 +333,21 @@ func (w *world) objects() []string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	infos, err := obs.List(ctxT(w.t))
-	if err != nil && err != jetstream.ErrNoObjectsFound {
-		w.t.Fatal(err)
+	// A listing reads the bucket's metadata through a watcher of its own;
+	// on a machine busy enough to delay its end-of-data marker it can miss
+	// it, so a listing that does not end soon is tried again, a bounded
+	// number of times.
+	var infos []*jetstream.ObjectInfo
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		infos, err = obs.List(ctx)
+		cancel()
+		if err == nil || errors.Is(err, jetstream.ErrNoObjectsFound) {
+			break
+		}
+		if attempt == 5 || !errors.Is(err, context.DeadlineExceeded) {
+			w.t.Fatal(err)
+		}
 	}
 	var out []string
 	for _, in := range infos {
