@@ -19,10 +19,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gnome-platform/gnome/libs/scoped"
 )
 
-// exportSlug is the benchmark's experiment; its data collection is
-// exportSlug + "_events".
+// exportSlug is the benchmark's experiment; its data is its collection
+// "events" (scoped.CollectionName).
 const exportSlug = "bench-export"
 
 // benchExport exports a 100 MB experiment (50 MB of files, 50 MB of
@@ -83,6 +85,12 @@ func benchExport(ctx context.Context, e *env) (*outcome, error) {
 		if err != nil {
 			return nil, err
 		}
+		// A package without the seeded documents would measure half the
+		// work (random bytes do not compress): refuse to report it.
+		if exp.Size < 50<<20+dataBytes*9/10 {
+			return nil, fmt.Errorf("the package is %s, less than its 50 MiB of files and %s of documents: the data was not exported",
+				fmtBytes(exp.Size), fmtBytes(dataBytes))
+		}
 		took = append(took, d)
 		peakGrowth = max(peakGrowth, peak-idle)
 		size = exp.Size
@@ -127,7 +135,7 @@ func seedDocuments(ctx context.Context, uri, slug string, size int) (int, int64,
 		return 0, 0, err
 	}
 	defer client.Disconnect(context.Background())
-	coll := client.Database("gnome").Collection(slug + "_events")
+	coll := client.Database("gnome").Collection(scoped.CollectionName(slug, "events"))
 	rng := rand.New(rand.NewPCG(11, 12))
 	const payload = 4 << 10
 	n := size / payload
