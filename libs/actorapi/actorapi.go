@@ -125,7 +125,26 @@ type Caller struct {
 	Email     string   `json:"email"`
 	Roles     []string `json:"roles"`
 	Anonymous bool     `json:"anonymous"`
+	// Kind is which kind of caller this is (CallerUser, ...); ID a stable
+	// identifier of the caller within the experiment, "" for CallerAnonymous.
+	Kind string `json:"kind,omitempty"`
+	ID   string `json:"id,omitempty"`
 }
+
+// Kinds of callers.
+const (
+	// CallerUser is a platform user, handed off to the experiment's origin.
+	CallerUser = "user"
+	// CallerExperimentUser is an account of this experiment alone (sub_auth).
+	CallerExperimentUser = "experiment_user"
+	// CallerDemo is a demo account of this experiment.
+	CallerDemo = "demo"
+	// CallerParticipant is an anonymous participant with a stable ID
+	// (sub_auth anonymous_session, study links).
+	CallerParticipant = "participant"
+	// CallerAnonymous is a visitor the platform knows nothing of.
+	CallerAnonymous = "anonymous"
+)
 
 // Response is an actor's response envelope
 // (schemas/messages/actor-response.json).

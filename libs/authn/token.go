@@ -41,8 +41,18 @@ type Claims struct {
 	// Session is, in an experiment token, the ID of the platform token it
 	// was handed off from: ending that session ends this token too.
 	Session string `json:"sid,omitempty"`
+	// Kind is who the token is for: "" for a platform user (platform
+	// tokens and their hand-offs), KindExperimentUser or KindDemo for an
+	// account that belongs to one experiment alone (its audience).
+	Kind string `json:"knd,omitempty"`
 	jwt.RegisteredClaims
 }
+
+// Kinds of token holders besides platform users.
+const (
+	KindExperimentUser = "experiment_user"
+	KindDemo           = "demo"
+)
 
 // HasRole reports whether the claims carry role.
 func (c *Claims) HasRole(role string) bool {

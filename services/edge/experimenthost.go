@@ -27,7 +27,13 @@ import (
 // (handoff.go) as an experiment token in a host-only cookie of the
 // experiment's origin.
 
-const localExpSlug = "gnome.exp_slug"
+const (
+	localExpSlug = "gnome.exp_slug"
+	// localParticipant is the stable participant ID of an anonymous
+	// visitor of an experiment with sub_auth anonymous sessions (or a
+	// study link), set by the origin's identity step.
+	localParticipant = "gnome.participant"
+)
 
 // expSlugOf is the experiment whose origin the request came to, or "" on
 // the platform's origin.
