@@ -35,6 +35,19 @@ const (
 	HeaderRetryAfter = "Retry-After"
 )
 
+// HeaderScriptCookies is the response header in which an actor names,
+// comma-separated, the cookies it sets that the page's scripts may read:
+// the edge makes every other cookie an actor sets HttpOnly, and never sends
+// the header on (docs/actors.md, section 4; the Go SDK spells it too).
+const HeaderScriptCookies = "Gnome-Script-Cookies"
+
+// Limits on the cookies one actor response sets: more, or larger, are
+// dropped (RFC 6265 section 6.1 has browsers keep at least these sizes).
+const (
+	MaxCookies     = 20
+	MaxCookieBytes = 4096
+)
+
 // Timeouts of one call into an actor: the manifest's timeout_ms within the
 // platform's bounds (libs/actorhost enforces the same; a test keeps them equal).
 const (

@@ -408,3 +408,42 @@ func TestLog(t *testing.T) {
 		}
 	}
 }
+
+// The caller's kind and ID arrive; cookies are read from the Cookie header
+// and set with the attributes the platform expects, the opt-out of
+// HttpOnly named in its header.
+func TestCallerAndCookies(t *testing.T) {
+	resetRoutes(t)
+	Route("GET", "/jar", func(r *Request) *Response {
+		theme, ok := r.Cookie("theme")
+		_, missing := r.Cookie("absent")
+		quoted, _ := r.Cookie("q")
+		return JSON(200, M{"kind": r.Caller.Kind, "id": r.Caller.ID, "theme": theme, "ok": ok, "missing": missing, "q": quoted}).
+			SetCookie(Cookie{Name: "seen", Value: "1", MaxAge: 3600}).
+			SetCookie(Cookie{Name: "pref", Value: "dark", Path: "/experiments/x/", SameSite: "Strict", Script: true}).
+			SetCookie(Cookie{Name: "old", MaxAge: -1, Secure: true})
+	})
+	out := handle([]byte(`{"method":"GET","path":"/jar","headers":{"Cookie":["a=1; theme=light;q=\"v w\""]},` +
+		`"caller":{"kind":"participant","id":"p-123","email":"","roles":[],"anonymous":true},"request_id":"r"}`))
+	var res struct {
+		Headers map[string][]string `json:"headers"`
+		Body    []byte              `json:"body"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"p-123","kind":"participant","missing":false,"ok":true,"q":"v w","theme":"light"}`; string(res.Body) != want {
+		t.Errorf("body %s, want %s", res.Body, want)
+	}
+	want := []string{
+		"seen=1; Path=/; Max-Age=3600; HttpOnly",
+		"pref=dark; Path=/experiments/x/; SameSite=Strict",
+		"old=; Path=/; Max-Age=0; Secure; HttpOnly",
+	}
+	if got := res.Headers["Set-Cookie"]; strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Set-Cookie %q, want %q", got, want)
+	}
+	if got := res.Headers[HeaderScriptCookies]; len(got) != 1 || got[0] != "pref" {
+		t.Errorf("%s: %q", HeaderScriptCookies, got)
+	}
+}

@@ -18,8 +18,9 @@ type Request struct {
 	RawQuery string
 	// Query is RawQuery parsed.
 	Query url.Values
-	// Header holds the request headers (without Cookie and Authorization:
-	// Caller says who asks).
+	// Header holds the request headers (without Authorization: Caller says
+	// who asks). Its Cookie header holds the visitor's cookies except the
+	// platform's own; read them with Cookie.
 	Header Header
 	// Body is the request body.
 	Body []byte
@@ -33,13 +34,37 @@ type Request struct {
 
 // Caller is who sent a request.
 type Caller struct {
-	// Email is the signed-in user's email; "" when Anonymous.
+	// Kind is which kind of caller this is: KindUser, KindExperimentUser,
+	// KindDemo, KindParticipant or KindAnonymous.
+	Kind string `json:"kind"`
+	// ID identifies the caller within the experiment and stays the same
+	// across visits: the account's ID, or the anonymous participant's;
+	// "" for KindAnonymous.
+	ID string `json:"id"`
+	// Email is the signed-in account's email; "" when Anonymous.
 	Email string `json:"email"`
-	// Roles are the user's platform roles (admin, developer, user).
+	// Roles are the caller's roles (for KindUser its platform roles:
+	// admin, developer, user).
 	Roles []string `json:"roles"`
-	// Anonymous is true when the caller is not signed in.
+	// Anonymous is true when the caller has no account (KindParticipant,
+	// KindAnonymous).
 	Anonymous bool `json:"anonymous"`
 }
+
+// Kinds of callers (Caller.Kind).
+const (
+	// KindUser is a platform user.
+	KindUser = "user"
+	// KindExperimentUser is an account of this experiment alone (sub_auth).
+	KindExperimentUser = "experiment_user"
+	// KindDemo is a demo account of this experiment.
+	KindDemo = "demo"
+	// KindParticipant is an anonymous participant with a stable ID
+	// (sub_auth anonymous_session, study links).
+	KindParticipant = "participant"
+	// KindAnonymous is a visitor the platform knows nothing of.
+	KindAnonymous = "anonymous"
+)
 
 // HasRole reports whether the caller has role.
 func (c Caller) HasRole(role string) bool {
@@ -49,6 +74,25 @@ func (c Caller) HasRole(role string) bool {
 		}
 	}
 	return false
+}
+
+// Cookie is the value of the request's cookie name, and whether it was
+// sent. The platform's own cookies (gnome_*, __Host-gnome*,
+// __Secure-gnome*, and the session cookie sub_auth names) never reach an
+// actor.
+func (r *Request) Cookie(name string) (string, bool) {
+	for _, line := range r.Header.Values("Cookie") {
+		for part := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, true
+			}
+		}
+	}
+	return "", false
 }
 
 // PathValue is the path segment the route's {name} wildcard matched, or "".

@@ -3,15 +3,17 @@ package actorsdk
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 )
 
 // Response is the answer to a request.
 type Response struct {
 	// Status is the HTTP status, 200 to 599; 0 means 200.
 	Status int
-	// Header holds the response headers. The platform drops Set-Cookie,
+	// Header holds the response headers. The platform drops
 	// Content-Length, X-Request-ID, Strict-Transport-Security and the
-	// hop-by-hop headers.
+	// hop-by-hop headers, and checks Set-Cookie (see SetCookie).
 	Header Header
 	// Body is the response body.
 	Body []byte
@@ -25,6 +27,67 @@ func (r *Response) WithHeader(name, value string) *Response {
 	r.Header.Set(name, value)
 	return r
 }
+
+// Cookie is a cookie for SetCookie. The platform sets it host-only on the
+// experiment's origin, HttpOnly unless Script, Secure in production, and
+// SameSite=Lax unless Strict or (with Secure) None is asked for; it drops
+// cookies with the platform's reserved names (gnome_*, __Host-gnome*,
+// __Secure-gnome*), more than 20 in one response, and any whose name and
+// value together pass 4096 bytes (docs/actors.md, section 4).
+type Cookie struct {
+	Name  string
+	Value string
+	// Path is "/" when empty.
+	Path string
+	// MaxAge is the lifetime in seconds: 0 for a session cookie, negative
+	// to delete the cookie.
+	MaxAge int
+	// SameSite is "Strict", "None" or "Lax" (the default).
+	SameSite string
+	Secure   bool
+	// Script lets the page's scripts read the cookie (it is not HttpOnly).
+	Script bool
+}
+
+// SetCookie adds c to the response and returns r.
+func (r *Response) SetCookie(c Cookie) *Response {
+	if r.Header == nil {
+		r.Header = Header{}
+	}
+	var b strings.Builder
+	b.WriteString(c.Name + "=" + c.Value)
+	path := c.Path
+	if path == "" {
+		path = "/"
+	}
+	b.WriteString("; Path=" + path)
+	switch {
+	case c.MaxAge > 0:
+		b.WriteString("; Max-Age=" + strconv.Itoa(c.MaxAge))
+	case c.MaxAge < 0:
+		b.WriteString("; Max-Age=0")
+	}
+	if c.Secure {
+		b.WriteString("; Secure")
+	}
+	if !c.Script {
+		b.WriteString("; HttpOnly")
+	}
+	if c.SameSite != "" {
+		b.WriteString("; SameSite=" + c.SameSite)
+	}
+	r.Header.Add("Set-Cookie", b.String())
+	if c.Script {
+		r.Header.Add(HeaderScriptCookies, c.Name)
+	}
+	return r
+}
+
+// HeaderScriptCookies is the response header naming, comma-separated, the
+// cookies set in the response that the page's scripts may read; the
+// platform makes every other cookie an actor sets HttpOnly, and never sends
+// the header on.
+const HeaderScriptCookies = "Gnome-Script-Cookies"
 
 // JSON answers with v rendered as JSON. A value encoding/json cannot render
 // gives a 500 error instead.

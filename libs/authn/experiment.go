@@ -26,7 +26,7 @@ func (s *Signer) MintExperiment(from *Claims, slug string, now time.Time) (strin
 	if from == nil || from.ExpiresAt == nil || slug == "" {
 		return "", nil, errors.New("an experiment token needs a platform session and a slug")
 	}
-	if from.Session != "" {
+	if from.Session != "" || from.Kind != "" {
 		return "", nil, errors.New("an experiment token cannot be handed off again")
 	}
 	expires := now.Add(ExperimentTTL)
@@ -41,4 +41,23 @@ func (s *Signer) MintExperiment(from *Claims, slug string, now time.Time) (strin
 // experiment token of that slug, alive, and its platform session not ended.
 func (v *Verifier) VerifyExperiment(token, slug string, now time.Time) (*Claims, error) {
 	return v.verify(token, ExperimentAudience(slug), now)
+}
+
+// MaxExperimentUserTTL bounds an experiment account's session, whatever
+// its manifest's session_ttl_seconds asks for.
+const MaxExperimentUserTTL = 30 * 24 * time.Hour
+
+// MintExperimentUser signs a session of an account that belongs to slug's
+// experiment alone (sub_auth experiment_users): its audience is slug's, so
+// it is good on that origin only, and its Kind tells every reader it is no
+// platform user. sub.ID is the account's ID; its TokenVersion ends every
+// session at once when bumped (disabled, deleted).
+func (s *Signer) MintExperimentUser(sub Subject, slug string, ttl time.Duration, now time.Time) (string, *Claims, error) {
+	if slug == "" || sub.ID == "" {
+		return "", nil, errors.New("an experiment account's token needs a slug and an account")
+	}
+	if ttl <= 0 || ttl > MaxExperimentUserTTL {
+		ttl = MaxExperimentUserTTL
+	}
+	return s.mintKind(sub, KindExperimentUser, ExperimentAudience(slug), now, now.Add(ttl))
 }

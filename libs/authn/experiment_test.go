@@ -73,3 +73,42 @@ func TestExperimentTokenNeverOutlivesItsSession(t *testing.T) {
 		t.Errorf("past its session's end: %v", err)
 	}
 }
+
+func TestExperimentAccountTokens(t *testing.T) {
+	s := signer(t)
+	v := verifierFor(s)
+	now := time.Now()
+	sub := authn.Subject{ID: "665f1c2a3b4d5e6f7a8b9c0d", Email: "shopper@example.com", TokenVersion: 2}
+	tok, c, err := s.MintExperimentUser(sub, "shop", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.VerifyExperiment(tok, "shop", now)
+	if err != nil || got.Kind != authn.KindExperimentUser || got.Subject != sub.ID || got.Session != "" || got.ID != c.ID {
+		t.Fatalf("on its origin: %v %+v", err, got)
+	}
+	if d := got.ExpiresAt.Sub(got.IssuedAt.Time); d != time.Hour {
+		t.Errorf("lifetime %v, want an hour", d)
+	}
+	if _, err := v.Verify(tok, now); !errors.Is(err, authn.ErrInvalid) {
+		t.Errorf("an experiment account's token was accepted on the platform: %v", err)
+	}
+	if _, err := v.VerifyExperiment(tok, "other", now); !errors.Is(err, authn.ErrInvalid) {
+		t.Errorf("shop's account was accepted on another origin: %v", err)
+	}
+	if _, _, err := s.MintExperiment(got, "shop", now); err == nil {
+		t.Error("an experiment account's token was handed off as a platform session")
+	}
+	v.SetVersion(sub.ID, 3)
+	if _, err := v.VerifyExperiment(tok, "shop", now); !errors.Is(err, authn.ErrRevoked) {
+		t.Errorf("after a version bump: %v", err)
+	}
+	// A lifetime past the cap is held to it.
+	_, long, _ := s.MintExperimentUser(sub, "shop", 365*24*time.Hour, now)
+	if d := long.ExpiresAt.Sub(long.IssuedAt.Time); d != authn.MaxExperimentUserTTL {
+		t.Errorf("lifetime %v, want the cap", d)
+	}
+	if _, _, err := s.MintExperimentUser(authn.Subject{}, "shop", time.Hour, now); err == nil {
+		t.Error("a token without an account was minted")
+	}
+}

@@ -126,12 +126,21 @@ func (s *Signer) Mint(sub Subject, now time.Time) (string, *Claims, error) {
 }
 
 func (s *Signer) mint(sub Subject, audience, session string, now, expires time.Time) (string, *Claims, error) {
+	return s.sign(sub, "", audience, session, now, expires)
+}
+
+// mintKind signs a token of a holder who is not a platform user.
+func (s *Signer) mintKind(sub Subject, kind, audience string, now, expires time.Time) (string, *Claims, error) {
+	return s.sign(sub, kind, audience, "", now, expires)
+}
+
+func (s *Signer) sign(sub Subject, kind, audience, session string, now, expires time.Time) (string, *Claims, error) {
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
 	c := &Claims{
-		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session,
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub.ID,
 			Issuer:    Issuer,

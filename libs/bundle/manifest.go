@@ -78,11 +78,14 @@ type Manifest struct {
 	DeveloperID string `json:"developer_id,omitempty"`
 	Actor       *Actor `json:"actor,omitempty"`
 
+	// SubAuth is the experiment's own participants and accounts; nil when
+	// not given.
+	SubAuth *SubAuth `json:"sub_auth,omitempty"`
+
 	// Fields only the Python platform used: accepted, ignored, and reported
 	// in Bundle.Warnings.
-	RuntimeS3URI   *string        `json:"runtime_s3_uri,omitempty"`
-	RuntimePipDeps []string       `json:"runtime_pip_deps,omitempty"`
-	SubAuth        map[string]any `json:"sub_auth,omitempty"`
+	RuntimeS3URI   *string  `json:"runtime_s3_uri,omitempty"`
+	RuntimePipDeps []string `json:"runtime_pip_deps,omitempty"`
 }
 
 // AuthPolicy says who may open the experiment and use its API. A nil
@@ -260,7 +263,6 @@ func (a *Actor) UnmarshalJSON(data []byte) error {
 var pythonOnly = []struct{ field, why string }{
 	{"runtime_pip_deps", "pip packages of the Python runtime"},
 	{"runtime_s3_uri", "where the Python runtime's code was kept"},
-	{"sub_auth", "the Python platform's per-experiment sign-in"},
 }
 
 // maxJSONDepth bounds the nesting of manifest.json.
@@ -305,6 +307,9 @@ func parseManifest(raw []byte) (*Manifest, []byte, []Warning, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := checkSubAuth(doc); err != nil {
+		return nil, nil, nil, err
+	}
 	schema, err := compiledSchema()
 	if err != nil {
 		return nil, nil, nil, err
@@ -331,8 +336,12 @@ func parseManifest(raw []byte) (*Manifest, []byte, []Warning, error) {
 			}
 		}
 	}
+	if m.SubAuth != nil {
+		m.SubAuth.setDefaults()
+	}
 	var warnings []Warning
 	obj := doc.(map[string]any)
+	warnings = append(warnings, m.SubAuth.warnings()...)
 	for _, p := range pythonOnly {
 		if _, ok := obj[p.field]; ok {
 			warnings = append(warnings, Warning{

@@ -116,7 +116,8 @@ func TestFullExampleManifest(t *testing.T) {
 			t.Errorf("warning %s has no message", w.Field)
 		}
 	}
-	if want := []string{"/runtime_pip_deps", "/runtime_s3_uri", "/sub_auth"}; !slices.Equal(warned, want) {
+	// sub_auth is disabled there: nothing to warn of.
+	if want := []string{"/runtime_pip_deps", "/runtime_s3_uri"}; !slices.Equal(warned, want) {
 		t.Errorf("warnings on %q, want %q", warned, want)
 	}
 
@@ -192,7 +193,7 @@ func TestFullExampleManifest(t *testing.T) {
 	if a := m.Actor; a == nil || a.Module != "actor.wasm" || a.MemoryMB != 32 || a.TimeoutMS != 1500 || a.Config["page_size"] != float64(20) {
 		t.Errorf("actor: %+v", m.Actor)
 	}
-	if m.RuntimeS3URI == nil || *m.RuntimeS3URI != "" || !slices.Equal(m.RuntimePipDeps, []string{"requests>=2.31"}) || m.SubAuth["enabled"] != false {
+	if m.RuntimeS3URI == nil || *m.RuntimeS3URI != "" || !slices.Equal(m.RuntimePipDeps, []string{"requests>=2.31"}) || m.SubAuth == nil || m.SubAuth.On() {
 		t.Errorf("python-only fields: %v %v %v", m.RuntimeS3URI, m.RuntimePipDeps, m.SubAuth)
 	}
 	if !json.Valid(b.RawManifest) || len(b.RawManifest) != len(raw) {

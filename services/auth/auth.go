@@ -65,6 +65,9 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Store.EnsureIndexes(ctx, store.Users); err != nil {
 		return err
 	}
+	if err := d.Store.ExpAccounts().EnsureIndexes(ctx); err != nil {
+		return err
+	}
 	key, err := authn.DeriveKey(d.Config.SecretKey)
 	if err != nil {
 		return fmt.Errorf("SECRET_KEY: %w", err)
@@ -182,6 +185,11 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointRoleRevoke, s.revoke),
 		bus.Endpoint(authapi.EndpointExperimentToken, s.experimentToken),
 		bus.Endpoint(authapi.EndpointEndSession, s.endSession),
+		bus.Endpoint(authapi.EndpointExpRegister, s.expRegister),
+		bus.Endpoint(authapi.EndpointExpLogin, s.expLogin),
+		bus.Endpoint(authapi.EndpointExpUsersList, s.expUsersList),
+		bus.Endpoint(authapi.EndpointExpUsersUpdate, s.expUserUpdate),
+		bus.Endpoint(authapi.EndpointExpUsersDelete, s.expUserDelete),
 	)
 }
 

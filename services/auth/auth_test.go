@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
@@ -33,6 +34,8 @@ type world struct {
 	ctx   context.Context
 	admin *storeView
 	edge  authapi.Client
+	// js is the edge's JetStream, for verifiers that watch the buckets.
+	js jetstream.JetStream
 }
 
 type storeView struct{ st *store.Store }
@@ -48,7 +51,7 @@ func start(t *testing.T) *world {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	edge := env.DepsAs(t, d, "edge")
-	return &world{t: t, env: env, ctx: ctx, admin: &storeView{d.Store}, edge: authapi.Client{T: bus.Client{NC: edge.NC}}}
+	return &world{t: t, env: env, ctx: ctx, admin: &storeView{d.Store}, edge: authapi.Client{T: bus.Client{NC: edge.NC}}, js: edge.JS}
 }
 
 func (w *world) login(email, password string) string {

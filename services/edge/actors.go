@@ -23,6 +23,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
@@ -51,8 +52,9 @@ const failedRetryAfter = 30
 // (docs/actors.md, section 4).
 var (
 	hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-	dropIn   = headerSet(append([]string{"Cookie", "Authorization", "Proxy-Authorization"}, hopByHop...))
-	dropOut  = headerSet(append([]string{"Set-Cookie", "Content-Length", "X-Request-Id", "Strict-Transport-Security"}, hopByHop...))
+	// Cookie and Set-Cookie pass through actorcookies.go's filters instead.
+	dropIn  = headerSet(append([]string{"Cookie", "Authorization", "Proxy-Authorization"}, hopByHop...))
+	dropOut = headerSet(append([]string{"Set-Cookie", "Content-Length", "X-Request-Id", "Strict-Transport-Security"}, hopByHop...))
 )
 
 func headerSet(names []string) map[string]bool {
@@ -84,6 +86,8 @@ type actorsAPI struct {
 	log      *slog.Logger
 	// access applies an experiment's rules (experimentsAPI.access).
 	access func(experiments.Action) fiber.Handler
+	// production forces Secure on the cookies actors set.
+	production bool
 
 	// mu guards bus, opened on first use.
 	mu  sync.Mutex
@@ -242,17 +246,19 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodePayloadTooLarge, "the body is over the actor limit of %d bytes", maxActorBody)
 	}
 	rid := httpx.GetRequestID(c)
+	rules := cookieRules{reserved: reservedFor(e), production: a.production}
+	headers := actorHeaders(c)
+	if ck := actorCookieHeader(c, rules.reserved); ck != "" {
+		headers["Cookie"] = []string{ck}
+	}
 	req := actorapi.Request{
 		Method:    c.Method(),
 		Path:      actorPath(string(c.Request().URI().Path()), slug),
 		Query:     string(c.Request().URI().QueryString()),
-		Headers:   actorHeaders(c),
+		Headers:   headers,
 		Body:      append([]byte{}, body...),
-		Caller:    actorapi.Caller{Roles: []string{}, Anonymous: true},
+		Caller:    callerOf(c),
 		RequestID: rid,
-	}
-	if cl := claimsOf(c); cl != nil {
-		req.Caller = actorapi.Caller{Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
 	}
 	data, err := json.Marshal(req)
 	if err != nil {
@@ -303,15 +309,47 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodeBadGateway, "the actor of %q answered with a malformed response", slug)
 	}
 	span.SetAttributes(attribute.Int("http.response.status_code", res.Status))
+	var setCookies, script []string
 	for name, values := range res.Headers {
-		if dropOut[textproto.CanonicalMIMEHeaderKey(name)] {
+		switch canon := textproto.CanonicalMIMEHeaderKey(name); {
+		case canon == "Set-Cookie":
+			setCookies = append(setCookies, values...)
+			continue
+		case canon == actorapi.HeaderScriptCookies:
+			script = append(script, values...)
+			continue
+		case dropOut[canon]:
 			continue
 		}
 		for _, v := range values {
 			c.Response().Header.Add(name, v)
 		}
 	}
+	for _, v := range rules.actorSetCookies(ctx, a.log, slug, setCookies, scriptCookies(script)) {
+		c.Response().Header.Add(fiber.HeaderSetCookie, v)
+	}
 	return c.Status(res.Status).Send(res.Body)
+}
+
+// callerOf is who asks, as the actor is told: a verified token's holder
+// (a platform user, an account of this experiment alone, or a demo
+// account), else an anonymous participant with a stable ID, else nobody
+// the platform knows.
+func callerOf(c *fiber.Ctx) actorapi.Caller {
+	if cl := claimsOf(c); cl != nil {
+		kind := actorapi.CallerUser
+		switch cl.Kind {
+		case authn.KindExperimentUser:
+			kind = actorapi.CallerExperimentUser
+		case authn.KindDemo:
+			kind = actorapi.CallerDemo
+		}
+		return actorapi.Caller{Kind: kind, ID: cl.Subject, Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+	}
+	if id, _ := c.Locals(localParticipant).(string); id != "" {
+		return actorapi.Caller{Kind: actorapi.CallerParticipant, ID: id, Roles: []string{}, Anonymous: true}
+	}
+	return actorapi.Caller{Kind: actorapi.CallerAnonymous, Roles: []string{}, Anonymous: true}
 }
 
 // actorPath is the request path below /experiments/{slug}/api, from "/".

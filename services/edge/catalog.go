@@ -23,6 +23,9 @@ type entry struct {
 	cfg      experiments.Config
 	manifest *bundle.Manifest
 	rules    experiments.Rules
+	// subAuth is the manifest's sub_auth with its defaults, read once
+	// (also from a stored manifest today's checks would refuse).
+	subAuth *bundle.SubAuth
 }
 
 // catalog keeps every experiment's configuration in memory, so that serving
@@ -93,7 +96,10 @@ func (c *catalog) put(cfg *experiments.Config) *entry {
 		c.log.Warn("stored manifest no longer parses; serving with its configuration only", "slug", cfg.Slug, "err", err)
 		m = nil
 	}
-	e := &entry{cfg: *cfg, manifest: m, rules: experiments.RulesOf(cfg, m)}
+	e := &entry{cfg: *cfg, manifest: m, rules: experiments.RulesOf(cfg, m), subAuth: bundle.SubAuthOf([]byte(cfg.Manifest))}
+	if m != nil && m.SubAuth != nil {
+		e.subAuth = m.SubAuth
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[cfg.Slug]; ok && old.cfg.Seq > cfg.Seq {

@@ -292,14 +292,18 @@ func (s *Service) newApp() *fiber.App {
 
 	pages := &renderer{id: s.id, registration: d.Config.EnableRegistration}
 	exps := &experimentsAPI{upload: s.upload, id: s.id, catalog: s.catalog, pages: pages, maxUploadMB: d.Config.MaxUploadSizeMB}
-	actors := &actorsAPI{nc: d.NC, js: d.JS, topology: d.Topology, log: d.Log, access: exps.access}
+	actors := &actorsAPI{nc: d.NC, js: d.JS, topology: d.Topology, log: d.Log, access: exps.access, production: s.id.production}
 	exps.actors = actors
 	exports := &exportsAPI{export: s.export, id: s.id, limiter: s.limiter, access: exps.access, nc: d.NC, files: s.exportFiles}
 	health := &healthAPI{probe: s.health}
 	accounts := &accountsAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages, registration: d.Config.EnableRegistration}
 	admin := &adminAPI{auth: s.auth, id: s.id, pages: pages, exports: exports}
 	files := &filesAPI{bundles: s.bundles, access: exps.access}
-	expApp := s.newExperimentApp(errHandler, files, actors)
+	subAuth, err := newExpAuth(s.auth, s.id, s.limiter, s.catalog, d.Config.SecretKey)
+	if err != nil {
+		panic(err) // HKDF fails only for outputs over 8160 bytes: a 32-byte key never does
+	}
+	expApp := s.newExperimentApp(errHandler, files, actors, subAuth)
 
 	// Fiber matches routes in the order they are registered, so this order
 	// is part of the API: requests for an experiment's origin leave for its
@@ -311,6 +315,7 @@ func (s *Service) newApp() *fiber.App {
 	}
 	health.routes(app)
 	accounts.routes(app)
+	subAuth.ownerRoutes(app)
 	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)
 	admin.routes(app)
 	exps.routes(app)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 )
@@ -21,6 +22,7 @@ import (
 //	/experiments/{slug}/...             the files, the actor API and health
 //	/_gnome/session?code=...            the end of the identity hand-off
 //	/_gnome/logout                      sign out (everywhere)
+//	/_gnome/auth/...                    the experiment's own accounts (expauth.go)
 //
 // The platform's cookie never reaches an experiment origin (it is host-only
 // on the platform's host); the visitor's identity arrives by the hand-off
@@ -67,7 +69,7 @@ func (s *Service) experimentHost(expApp fiber.Handler) fiber.Handler {
 
 // newExperimentApp is the routes of an experiment's origin; it shares the
 // platform app's handlers for files and actor calls.
-func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI) fiber.Handler {
+func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI, subAuth *expAuth) fiber.Handler {
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errHandler,
@@ -75,12 +77,13 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 	})
 	// The chain already gave every response of an experiment's origin its
 	// headers (nosniff, frame-ancestors; httpx.ExperimentHeaders).
-	app.Use(routeTemplate, s.id.identifyExperiment, s.id.csrf)
+	app.Use(routeTemplate, subAuth.identify, s.id.csrf)
 	app.Get("/", func(c *fiber.Ctx) error {
 		return c.Redirect("/experiments/"+expSlugOf(c)+"/", fiber.StatusFound)
 	})
 	app.Get("/_gnome/session", s.handoffs.finish)
 	app.Post("/_gnome/logout", s.handoffs.logout)
+	subAuth.routes(app)
 	own := func(c *fiber.Ctx) error {
 		if c.Params("slug") != expSlugOf(c) {
 			return httpx.NotFound("no experiment %q on this origin", c.Params("slug"))
@@ -133,9 +136,14 @@ func (id *identity) identifyExperiment(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	cookie := c.Cookies(id.expCookie)
+	// An experiment whose visitors are its own (its accounts, its
+	// participants) does not ask the platform who they are; hybrid does.
+	sa := subAuthOf(c)
+	handoff := !sa.Enabled || sa.Strategy == bundle.StrategyHybrid ||
+		(sa.Strategy != bundle.StrategyExperimentUsers && sa.Strategy != bundle.StrategyAnonymousSession)
 	switch cookie {
 	case "":
-		if wantsPage(c) && c.Path() != "/_gnome/session" {
+		if handoff && wantsPage(c) && c.Path() != "/_gnome/session" {
 			return c.Redirect(id.handoffURL(slug, string(c.Request().RequestURI()), false), fiber.StatusSeeOther)
 		}
 	case anonymousSession:
@@ -144,7 +152,7 @@ func (id *identity) identifyExperiment(c *fiber.Ctx) error {
 		if err != nil {
 			c.Locals(localAuthErr, err)
 			id.clearExperimentCookie(c)
-			if wantsPage(c) {
+			if handoff && wantsPage(c) {
 				// The session ended (signed out, expired): ask the
 				// platform again, which knows whether it still has one.
 				return c.Redirect(id.handoffURL(slug, string(c.Request().RequestURI()), false), fiber.StatusSeeOther)
@@ -173,6 +181,10 @@ func (id *identity) handoffURL(slug, next string, login bool) string {
 // which signs them in on the platform and brings them back.
 func (id *identity) loginURL(c *fiber.Ctx) string {
 	if slug := expSlugOf(c); slug != "" {
+		if sa := subAuthOf(c); sa.Accounts() && sa.Strategy != bundle.StrategyHybrid {
+			// The experiment's own sign-in page, not the platform's.
+			return "/_gnome/auth/login?next=" + url.QueryEscape(string(c.Request().RequestURI()))
+		}
 		return id.handoffURL(slug, string(c.Request().RequestURI()), true)
 	}
 	return "/auth/login?next=" + url.QueryEscape(string(c.Request().RequestURI()))

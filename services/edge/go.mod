@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/andybalholm/brotli v1.1.0
 	github.com/gnome-platform/gnome/libs v0.0.0
+	github.com/gnome-platform/gnome/services/auth v0.0.0
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
@@ -94,4 +95,8 @@ require (
 	modernc.org/token v1.1.0 // indirect
 )
 
-replace github.com/gnome-platform/gnome/libs => ../../libs
+replace (
+	github.com/gnome-platform/gnome/libs => ../../libs
+	// The tests of experiment accounts run the real auth service.
+	github.com/gnome-platform/gnome/services/auth => ../auth
+)

@@ -119,7 +119,9 @@ func (id *identity) requireAdmin(c *fiber.Ctx) error {
 // panel by the shared policy.
 func (id *identity) isAdmin(c *fiber.Ctx) bool {
 	cl := claimsOf(c)
-	return cl != nil && id.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
+	// An experiment's own account is never a platform user, whatever its
+	// email says.
+	return cl != nil && cl.Kind == "" && id.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 }
 
 func wantsPage(c *fiber.Ctx) bool {
@@ -214,7 +216,13 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 }
 
 // signInForm reports whether path takes the sign-in or sign-up form.
-func signInForm(path string) bool { return path == "/auth/login" || path == "/auth/register" }
+func signInForm(path string) bool {
+	switch path {
+	case "/auth/login", "/auth/register", "/_gnome/auth/login", "/_gnome/auth/register":
+		return true
+	}
+	return false
+}
 
 // safeNext keeps a post-login redirect on this site: a path starting with
 // one slash, without scheme, host, backslashes or control characters.

@@ -65,6 +65,11 @@ func (id *identity) viewer(c *fiber.Ctx) *experiments.Viewer {
 	if cl == nil {
 		return nil
 	}
+	if cl.Kind != "" {
+		// An experiment's own account is signed in, but its email names no
+		// platform user: it never matches an owner, an allow-list or a role.
+		return &experiments.Viewer{}
+	}
 	return &experiments.Viewer{Email: cl.Email, Roles: cl.Roles, IsAdmin: id.isAdmin(c)}
 }
 
@@ -95,6 +100,11 @@ var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	for _, name := range []string{"login", "register", "admin", "index"} {
 		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/layout.html", "pages/"+name+".html"))
+	}
+	// An experiment's origin has pages of its own, which know nothing of
+	// the platform (expauth.go).
+	for _, name := range []string{"exp-login", "exp-register"} {
+		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/exp-layout.html", "pages/"+name+".html"))
 	}
 	return out
 }()

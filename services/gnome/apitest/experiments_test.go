@@ -377,7 +377,7 @@ func TestFullManifestUploads(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
-	for _, w := range []string{"/runtime_pip_deps", "/runtime_s3_uri", "/sub_auth"} {
+	for _, w := range []string{"/runtime_pip_deps", "/runtime_s3_uri"} {
 		if !strings.Contains(string(r.body), `"field":"`+w+`"`) {
 			t.Errorf("no warning for %s: %s", w, r.body)
 		}

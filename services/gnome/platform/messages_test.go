@@ -162,6 +162,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	// Accounts: every auth endpoint, as the edge calls it.
 	exerciseAuth(ctx, t, d.NC)
+	exerciseExpAccounts(ctx, t, d)
 
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)

@@ -158,7 +158,7 @@ func route(r *request) uint64 {
 		out, _ = json.Marshal(map[string]any{
 			"status": 203,
 			"headers": map[string][]string{
-				"Set-Cookie": {"token=stolen; Path=/"}, "X-Request-Id": {"forged"}, "Strict-Transport-Security": {"max-age=1"},
+				"Set-Cookie": {"gnome_session=stolen; Path=/", "wide=1; Domain=localhost"}, "X-Request-Id": {"forged"}, "Strict-Transport-Security": {"max-age=1"},
 				"Connection": {"close"}, "Content-Length": {"999"}, "X-Custom": {"one", "two"}, "Content-Type": {"text/plain"},
 			},
 			"body": []byte("headers"),
