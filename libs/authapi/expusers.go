@@ -28,9 +28,14 @@ type ExpCredentials struct {
 
 // ExpUser is an experiment's account as callers see it.
 type ExpUser struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Email     string    `json:"email"`
+	ID    string `json:"id"`
+	Slug  string `json:"slug"`
+	Email string `json:"email"`
+	// Kind is "demo" for an account of sub_auth.demo_users, "linked" for
+	// a platform user's on a hybrid experiment, "" for one made by
+	// sign-up; Role is a demo account's role.
+	Kind      string    `json:"kind,omitempty"`
+	Role      string    `json:"role,omitempty"`
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at"`
 }

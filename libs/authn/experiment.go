@@ -23,6 +23,14 @@ const ExperimentTTL = 12 * time.Hour
 // MintExperiment signs slug's experiment token for the holder of the
 // platform token whose claims are from.
 func (s *Signer) MintExperiment(from *Claims, slug string, now time.Time) (string, *Claims, error) {
+	return s.MintExperimentLinked(from, slug, "", now)
+}
+
+// MintExperimentLinked is MintExperiment for a platform user linked to
+// the experiment account linked (sub_auth link_platform_users): the token
+// stays the platform user's (its subject, version and session), and
+// carries the account's ID for the actor.
+func (s *Signer) MintExperimentLinked(from *Claims, slug, linked string, now time.Time) (string, *Claims, error) {
 	if from == nil || from.ExpiresAt == nil || slug == "" {
 		return "", nil, errors.New("an experiment token needs a platform session and a slug")
 	}
@@ -33,7 +41,7 @@ func (s *Signer) MintExperiment(from *Claims, slug string, now time.Time) (strin
 	if from.ExpiresAt.Time.Before(expires) {
 		expires = from.ExpiresAt.Time
 	}
-	sub := Subject{ID: from.Subject, Email: from.Email, Roles: from.Roles, TokenVersion: from.TokenVersion}
+	sub := Subject{ID: from.Subject, Email: from.Email, Roles: from.Roles, TokenVersion: from.TokenVersion, Linked: linked}
 	return s.mint(sub, ExperimentAudience(slug), from.ID, now, expires)
 }
 
@@ -60,4 +68,17 @@ func (s *Signer) MintExperimentUser(sub Subject, slug string, ttl time.Duration,
 		ttl = MaxExperimentUserTTL
 	}
 	return s.mintKind(sub, KindExperimentUser, ExperimentAudience(slug), now, now.Add(ttl))
+}
+
+// MintExperimentDemo signs a session of a demo account of slug's
+// experiment (sub_auth demo_users): as MintExperimentUser, of kind
+// KindDemo, so that the actor and the edge tell it from a real account.
+func (s *Signer) MintExperimentDemo(sub Subject, slug string, ttl time.Duration, now time.Time) (string, *Claims, error) {
+	if slug == "" || sub.ID == "" {
+		return "", nil, errors.New("a demo account's token needs a slug and an account")
+	}
+	if ttl <= 0 || ttl > MaxExperimentUserTTL {
+		ttl = MaxExperimentUserTTL
+	}
+	return s.mintKind(sub, KindDemo, ExperimentAudience(slug), now, now.Add(ttl))
 }

@@ -45,6 +45,10 @@ type Claims struct {
 	// tokens and their hand-offs), KindExperimentUser or KindDemo for an
 	// account that belongs to one experiment alone (its audience).
 	Kind string `json:"knd,omitempty"`
+	// Linked is, in the experiment token of a platform user handed off to
+	// a hybrid experiment that links platform users, the ID of the
+	// experiment account linked to them: the ID the actor sees.
+	Linked string `json:"lnk,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -118,6 +122,8 @@ type Subject struct {
 	Email        string
 	Roles        []string
 	TokenVersion int64
+	// Linked is the experiment account a hand-off links to (Claims.Linked).
+	Linked string
 }
 
 // Mint signs a platform token for sub valid for TokenTTL from now.
@@ -140,7 +146,7 @@ func (s *Signer) sign(sub Subject, kind, audience, session string, now, expires 
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
 	c := &Claims{
-		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind,
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind, Linked: sub.Linked,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub.ID,
 			Issuer:    Issuer,

@@ -23,10 +23,13 @@ const (
 	RoleAdmin     = "admin"
 	RoleDeveloper = "developer"
 	RoleUser      = "user"
+	// RoleDemo is the platform-wide demo account's (ENABLE_DEMO): it may
+	// view experiments and change nothing (the edge refuses its writes).
+	RoleDemo = "demo"
 )
 
 // Roles lists every role a user may hold.
-var Roles = []string{RoleAdmin, RoleDeveloper, RoleUser}
+var Roles = []string{RoleAdmin, RoleDeveloper, RoleUser, RoleDemo}
 
 // KnownRole reports whether r is a platform role.
 func KnownRole(r string) bool {
@@ -71,6 +74,7 @@ var Seeded = [][]string{
 	{RoleDeveloper, ObjExperiments, ActView},
 	{RoleDeveloper, ObjExperiments, ActManageOwn},
 	{RoleUser, ObjExperiments, ActView},
+	{RoleDemo, ObjExperiments, ActView},
 }
 
 // ReloadEvery is the safety net behind the watcher: a process that missed a

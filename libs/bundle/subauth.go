@@ -163,27 +163,27 @@ func (s *SubAuth) setDefaults() {
 // subAuthBuilt are the strategies this platform version acts on; sub_auth
 // with another is accepted and stored, with a warning that it is not active
 // yet. Each strategy is added here when it works end to end.
-var subAuthBuilt = map[string]bool{StrategyExperimentUsers: true, StrategyAnonymousSession: true}
+var subAuthBuilt = map[string]bool{StrategyExperimentUsers: true, StrategyAnonymousSession: true, StrategyHybrid: true}
 
 // warnings are what the uploader should know of sub_auth: the parts not
-// active yet, and the original's fields that are ignored.
+// active yet, settings that have no effect, and the original's fields that
+// are ignored.
 func (s *SubAuth) warnings() []Warning {
 	if s == nil {
 		return nil
 	}
 	var w []Warning
-	switch {
-	case s.Enabled && s.Strategy == StrategyHybrid:
-		w = append(w, Warning{Field: "/sub_auth/strategy", Message: "hybrid: platform users, the experiment's accounts and anonymous participants " +
-			"work side by side; link_platform_users does not link accounts yet in this version of the platform"})
-	case s.Enabled && !subAuthBuilt[s.Strategy]:
+	if s.Enabled && !subAuthBuilt[s.Strategy] {
 		w = append(w, Warning{Field: "/sub_auth/strategy", Message: fmt.Sprintf(
 			"sub_auth is checked and kept, but this version of the platform does not act on the strategy %s yet: "+
 				"until it does, visitors reach the experiment as without sub_auth", s.Strategy)})
 	}
-	if s.Enabled && (len(s.DemoUsers) > 0 || s.AllowDemoAccess) {
-		w = append(w, Warning{Field: "/sub_auth/demo_users", Message: "demo_users and allow_demo_access are checked and kept, " +
-			"but this version of the platform does not create demo accounts yet"})
+	switch {
+	case s.Enabled && (len(s.DemoUsers) > 0 || s.AllowDemoAccess) && !s.Accounts():
+		w = append(w, Warning{Field: "/sub_auth/demo_users", Message: "demo accounts are accounts of the experiment: " +
+			"with the strategy " + s.Strategy + " they are not created, and there is no demo sign-in (use experiment_users or hybrid)"})
+	case s.Enabled && s.AllowDemoAccess && len(s.DemoUsers) == 0:
+		w = append(w, Warning{Field: "/sub_auth/allow_demo_access", Message: "allow_demo_access without demo_users: there is no demo account to sign in as"})
 	}
 	if len(s.OAuthProviders) > 0 {
 		w = append(w, Warning{Field: "/sub_auth/oauth_providers", Message: "oauth_providers is ignored: the original platform declared the oauth strategy and never built it"})

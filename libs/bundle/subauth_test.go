@@ -76,9 +76,9 @@ func TestSubAuthAccepted(t *testing.T) {
 	if !sa.Uses(bundle.StrategyExperimentUsers) || sa.Uses(bundle.StrategyAnonymousSession) {
 		t.Errorf("Uses: %+v", sa)
 	}
-	// experiment_users works; demo accounts are not created yet.
-	if len(w) != 1 || w[0].Field != "/sub_auth/demo_users" || !strings.Contains(w[0].Message, "not create demo accounts yet") {
-		t.Errorf("warnings %+v, want one saying demo accounts are not created yet", w)
+	// experiment_users and its demo accounts work: nothing to warn of.
+	if len(w) != 0 {
+		t.Errorf("warnings %+v, want none", w)
 	}
 
 	m, w, err = bundle.ParseManifest([]byte(`{"slug": "mix", "name": "M", "sub_auth": {"enabled": true, "strategy": "hybrid", "link_platform_users": false,
@@ -93,9 +93,19 @@ func TestSubAuthAccepted(t *testing.T) {
 	for _, x := range w {
 		fields = append(fields, x.Field)
 	}
-	// hybrid works but for link_platform_users, which is said.
-	if strings.Join(fields, " ") != "/sub_auth/strategy /sub_auth/oauth_providers /sub_auth/user_id_field" || !strings.Contains(w[0].Message, "link_platform_users") {
+	// hybrid works, link_platform_users too: only the ignored fields are said.
+	if strings.Join(fields, " ") != "/sub_auth/oauth_providers /sub_auth/user_id_field" {
 		t.Errorf("warnings on %v", fields)
+	}
+	// Demo accounts where the experiment has no accounts are said.
+	_, w, err = bundle.ParseManifest([]byte(`{"slug": "anon", "name": "A", "sub_auth": {"enabled": true, "strategy": "anonymous_session",
+		"demo_users": [{"email": "demo@example.com"}], "allow_demo_access": true}}`))
+	if err != nil || len(w) != 1 || w[0].Field != "/sub_auth/demo_users" || !strings.Contains(w[0].Message, "not created") {
+		t.Errorf("demo users of an anonymous_session experiment: %+v %v", w, err)
+	}
+	_, w, err = bundle.ParseManifest([]byte(`{"slug": "nod", "name": "N", "sub_auth": {"enabled": true, "allow_demo_access": true}}`))
+	if err != nil || len(w) != 1 || w[0].Field != "/sub_auth/allow_demo_access" {
+		t.Errorf("demo access without demo users: %+v %v", w, err)
 	}
 
 	// Disabled: nothing is active, nothing to warn of, and its cookie name

@@ -100,6 +100,8 @@ var uses = map[string][]resource{
 		stream(StreamExportJobs, SubjectExportJobs).owns().takes(),
 		stream(StreamEvents, SubjectEvents).reads(), kv(BucketDataGrants).reads(),
 		obj(ObjectExports).owns(), obj(ObjectBundles).reads(),
+		// Standalone and docker packages carry the actors' keys.
+		kv(BucketActorKV).reads(),
 	},
 	"actorworker": {
 		kv(BucketActorLeases).owns(), kv(BucketActorState).owns(), kv(BucketActorKV).owns(), kv(BucketDataGrants).reads(),

@@ -56,6 +56,10 @@ type Config struct {
 	EnableRegistration bool
 	AdminEmail         string
 	AdminPassword      string
+	// DemoEmail and DemoPassword are ENABLE_DEMO=email:password, the
+	// platform-wide demo account (role demo: it looks, it changes
+	// nothing); both "" when not set.
+	DemoEmail, DemoPassword string
 
 	LogLevel  string
 	LogFormat string
@@ -261,6 +265,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 	if !strings.Contains(c.AdminEmail, "@") {
 		errs = append(errs, &Error{"ADMIN_EMAIL", fmt.Sprintf("%q is not an email address", c.AdminEmail)})
 	}
+	errs = append(errs, c.parseDemo(str("ENABLE_DEMO", ""))...)
 	if c.IsProduction() {
 		switch {
 		case c.SecretKey == "":
@@ -282,6 +287,35 @@ func LoadFrom(get Getenv) (*Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseDemo reads ENABLE_DEMO=email:password (the original's form; the
+// password is everything after the first colon). Production wants a
+// password that is no default and not short, as ADMIN_PASSWORD: the demo
+// account signs in on the public platform.
+func (c *Config) parseDemo(v string) []error {
+	if v == "" {
+		return nil
+	}
+	email, password, ok := strings.Cut(v, ":")
+	email = strings.ToLower(strings.TrimSpace(email))
+	switch {
+	case !ok:
+		return []error{&Error{"ENABLE_DEMO", "must be email:password"}}
+	case !strings.Contains(email, "@") || strings.ContainsAny(email, " \t<>\"") || len(email) > 254:
+		return []error{&Error{"ENABLE_DEMO", fmt.Sprintf("%q is not an email address (want email:password)", email)}}
+	case password == "":
+		return []error{&Error{"ENABLE_DEMO", "has no password after the colon (want email:password)"}}
+	case email == c.AdminEmail:
+		return []error{&Error{"ENABLE_DEMO", "names ADMIN_EMAIL: the demo account must be another"}}
+	}
+	if c.IsProduction() {
+		if msg := WeakPassword(password); msg != "" {
+			return []error{&Error{"ENABLE_DEMO", "the password " + msg + " (required in production)"}}
+		}
+	}
+	c.DemoEmail, c.DemoPassword = email, password
+	return nil
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -552,3 +552,52 @@ func TestErrorMessage(t *testing.T) {
 		t.Errorf("Error() = %q", e.Error())
 	}
 }
+
+// ENABLE_DEMO=email:password is the platform-wide demo account; a
+// malformed value, or a weak password in production, stops the start and
+// names the variable.
+func TestEnableDemo(t *testing.T) {
+	c := mustLoad(t, env{"ENABLE_DEMO": " Demo@Example.com:demo:with:colons"})
+	if c.DemoEmail != "demo@example.com" || c.DemoPassword != "demo:with:colons" {
+		t.Errorf("ENABLE_DEMO read as %q %q", c.DemoEmail, c.DemoPassword)
+	}
+	if c := mustLoad(t, env{}); c.DemoEmail != "" || c.DemoPassword != "" {
+		t.Errorf("no ENABLE_DEMO gave %q %q", c.DemoEmail, c.DemoPassword)
+	}
+	p := prodEnv()
+	p["ENABLE_DEMO"] = "demo@example.com:a long and unguessable demo passphrase"
+	if c, err := load(t, p); err != nil || c.DemoEmail != "demo@example.com" {
+		t.Errorf("a strong demo password in production: %v", err)
+	}
+	for name, e := range map[string]env{
+		"no colon":                      {"ENABLE_DEMO": "demo@example.com"},
+		"no password":                   {"ENABLE_DEMO": "demo@example.com:"},
+		"no email":                      {"ENABLE_DEMO": ":password"},
+		"not an email":                  {"ENABLE_DEMO": "demo:password"},
+		"markup in the email":           {"ENABLE_DEMO": "<a>@example.com:password"},
+		"the admin's email":             {"ENABLE_DEMO": "admin@example.com:password", "ADMIN_EMAIL": "admin@example.com"},
+		"a weak password in production": nil,
+		"a default in production":       nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			switch name {
+			case "a weak password in production":
+				e = prodEnv()
+				e["ENABLE_DEMO"] = "demo@example.com:demo123"
+			case "a default in production":
+				e = prodEnv()
+				e["ENABLE_DEMO"] = "demo@example.com:password123"
+			}
+			_, err := load(t, e)
+			if err == nil {
+				t.Fatalf("ENABLE_DEMO %q was accepted", e["ENABLE_DEMO"])
+			}
+			if vars := failedVars(err); !slices.Contains(vars, "ENABLE_DEMO") || !strings.Contains(err.Error(), "ENABLE_DEMO") {
+				t.Errorf("error %q names %v, not ENABLE_DEMO", err, vars)
+			}
+			if strings.Contains(err.Error(), "demo123") || strings.Contains(err.Error(), "password123") {
+				t.Errorf("the error shows the password: %q", err)
+			}
+		})
+	}
+}

@@ -16,7 +16,7 @@
 //   - docker: the standalone package plus a Dockerfile, a docker-compose.yml
 //     (the gnome image and a MongoDB replica set) and DEPLOY.md.
 //
-// # Format (version 1)
+// # Format (version 2)
 //
 // A package is a ZIP archive (stored and deflate entries only, no
 // directories, names in UTF-8, ZIP64 where sizes need it). Readers use the
@@ -37,6 +37,13 @@
 //	                            relaxed Extended JSON
 //	.gnome/data/{name}.jsonl    one file per collection {slug}_{name} that
 //	                            holds documents of the experiment
+//	.gnome/accounts.jsonl       format 2: the experiment's accounts (the
+//	                            experiment_users collection, slug = {slug}),
+//	                            one canonical Extended JSON document a line,
+//	                            as stored: password hashes, never passwords
+//	.gnome/kv.jsonl             format 2: the actor's key-value store, one
+//	                            {"key", "value" (base64)} object a line,
+//	                            under the actor's own key names
 //	README.md                   what is inside and how to run it
 //	.gnome/export.json
 //
@@ -72,7 +79,8 @@
 //
 // .gnome/export.json is a JSON object (Meta):
 //
-//	format            1 (FormatVersion); readers refuse a newer format
+//	format            2 (FormatVersion); readers refuse a newer format and
+//	                  read format 1 (no accounts, no kv) as before
 //	type              "upload-ready" | "standalone" | "docker"
 //	slug, name        the experiment's
 //	version           the exported version's number
@@ -88,6 +96,9 @@
 //	                  unpacked; [] for upload-ready
 //	documents         the sum of the collections' documents
 //	image             docker only: the image the Dockerfile builds from
+//	accounts, kv      format 2, absent when empty and in upload-ready
+//	                  packages: {file, entries, sha256} of accounts.jsonl
+//	                  and kv.jsonl (entries is the line count)
 //
 // A data file holds one document per line: canonical Extended JSON
 // (https://www.mongodb.com/docs/manual/reference/mongodb-extended-json/),
@@ -103,6 +114,13 @@
 // syntax (^[A-Za-z0-9_]{1,64}$); a {slug}_ collection whose rest does not is
 // not the experiment's (it cannot reach it) and is reported in
 // Summary.Skipped.
+//
+// Accounts and keys come after the data files, before README.md. Readers
+// refuse an account of another experiment, one whose _id is not
+// "{slug}/{email}", one without ID or password hash, and one with a field
+// an account does not have (a plain password above all); and a key outside
+// the actor's key syntax or a value over 64 KiB. Import inserts only the
+// accounts and keys that are not there, in either mode.
 //
 // Readers check that every listed data file is there, that its document
 // count and SHA-256 match export.json, and that every document has an _id

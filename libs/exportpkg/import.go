@@ -36,6 +36,9 @@ type ImportOptions struct {
 	// Progress, when set, is called after each batch with the fraction of
 	// the package's documents done and the step.
 	Progress func(fraction float64, step string)
+	// KV receives the package's keys of the actor's store; nil leaves them
+	// out.
+	KV KVStore
 }
 
 // Batches of Import.
@@ -52,6 +55,11 @@ type ImportSummary struct {
 	Documents int64
 	Inserted  int64
 	Existing  int64
+	// Accounts and Keys were imported (format 2): the ones already there
+	// are left as they are in either mode, so that a restart undoes no
+	// change of password, state or value.
+	Accounts, AccountsExisting int64
+	Keys, KeysExisting         int64
 }
 
 // Import writes every document of the package into the experiment's
@@ -88,6 +96,15 @@ func Import(ctx context.Context, db *mongo.Database, p *Package, opts ImportOpti
 			return im.sum, fmt.Errorf("import %s: %w", coll.Name(), err)
 		}
 		im.sum.Collections++
+	}
+	var err error
+	if im.sum.Accounts, im.sum.AccountsExisting, err = importAccounts(ctx, db, p); err != nil {
+		return im.sum, fmt.Errorf("import accounts: %w", err)
+	}
+	if opts.KV != nil {
+		if im.sum.Keys, im.sum.KeysExisting, err = importKV(ctx, opts.KV, p); err != nil {
+			return im.sum, fmt.Errorf("import the key-value store: %w", err)
+		}
 	}
 	if opts.Progress != nil {
 		opts.Progress(1, StepDone)

@@ -15,8 +15,10 @@ import (
 type Type = exportapi.Type
 
 // FormatVersion is the version of the package format written here; Open
-// refuses packages of a later one.
-const FormatVersion = 1
+// refuses packages of a later one. Format 2 added the experiment's
+// accounts and its actor's key-value store (accounts, kv): a reader of
+// format 1 would run such a package without them, so it must refuse it.
+const FormatVersion = 2
 
 // Names of the package's own entries.
 const (
@@ -61,6 +63,11 @@ type Meta struct {
 	Collections     []Collection `json:"collections"`
 	Documents       int64        `json:"documents"`
 	Image           string       `json:"image,omitempty"`
+	// Accounts and KV (format 2) are the experiment's accounts and its
+	// actor's keys; absent when there are none, and always in upload-ready
+	// packages.
+	Accounts *Extra `json:"accounts,omitempty"`
+	KV       *Extra `json:"kv,omitempty"`
 }
 
 // Collection is one collection's data file.
@@ -111,6 +118,18 @@ func (m *Meta) check() error {
 	}
 	if !m.Type.HasData() && len(m.Collections) > 0 {
 		return invalid("export.json: an upload-ready package lists collections")
+	}
+	if !m.Type.HasData() && (m.Accounts != nil || m.KV != nil) {
+		return invalid("export.json: an upload-ready package lists accounts or keys")
+	}
+	if m.Format < 2 && (m.Accounts != nil || m.KV != nil) {
+		return invalid("export.json: a package of format %d lists accounts or keys", m.Format)
+	}
+	if err := checkExtra("accounts", m.Accounts, AccountsFile, MaxAccounts); err != nil {
+		return err
+	}
+	if err := checkExtra("kv", m.KV, KVFile, MaxKVKeys); err != nil {
+		return err
 	}
 	if len(m.Collections) > MaxCollections {
 		return invalid("export.json lists %d collections, over the limit of %d", len(m.Collections), MaxCollections)

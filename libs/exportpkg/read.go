@@ -88,9 +88,9 @@ func Open(r io.ReaderAt, size int64) (*Package, error) {
 		return nil, err
 	}
 	data := zipData(files)
-	for _, c := range p.Meta.Collections {
-		if data[c.File] == nil {
-			return nil, invalid("export.json lists %s, which is not in the package", c.File)
+	for _, name := range p.dataFiles() {
+		if data[name] == nil {
+			return nil, invalid("export.json lists %s, which is not in the package", name)
 		}
 	}
 	p.data, p.close = data, func() error { return nil }
@@ -139,10 +139,10 @@ func openDir(root *os.Root, tmp *os.File) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range p.Meta.Collections {
-		fi, err := root.Lstat(filepath.FromSlash(c.File))
+	for _, name := range p.dataFiles() {
+		fi, err := root.Lstat(filepath.FromSlash(name))
 		if err != nil || !fi.Mode().IsRegular() {
-			return nil, invalid("export.json lists %s, which is not a file in the directory", c.File)
+			return nil, invalid("export.json lists %s, which is not a file in the directory", name)
 		}
 	}
 	p.data = dirData{root}
@@ -183,6 +183,20 @@ func packDir(root *os.Root, w io.Writer) error {
 		return err
 	}
 	return zw.Close()
+}
+
+// dataFiles are the entries export.json lists: data, accounts and keys.
+func (p *Package) dataFiles() []string {
+	var names []string
+	for _, c := range p.Meta.Collections {
+		names = append(names, c.File)
+	}
+	for _, e := range []*Extra{p.Meta.Accounts, p.Meta.KV} {
+		if e != nil {
+			names = append(names, e.File)
+		}
+	}
+	return names
 }
 
 // Close releases what the package holds; the Package is not usable after.

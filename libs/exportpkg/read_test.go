@@ -256,8 +256,8 @@ func TestOpenRefuses(t *testing.T) {
 	}{
 		{"a bundle, not a package", uploadZip(t), false, "no .gnome/export.json"},
 		{"not a ZIP", []byte("hello"), false, "bundle_"},
-		{"a later format", rezip(t, pkg, replace(meta, `"format": 1`, `"format": 2`)), false, "format 2"},
-		{"no format", rezip(t, pkg, replace(meta, `"format": 1`, `"format": 0`)), false, "no format"},
+		{"a later format", rezip(t, pkg, replace(meta, `"format": 2`, `"format": 3`)), false, "format 3"},
+		{"no format", rezip(t, pkg, replace(meta, `"format": 2`, `"format": 0`)), false, "no format"},
 		{"another type", rezip(t, pkg, replace(meta, `"standalone"`, `"upload-ready"`)), false, "bundle_dir"},
 		{"an unknown type", rezip(t, pkg, replace(meta, `"standalone"`, `"tarball"`)), false, "unknown type"},
 		{"another slug", rezip(t, pkg, replace(meta, `"slug": "shop"`, `"slug": "shoq"`)), false, "bundle_dir"},

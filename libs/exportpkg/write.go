@@ -40,6 +40,8 @@ type Source struct {
 	// DB is the platform database, where the experiment's collections are;
 	// standalone and docker packages need it.
 	DB *mongo.Database
+	// KV is the actor key-value store; nil exports no keys.
+	KV KVStore
 }
 
 // Options tune Write; the zero value is right for the platform.
@@ -221,6 +223,12 @@ func (x *writer) write() error {
 			if err := x.exportCollection(i, c); err != nil {
 				return err
 			}
+		}
+		if err := x.writeAccounts(); err != nil {
+			return err
+		}
+		if err := x.writeKV(); err != nil {
+			return err
 		}
 	}
 

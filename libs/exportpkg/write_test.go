@@ -85,7 +85,7 @@ func TestUploadReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMeta := map[string]any{
-		"format": 1.0, "type": "upload-ready", "slug": "shop", "name": "Corner shop", "version": 3.0,
+		"format": 2.0, "type": "upload-ready", "slug": "shop", "name": "Corner shop", "version": 3.0,
 		"checksum": f.bundle.Checksum, "created_at": "2025-03-04T05:06:07Z", "platform_version": "1.2.3",
 		"bundle_dir": "", "files": float64(len(f.bundle.Files)), "collections": []any{}, "documents": 0.0,
 	}

@@ -20,16 +20,36 @@ const ExperimentUsersCollection = "experiment_users"
 // the normalised email, so that sign-in is an _id lookup and one address
 // has one account per experiment; UID is the stable ID its tokens carry.
 type ExpAccount struct {
-	Key          string    `bson:"_id"`
-	Slug         string    `bson:"slug"`
-	Email        string    `bson:"email"`
-	UID          string    `bson:"uid"`
-	PasswordHash string    `bson:"password_hash"`
+	Key   string `bson:"_id"`
+	Slug  string `bson:"slug"`
+	Email string `bson:"email"`
+	UID   string `bson:"uid"`
+	// PasswordHash is "" for an account that cannot sign in with a
+	// password (a demo account without one: demo sign-in alone).
+	PasswordHash string `bson:"password_hash"`
+	// Kind is "" for an account made by sign-up, ExpKindDemo for one of
+	// sub_auth.demo_users; Role and ExtraData are the demo user's.
+	Kind      string         `bson:"kind,omitempty"`
+	Role      string         `bson:"role,omitempty"`
+	ExtraData map[string]any `bson:"extra_data,omitempty"`
+	// LinkedTo is, for an account of kind ExpKindLinked, the platform
+	// user's ID it belongs to (sub_auth hybrid, link_platform_users).
+	LinkedTo     string    `bson:"linked_to,omitempty"`
 	Disabled     bool      `bson:"disabled"`
 	TokenVersion int64     `bson:"token_version"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
 }
+
+// Kinds of experiment accounts besides those made by sign-up.
+const (
+	// ExpKindDemo is an account of sub_auth.demo_users.
+	ExpKindDemo = "demo"
+	// ExpKindLinked is the account of a platform user on a hybrid
+	// experiment: it has no password, and is used through the platform's
+	// hand-off alone.
+	ExpKindLinked = "linked"
+)
 
 // ErrDuplicateAccount is an email that has an account in the experiment.
 var ErrDuplicateAccount = errors.New("an account with this email exists already")

@@ -37,6 +37,8 @@ type Service struct {
 	enforcer *authz.Enforcer
 	revoked  jetstream.KeyValue
 	versions jetstream.KeyValue
+	// demo remembers the experiment versions whose demo accounts exist.
+	demo demoSeen
 	// identity verifies the tokens of administrative requests and of the
 	// hand-off to experiments (handoff.go).
 	identity *svc.Identity
@@ -97,7 +99,10 @@ func (s *Service) provision(ctx context.Context) error {
 	if s.identity, err = d.Identity(ctx); err != nil {
 		return err
 	}
-	return s.bootstrapAdmin(ctx)
+	if err := s.bootstrapAdmin(ctx); err != nil {
+		return err
+	}
+	return s.bootstrapDemo(ctx)
 }
 
 // admin checks that an administrative request comes from an administrator:
@@ -187,6 +192,7 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointEndSession, s.endSession),
 		bus.Endpoint(authapi.EndpointExpRegister, s.expRegister),
 		bus.Endpoint(authapi.EndpointExpLogin, s.expLogin),
+		bus.Endpoint(authapi.EndpointExpDemo, s.expDemo),
 		bus.Endpoint(authapi.EndpointExpUsersList, s.expUsersList),
 		bus.Endpoint(authapi.EndpointExpUsersUpdate, s.expUserUpdate),
 		bus.Endpoint(authapi.EndpointExpUsersDelete, s.expUserDelete),

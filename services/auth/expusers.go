@@ -41,15 +41,30 @@ func (s *Service) subAuth(ctx context.Context, slug string) (*experiments.Config
 	if !sa.Accounts() {
 		return nil, nil, apierr.New(apierr.CodeNotFound, "experiment %q has no accounts of its own", slug)
 	}
+	if err := s.ensureDemoUsers(ctx, cfg, sa); err != nil {
+		return nil, nil, err
+	}
 	return cfg, sa, nil
 }
 
 func (s *Service) expSession(a *store.ExpAccount, ttl time.Duration) (authapi.Session, error) {
-	sub := authn.Subject{ID: a.UID, Email: a.Email, Roles: []string{}, TokenVersion: a.TokenVersion}
-	token, c, err := s.signer.MintExperimentUser(sub, a.Slug, ttl, time.Now())
+	roles := []string{}
+	mint := s.signer.MintExperimentUser
+	if a.Kind == store.ExpKindDemo {
+		// A demo account's role (sub_auth.demo_users[].role) is the
+		// experiment's, for its actor; the platform gives it no right.
+		mint = s.signer.MintExperimentDemo
+		if a.Role != "" {
+			roles = []string{a.Role}
+		}
+	}
+	sub := authn.Subject{ID: a.UID, Email: a.Email, Roles: roles, TokenVersion: a.TokenVersion}
+	token, c, err := mint(sub, a.Slug, ttl, time.Now())
 	if err != nil {
 		return authapi.Session{}, err
 	}
+	// User.Roles are platform roles: a demo account's experiment role is
+	// in its token alone.
 	return authapi.Session{Token: token, ExpiresAt: c.ExpiresAt.Time, User: authapi.User{
 		ID: a.UID, Email: a.Email, Roles: []string{}, Disabled: a.Disabled, CreatedAt: a.CreatedAt,
 	}}, nil
@@ -140,11 +155,15 @@ func (s *Service) expOwner(ctx context.Context, actor authapi.Actor, slug string
 }
 
 func expPublic(a *store.ExpAccount) authapi.ExpUser {
-	return authapi.ExpUser{ID: a.UID, Slug: a.Slug, Email: a.Email, Disabled: a.Disabled, CreatedAt: a.CreatedAt}
+	return authapi.ExpUser{ID: a.UID, Slug: a.Slug, Email: a.Email, Kind: a.Kind, Role: a.Role, Disabled: a.Disabled, CreatedAt: a.CreatedAt}
 }
 
 func (s *Service) expUsersList(ctx context.Context, req authapi.ExpUsersList) (authapi.ExpUsers, error) {
 	if _, err := s.expOwner(ctx, req.Actor, req.Slug); err != nil {
+		return authapi.ExpUsers{}, err
+	}
+	// The owner sees the demo accounts as soon as the version is stored.
+	if _, _, err := s.subAuth(ctx, req.Slug); err != nil && apierr.From(err).Code != apierr.CodeNotFound {
 		return authapi.ExpUsers{}, err
 	}
 	list, err := s.d.Store.ExpAccounts().List(ctx, req.Slug)

@@ -28,7 +28,7 @@ func tokenError(err error) error {
 
 // experimentToken hands the holder of a platform token to one experiment's
 // origin: the same user, good for that slug only, ending with the session.
-func (s *Service) experimentToken(_ context.Context, req authapi.ExperimentTokenRequest) (authapi.Session, error) {
+func (s *Service) experimentToken(ctx context.Context, req authapi.ExperimentTokenRequest) (authapi.Session, error) {
 	if !slugSyntax.MatchString(req.Slug) {
 		return authapi.Session{}, apierr.New(apierr.CodeValidationFailed, "slug %q is not a slug", req.Slug).OnField("/slug")
 	}
@@ -37,7 +37,15 @@ func (s *Service) experimentToken(_ context.Context, req authapi.ExperimentToken
 	if err != nil {
 		return authapi.Session{}, tokenError(err)
 	}
-	token, c, err := s.signer.MintExperiment(from, req.Slug, now)
+	if from.Kind != "" || from.Session != "" {
+		// MintExperiment refuses these too; no account is linked first.
+		return authapi.Session{}, apierr.New(apierr.CodeUnauthenticated, "the token is not valid; sign in again")
+	}
+	linked, err := s.linkPlatformUser(ctx, req.Slug, from)
+	if err != nil {
+		return authapi.Session{}, err
+	}
+	token, c, err := s.signer.MintExperimentLinked(from, req.Slug, linked, now)
 	if err != nil {
 		return authapi.Session{}, err
 	}

@@ -344,7 +344,13 @@ func callerOf(c *fiber.Ctx) actorapi.Caller {
 		case authn.KindDemo:
 			kind = actorapi.CallerDemo
 		}
-		return actorapi.Caller{Kind: kind, ID: cl.Subject, Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+		// A platform user linked to an account of a hybrid experiment is
+		// known to its actor by that account's ID.
+		id := cl.Subject
+		if cl.Linked != "" {
+			id = cl.Linked
+		}
+		return actorapi.Caller{Kind: kind, ID: id, Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
 	}
 	if id, _ := c.Locals(localParticipant).(string); id != "" {
 		return actorapi.Caller{Kind: actorapi.CallerParticipant, ID: id, Roles: []string{}, Anonymous: true}

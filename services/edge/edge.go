@@ -309,7 +309,7 @@ func (s *Service) newApp() *fiber.App {
 	// is part of the API: requests for an experiment's origin leave for its
 	// own routes (experimenthost.go) before any platform route, and the
 	// single-experiment rules come before every platform route.
-	app.Use(limitBodies, s.experimentHost(expApp), s.id.identify, s.id.csrf)
+	app.Use(limitBodies, s.experimentHost(expApp), s.id.identify, demoReadOnly, s.id.csrf)
 	if s.Only != "" {
 		app.Use(standalone{only: s.Only, experiments: exps}.onlyExperiment)
 	}

@@ -149,6 +149,7 @@ func (x *expAuth) routes(app *fiber.App) {
 	g.Post("/login", perExp(ratelimit.LoginPost), x.login)
 	g.Get("/register", x.registration, perExp(ratelimit.RegisterPage), x.registerPage)
 	g.Post("/register", x.registration, perExp(ratelimit.RegisterPost), x.register)
+	g.Post("/demo", x.demoAccess, perExp(ratelimit.LoginPost), x.demo)
 	g.Post("/logout", x.logout)
 	g.Get("/me", x.me)
 }
@@ -179,11 +180,13 @@ func home(c *fiber.Ctx, next string) string {
 // expPage is what the experiment's sign-in and sign-up pages get.
 type expPage struct {
 	Title, Slug, Error, Email, Next, Nonce string
-	Registration                           bool
+	Registration, Demo                     bool
 }
 
 func (x *expAuth) render(c *fiber.Ctx, status int, name string, p expPage) error {
-	p.Slug, p.Nonce, p.Registration = expSlugOf(c), httpx.CSPNonce(c), subAuthOf(c).AllowRegistration
+	sa := subAuthOf(c)
+	p.Slug, p.Nonce, p.Registration = expSlugOf(c), httpx.CSPNonce(c), sa.AllowRegistration
+	p.Demo = sa.AllowDemoAccess && len(sa.DemoUsers) > 0
 	var b strings.Builder
 	if err := pages[name].ExecuteTemplate(&b, "layout", p); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
@@ -237,19 +240,65 @@ func (x *expAuth) signIn(c *fiber.Ctx, register bool) error {
 		}
 		return err
 	}
-	x.id.setExperimentCookie(c, sess.Token, sess.ExpiresAt)
-	if isJSON {
-		status := fiber.StatusOK
-		if register {
-			status = fiber.StatusCreated
-		}
-		return c.Status(status).JSON(fiber.Map{"user": expUserView(sess.User), "expires_at": sess.ExpiresAt})
+	status := fiber.StatusOK
+	if register {
+		status = fiber.StatusCreated
 	}
-	return c.Redirect(home(c, cr.Next), fiber.StatusSeeOther)
+	return x.signedIn(c, sess, isJSON, status, cr.Next)
 }
 
-func expUserView(u authapi.User) fiber.Map {
-	return fiber.Map{"kind": authn.KindExperimentUser, "id": u.ID, "email": u.Email}
+// signedIn sets the session's cookie and answers: JSON with who signed
+// in, or a form's redirect to its next page.
+func (x *expAuth) signedIn(c *fiber.Ctx, sess authapi.Session, isJSON bool, status int, next string) error {
+	x.id.setExperimentCookie(c, sess.Token, sess.ExpiresAt)
+	if isJSON {
+		// The token says which kind of account it is (a demo account
+		// signs in with its password too).
+		kind, roles := authn.KindExperimentUser, []string{}
+		if cl, err := x.id.verifier.VerifyExperiment(sess.Token, expSlugOf(c), time.Now()); err == nil && cl.Kind != "" {
+			kind = cl.Kind
+			if cl.Roles != nil {
+				roles = cl.Roles
+			}
+		}
+		return c.Status(status).JSON(fiber.Map{"user": fiber.Map{"kind": kind, "id": sess.User.ID, "email": sess.User.Email, "roles": roles},
+			"expires_at": sess.ExpiresAt})
+	}
+	return c.Redirect(home(c, next), fiber.StatusSeeOther)
+}
+
+func (x *expAuth) demoAccess(c *fiber.Ctx) error {
+	if sa := subAuthOf(c); !sa.AllowDemoAccess || len(sa.DemoUsers) == 0 {
+		return httpx.NotFound("experiment %q has no demo access", expSlugOf(c))
+	}
+	return c.Next()
+}
+
+// demo signs a demo account in without a password (allow_demo_access):
+// {"email": ...} or a form's email picks one of the manifest's demo
+// users, none the first.
+func (x *expAuth) demo(c *fiber.Ctx) error {
+	var body struct {
+		Email string `json:"email"`
+		Next  string `json:"next"`
+	}
+	isJSON := !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEApplicationForm)
+	if isJSON {
+		if len(c.Body()) > 0 {
+			if err := jsonBody(c, &body); err != nil {
+				return err
+			}
+		}
+	} else {
+		body.Email, body.Next = c.FormValue("email"), c.FormValue("next")
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
+	defer cancel()
+	sess, err := x.auth.ExpDemo(ctx, authapi.ExpDemo{Slug: expSlugOf(c), Email: body.Email})
+	if err != nil {
+		return err
+	}
+	return x.signedIn(c, sess, isJSON, fiber.StatusOK, body.Next)
 }
 
 // logout ends the experiment account's session (its token is revoked on
@@ -277,12 +326,19 @@ func (x *expAuth) me(c *fiber.Ctx) error {
 	if cl == nil {
 		return authError(c)
 	}
-	if cl.Kind == authn.KindExperimentUser {
-		return c.JSON(fiber.Map{"kind": cl.Kind, "id": cl.Subject, "email": cl.Email})
-	}
 	roles := cl.Roles
 	if roles == nil {
 		roles = []string{}
+	}
+	switch cl.Kind {
+	case authn.KindExperimentUser:
+		return c.JSON(fiber.Map{"kind": cl.Kind, "id": cl.Subject, "email": cl.Email})
+	case authn.KindDemo:
+		return c.JSON(fiber.Map{"kind": cl.Kind, "id": cl.Subject, "email": cl.Email, "roles": roles})
+	}
+	if cl.Linked != "" {
+		// As the actor knows them: the linked account's ID.
+		return c.JSON(fiber.Map{"kind": "user", "id": cl.Linked, "email": cl.Email, "roles": roles, "linked": true})
 	}
 	return c.JSON(fiber.Map{"kind": "user", "id": cl.Subject, "email": cl.Email, "roles": roles})
 }

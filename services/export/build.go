@@ -92,7 +92,17 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 	if err != nil {
 		return err
 	}
-	key := sourceKey(l.Type, cfg.Checksum, cfg.Seq, dataSeq)
+	people, err := s.peopleKey(ctx, l.Type, l.Slug)
+	if err != nil {
+		return err
+	}
+	key := sourceKey(l.Type, cfg.Checksum, cfg.Seq, dataSeq) + people
+	var kv exportpkg.KVStore
+	if l.Type.HasData() {
+		if kv, err = s.actorKV(ctx); err != nil {
+			return err
+		}
+	}
 
 	bundle, size, err := s.copyBundle(ctx, cfg)
 	if err != nil {
@@ -104,7 +114,7 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 	defer cancel(nil)
 	pr := &progress{s: s, ctx: context.WithoutCancel(ctx), job: job, id: l.ID, cancel: cancel, every: s.o.ProgressEvery}
 	stopBeat := pr.heartbeat(bctx, s.o.HeartbeatEvery)
-	sum, obj, err := s.stream(bctx, l, exportpkg.Source{Config: *cfg, Bundle: bundle, BundleSize: size, DB: s.d.Store.DB}, pr.report)
+	sum, obj, err := s.stream(bctx, l, exportpkg.Source{Config: *cfg, Bundle: bundle, BundleSize: size, DB: s.d.Store.DB, KV: kv}, pr.report)
 	stopBeat()
 	if cause := context.Cause(bctx); errors.Is(cause, errInvalidated) {
 		// Stored or not, the package is nobody's now.

@@ -68,7 +68,11 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 	if err != nil {
 		return exportapi.Requested{}, err
 	}
-	key := sourceKey(t, cfg.Checksum, cfg.Seq, dataSeq)
+	people, err := s.peopleKey(ctx, t, cfg.Slug)
+	if err != nil {
+		return exportapi.Requested{}, err
+	}
+	key := sourceKey(t, cfg.Checksum, cfg.Seq, dataSeq) + people
 	at := now()
 
 	// A ready package of the same source, with at least half its retention

@@ -50,6 +50,8 @@ var benchmarks = []benchmark{
 	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process", benchActorCall},
 	{"actorstart", "actor start, experiment made active → first 200, cold and warm compilation cache, vs compiling in process", benchActorStart},
 	{"export", "100 MB experiment (files and data) exported standalone, POST to ready, vs zip -r + sha256sum of its files; export service memory", benchExport},
+	{"expsignin", "sign-in of an experiment's account on its origin vs a platform sign-in, the password hash apart", benchExpSignin},
+	{"participant", "a participant's first request (cookie made and signed) vs a static page without sub_auth, same server", benchParticipant},
 	{"failover", "SIGKILL of the actor-worker hosting an actor → served again by the other (separate processes)", benchFailover},
 }
 

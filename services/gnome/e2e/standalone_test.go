@@ -10,6 +10,7 @@ import (
 	"maps"
 	"mime/multipart"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,9 +47,17 @@ type exported struct {
 }
 
 type clickCounts struct {
-	Counts map[string]int `json:"counts"`
-	Total  int            `json:"total"`
+	Counts    map[string]int `json:"counts"`
+	Total     int            `json:"total"`
+	LastClick string         `json:"last_click"` // from the actor's key-value store
 }
+
+// The experiment account made on the platform, which the standalone run
+// must know.
+const (
+	saAccountEmail    = "participant@example.com"
+	saAccountPassword = "a-participant-passphrase"
+)
 
 var (
 	fixtureMu sync.Mutex
@@ -79,7 +88,17 @@ func clicksPackage(t *testing.T) *exported {
 	var form bytes.Buffer
 	mw := multipart.NewWriter(&form)
 	fw, _ := mw.CreateFormFile("file", "clicks.zip")
-	_, _ = fw.Write(exampleZip(t, "clicks", wasm))
+	// The clicks example with accounts of its own, so that one made here
+	// can be shown to sign in on the standalone run.
+	_, _ = fw.Write(rewriteEntry(t, exampleZip(t, "clicks", wasm), "manifest.json", func(b []byte) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["sub_auth"] = map[string]any{"enabled": true, "strategy": "experiment_users", "allow_registration": true}
+		b, _ = json.Marshal(m)
+		return b
+	}))
 	_ = mw.Close()
 	if r := admin.send("POST", "/api/experiments", mw.FormDataContentType(), form.String()); r.status != 201 {
 		t.Fatalf("upload clicks: %d %s", r.status, r.body)
@@ -93,8 +112,11 @@ func clicksPackage(t *testing.T) *exported {
 	ex := &exported{zip: filepath.Join(bins, "clicks-standalone.zip")}
 	ex.page = pageOf(t, base)
 	ex.counts = countsOf(t, admin)
-	if ex.counts.Total != 5 {
-		t.Fatalf("counts on the platform: %+v, want 5 clicks", ex.counts)
+	if ex.counts.Total != 5 || ex.counts.LastClick == "" {
+		t.Fatalf("counts on the platform: %+v, want 5 clicks and the last one's time", ex.counts)
+	}
+	if code, body := accountCall(t, httpAddr, "register", nil); code != http.StatusCreated {
+		t.Fatalf("register an experiment account on the platform: %d %s", code, body)
 	}
 	ex.data = dumpData(t, storeAddr, "clicks")
 	exportOverHTTP(t, admin, "clicks", ex.zip)
@@ -137,6 +159,22 @@ func exportOverHTTP(t *testing.T, admin *session, slug, out string) {
 	if err := os.WriteFile(out, []byte(d.body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// accountCall posts the experiment account's email and password to
+// /_gnome/auth/{action} on the clicks origin of the edge at addr; with a
+// jar, it then asks /_gnome/auth/me with the session it got.
+func accountCall(t *testing.T, addr, action string, jar http.CookieJar) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: testenv.LocalhostTransport(), Jar: jar}
+	body := fmt.Sprintf(`{"email":%q,"password":%q}`, saAccountEmail, saAccountPassword)
+	resp, err := c.Post(testenv.ExperimentURL(addr, "clicks", "/_gnome/auth/"+action), "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /_gnome/auth/%s: %v", action, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 func signIn(t *testing.T, base string) *session {
@@ -233,13 +271,42 @@ func checkSame(t *testing.T, ex *exported, base, storeAddr string) {
 	if got := pageOf(t, base); got != ex.page {
 		t.Errorf("the page differs from the platform's:\n%s\nwant\n%s", got, ex.page)
 	}
-	if got := countsOf(t, newSession(t, base)); got.Total != ex.counts.Total || !maps.Equal(got.Counts, ex.counts.Counts) {
+	if got := countsOf(t, newSession(t, base)); got.Total != ex.counts.Total || !maps.Equal(got.Counts, ex.counts.Counts) || got.LastClick != ex.counts.LastClick {
 		t.Errorf("counts = %+v, the platform answered %+v", got, ex.counts)
 	}
 	if got := dumpData(t, storeAddr, "clicks"); !maps.EqualFunc(got, ex.data, slices.Equal[[]string]) {
 		t.Errorf("the data differs from the platform's:\n%v\nwant\n%v", got, ex.data)
 	}
 	checkOnly(t, base)
+}
+
+// checkAccount signs in, on the standalone run's clicks origin, with the
+// experiment account made on the platform: the package carried its hash.
+func checkAccount(t *testing.T, addr string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	if code, body := accountCall(t, addr, "login", jar); code != http.StatusOK || !strings.Contains(body, saAccountEmail) {
+		t.Fatalf("the platform's experiment account signs in on the standalone run: %d %s", code, body)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: testenv.LocalhostTransport(), Jar: jar}
+	resp, err := c.Get(testenv.ExperimentURL(addr, "clicks", "/_gnome/auth/me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), saAccountEmail) || !strings.Contains(string(b), "experiment_user") {
+		t.Errorf("GET /_gnome/auth/me after signing in = %d %s", resp.StatusCode, b)
+	}
+	wrong := fmt.Sprintf(`{"email":%q,"password":"not-the-password"}`, saAccountEmail)
+	resp, err = c.Post(testenv.ExperimentURL(addr, "clicks", "/_gnome/auth/login"), "application/json", strings.NewReader(wrong))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a wrong password on the standalone run = %d, want 401", resp.StatusCode)
+	}
 }
 
 func checkOnly(t *testing.T, base string) {
@@ -287,6 +354,7 @@ func TestStandaloneRunsAnExportedPackage(t *testing.T) {
 		t.Errorf("the banner does not tell the install and import:\n%s", out)
 	}
 	checkSame(t, ex, base, storeAddr)
+	checkAccount(t, strings.TrimPrefix(base, "http://"))
 
 	anon := newSession(t, base)
 	if r := anon.send("POST", "/experiments/clicks/api/click", "application/json", `{"button":"green"}`); r.status != 201 {
@@ -367,7 +435,7 @@ func TestStandaloneRefusesWhatItCannotRun(t *testing.T) {
 		{"not a ZIP", notZip, []string{"notes.zip is not a ZIP archive"}},
 		{"an experiment, not a package", plain, []string{"plain.zip: not a valid export package", "export.json"}},
 		{"upload-ready", uploadReady, []string{"is an upload-ready package", "not its data", "Upload it to a g.nome platform instead"}},
-		{"a later format", later, []string{"format 2", "reads up to 1"}},
+		{"a later format", later, []string{fmt.Sprintf("format %d", exportpkg.FormatVersion+1), fmt.Sprintf("reads up to %d", exportpkg.FormatVersion)}},
 		{"an empty directory", t.TempDir(), []string{"not a valid export package"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

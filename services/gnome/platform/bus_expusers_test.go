@@ -18,7 +18,7 @@ func exerciseExpAccounts(ctx context.Context, t *testing.T, d *svc.Deps) {
 	const slug = "bus-accounts"
 	now := time.Now().UTC()
 	cfg := experiments.Config{Slug: slug, SlugField: slug, Name: slug, OwnerEmail: busAdminEmail, Status: "active", Version: 1,
-		Manifest:  `{"slug":"bus-accounts","sub_auth":{"enabled":true,"strategy":"experiment_users","allow_registration":true}}`,
+		Manifest:  `{"slug":"bus-accounts","sub_auth":{"enabled":true,"strategy":"experiment_users","allow_registration":true,"allow_demo_access":true,"demo_users":[{"email":"demo@example.com","role":"staff"}]}}`,
 		CreatedAt: now, UpdatedAt: now, Seq: 1}
 	if _, err := d.Store.Collection(store.ExperimentsConfig).InsertOne(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -31,13 +31,16 @@ func exerciseExpAccounts(ctx context.Context, t *testing.T, d *svc.Deps) {
 	if _, err := call(ctx, d.NC, "auth-exp-login", authapi.EndpointExpLogin, creds); err != nil {
 		t.Fatalf("exp.login: %v", err)
 	}
+	if demo, err := call(ctx, d.NC, "auth-exp-demo", authapi.EndpointExpDemo, authapi.ExpDemo{Slug: slug}); err != nil || demo.User.Email != "demo@example.com" {
+		t.Fatalf("exp.demo: %+v %v", demo, err)
+	}
 	admin, err := call(ctx, d.NC, "auth-login-owner", authapi.EndpointLogin, authapi.Credentials{Email: busAdminEmail, Password: busAdminPassword})
 	if err != nil {
 		t.Fatalf("login: %v", err)
 	}
 	actor := authapi.Actor{Email: busAdminEmail, Token: admin.Token}
 	list, err := call(ctx, d.NC, "auth-exp-users-list", authapi.EndpointExpUsersList, authapi.ExpUsersList{Actor: actor, Slug: slug})
-	if err != nil || len(list.Users) != 1 || list.Users[0].ID != reg.User.ID {
+	if err != nil || len(list.Users) != 2 || list.Users[0].Kind != "demo" || list.Users[1].ID != reg.User.ID {
 		t.Fatalf("exp.users.list: %+v %v", list, err)
 	}
 	yes := true

@@ -32,7 +32,8 @@ import (
 // A standalone run (gnome standalone) is Serve with Options.Standalone: the
 // platform as `gnome serve` runs it, then, before the edge takes requests,
 //
-//  1. the package's data is imported (exportpkg.ImportKeepExisting), once
+//  1. the package's data is imported (exportpkg.ImportKeepExisting), with
+//     the experiment's accounts and its actor's keys (format 2), once
 //     per package: a record in standalone_imports notes the package
 //     imported, and a restart with the same package imports nothing, so
 //     that what changed since (deletions included) stays as it is;
@@ -215,10 +216,20 @@ func (r *standaloneRun) importData(ctx context.Context, d *svc.Deps, fresh bool)
 		d.Log.Info("standalone: this package's data was imported before; kept as it is", "slug", p.Meta.Slug, "imported_at", prev.ImportedAt)
 		return nil
 	}
+	// The actor's keys go where the actor worker keeps them; it made the
+	// bucket at its start, and this makes sure of it whatever the order.
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorKV); err != nil {
+		return fmt.Errorf("import the actor's keys: %w", err)
+	}
+	kv, err := d.JS.KeyValue(ctx, bus.BucketActorKV)
+	if err != nil {
+		return fmt.Errorf("open bucket %s: %w", bus.BucketActorKV, err)
+	}
 	start := time.Now()
 	last := time.Now()
 	r.imported, err = exportpkg.Import(ctx, d.Store.DB, p.Package, exportpkg.ImportOptions{
 		Mode: exportpkg.ImportKeepExisting,
+		KV:   exportpkg.BucketKV{KV: kv},
 		Progress: func(f float64, step string) {
 			if time.Since(last) > 2*time.Second {
 				last = time.Now()
@@ -235,6 +246,8 @@ func (r *standaloneRun) importData(ctx context.Context, d *svc.Deps, fresh bool)
 	}
 	d.Log.Info("standalone: data imported", "slug", p.Meta.Slug, "collections", r.imported.Collections,
 		"documents", r.imported.Documents, "inserted", r.imported.Inserted, "existing", r.imported.Existing,
+		"accounts", r.imported.Accounts, "accounts_existing", r.imported.AccountsExisting,
+		"keys", r.imported.Keys, "keys_existing", r.imported.KeysExisting,
 		"took_ms", time.Since(start).Milliseconds())
 	return nil
 }
@@ -368,6 +381,10 @@ func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, url, storeURI st
 			colls = "1 collection"
 		}
 		fmt.Fprintf(w, "  data        %d documents in %s imported (%d already there, left as they were)\n", s.Inserted, colls, s.Existing)
+		if s.Accounts+s.AccountsExisting+s.Keys+s.KeysExisting > 0 {
+			fmt.Fprintf(w, "  people      %d accounts and %d keys of the actor's store imported (%d and %d already there, left as they were)\n",
+				s.Accounts, s.Keys, s.AccountsExisting, s.KeysExisting)
+		}
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
