@@ -215,8 +215,15 @@ func TestCallersOfAnActorNotServingGet503(t *testing.T) {
 		"config": map[string]any{"sleep_init": 3600000}}}, wasm)
 	eventually(t, 20*time.Second, "stuck's start to begin", func() bool { return w.lease("stuck") != nil })
 	since := c.answered.Load()
-	// The edge waits the time limit plus a second.
-	r := w.callAsEdge(2*time.Second, "stuck", "GET", "/count")
+	// The edge waits the time limit plus a second. Between taking the lease
+	// and subscribing the actor's subject the worker has no responder yet
+	// (the edge then asks for a start and says when to retry): call until
+	// the worker answers.
+	var r reply
+	eventually(t, 20*time.Second, "stuck's subject to be served", func() bool {
+		r = w.callAsEdge(2*time.Second, "stuck", "GET", "/count")
+		return r.err == nil || !strings.Contains(r.err.Message, "no responders")
+	})
 	if r.err == nil || r.err.Code != apierr.CodeUnavailable || r.retryAfter == "" {
 		t.Errorf("a call during a hanging start: %v (Retry-After %q), want unavailable with Retry-After", r, r.retryAfter)
 	}
