@@ -85,6 +85,41 @@ func probeZip(t *testing.T, slug string, actor map[string]any, extra map[string]
 	return zipOf(t, map[string]string{"manifest.json": manifest(slug, m), "index.html": "<p>" + slug + "</p>", "actor.wasm": string(probeWasm(t))})
 }
 
+// keepCounting has c POST slug's /count every 20 ms in the background (the
+// probe's counter) until the returned function is called, which returns
+// what went wrong meanwhile: a failed call, or a count that did not follow
+// the last one (the instance was replaced).
+func (c *client) keepCounting(slug string) (stop func() []string) {
+	quit := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var failures []string
+		last := 0.0
+		for {
+			select {
+			case <-quit:
+				done <- failures
+				return
+			default:
+			}
+			r := c.do("POST", "/experiments/"+slug+"/api/count", nil, nil)
+			var body struct {
+				N float64 `json:"n"`
+			}
+			switch {
+			case r.status != 200 || json.Unmarshal(r.body, &body) != nil:
+				failures = append(failures, fmt.Sprintf("%d %s", r.status, r.body))
+			case body.N != last+1:
+				failures = append(failures, fmt.Sprintf("count %v after %v: %s's instance was replaced", body.N, last, slug))
+			default:
+				last = body.N
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return func() []string { close(quit); return <-done }
+}
+
 // health is GET /experiments/{slug}/health.
 func (c *client) health(slug string) actorapi.State {
 	c.t.Helper()
@@ -394,30 +429,7 @@ func TestHostileActorsHurtOnlyThemselves(t *testing.T) {
 	admin.running("spin")
 	admin.running("calm")
 
-	stop := make(chan struct{})
-	done := make(chan []string)
-	calm := admin.on(p, 0)
-	go func() {
-		var failures []string
-		last := 0.0
-		for {
-			select {
-			case <-stop:
-				done <- failures
-				return
-			default:
-			}
-			r := calm.do("POST", "/experiments/calm/api/count", nil, nil)
-			if r.status != 200 {
-				failures = append(failures, fmt.Sprintf("%d %s", r.status, r.body))
-			} else if n := r.json(t)["n"].(float64); n != last+1 {
-				failures = append(failures, fmt.Sprintf("count %v after %v: calm's instance was replaced", n, last))
-			} else {
-				last = n
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopCalm := admin.on(p, 0).keepCounting("calm")
 
 	for _, c := range []struct {
 		slug, path string
@@ -439,8 +451,7 @@ func TestHostileActorsHurtOnlyThemselves(t *testing.T) {
 			return r.status == 200 && r.json(t)["n"] == float64(1)
 		})
 	}
-	close(stop)
-	if failures := <-done; len(failures) > 0 {
+	if failures := stopCalm(); len(failures) > 0 {
 		t.Errorf("calm failed while hog misbehaved: %v", failures)
 	}
 	if st := admin.health("hog"); st.Restarts != 3 || st.State != actorapi.StateRunning {

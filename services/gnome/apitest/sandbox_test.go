@@ -1,7 +1,6 @@
 package apitest
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,30 +23,7 @@ func TestActorsThatCannotServe(t *testing.T) {
 	}
 	admin.running("calm")
 
-	stop := make(chan struct{})
-	done := make(chan []string)
-	calm := admin.on(p, 0)
-	go func() {
-		var failures []string
-		last := 0.0
-		for {
-			select {
-			case <-stop:
-				done <- failures
-				return
-			default:
-			}
-			r := calm.do("POST", "/experiments/calm/api/count", nil, nil)
-			if r.status != 200 {
-				failures = append(failures, fmt.Sprintf("%d %s", r.status, r.body))
-			} else if n := r.json(t)["n"].(float64); n != last+1 {
-				failures = append(failures, fmt.Sprintf("count %v after %v: calm's instance was replaced", n, last))
-			} else {
-				last = n
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopCalm := admin.on(p, 0).keepCounting("calm")
 
 	upload := func(slug string, files map[string]string) {
 		t.Helper()
@@ -103,8 +79,7 @@ func TestActorsThatCannotServe(t *testing.T) {
 		}
 	}
 
-	close(stop)
-	if failures := <-done; len(failures) > 0 {
+	if failures := stopCalm(); len(failures) > 0 {
 		t.Errorf("calm failed meanwhile: %v", failures)
 	}
 	if st := admin.health("calm"); st.Restarts != 0 {
