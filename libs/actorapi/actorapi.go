@@ -33,6 +33,9 @@ const (
 	HeaderDeadline = "Gnome-Deadline"
 	// HeaderRetryAfter accompanies an unavailable reply: seconds to wait.
 	HeaderRetryAfter = "Retry-After"
+	// HeaderRun names the study-link run of a participant's call (the
+	// caller's link.run): the worker marks the run started.
+	HeaderRun = "Gnome-Run"
 )
 
 // HeaderScriptCookies is the response header in which an actor names,
@@ -142,6 +145,23 @@ type Caller struct {
 	// identifier of the caller within the experiment, "" for CallerAnonymous.
 	Kind string `json:"kind,omitempty"`
 	ID   string `json:"id,omitempty"`
+	// Link is, for a participant who came through a study link, the link
+	// and their run.
+	Link *CallerLink `json:"link,omitempty"`
+}
+
+// CallerLink is the study link a participant opened and their run in it.
+type CallerLink struct {
+	// ID is the link's; Kind single, multi or personal; Label a personal
+	// link's participant label.
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Label string `json:"label,omitempty"`
+	// Run is the participant's run: the host operation run.finish takes it.
+	Run string `json:"run"`
+	// Params are the URL parameters the recruiter added to the link
+	// (PROLIFIC_PID, STUDY_ID, SESSION_ID, workerId, assignmentId, hitId...).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // Kinds of callers.

@@ -10,6 +10,7 @@ import (
 // operations return.
 const (
 	CodeBadRequest             = "bad_request"
+	CodeUnauthenticated        = "unauthenticated"
 	CodeInvalidJSON            = "invalid_json"
 	CodeValidationFailed       = "validation_failed"
 	CodeForbidden              = "forbidden"
@@ -32,6 +33,7 @@ const (
 // them; Fail answers with them.
 var statuses = map[string]int{
 	CodeBadRequest:             400,
+	CodeUnauthenticated:        401,
 	CodeInvalidJSON:            400,
 	CodeValidationFailed:       422,
 	CodeForbidden:              403,

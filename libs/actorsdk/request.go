@@ -49,7 +49,32 @@ type Caller struct {
 	// Anonymous is true when the caller has no account (KindParticipant,
 	// KindAnonymous).
 	Anonymous bool `json:"anonymous"`
+	// Link is, for a participant who came through a study link, the link
+	// and their run; nil otherwise.
+	Link *Link `json:"link,omitempty"`
 }
+
+// Link is the study link a participant opened (Caller.Link).
+type Link struct {
+	// ID is the link's; Kind is LinkSingle, LinkMulti or LinkPersonal;
+	// Label is a personal link's participant label.
+	ID    string `json:"id"`
+	Kind  string `json:"kind"`
+	Label string `json:"label"`
+	// Run is the participant's run, which FinishRun marks finished.
+	Run string `json:"run"`
+	// Params are the URL parameters the recruiter added to the link:
+	// PROLIFIC_PID, STUDY_ID and SESSION_ID from Prolific, workerId,
+	// assignmentId and hitId from Mechanical Turk, and any others.
+	Params map[string]string `json:"params"`
+}
+
+// Kinds of study links (Link.Kind).
+const (
+	LinkSingle   = "single"
+	LinkMulti    = "multi"
+	LinkPersonal = "personal"
+)
 
 // Kinds of callers (Caller.Kind).
 const (

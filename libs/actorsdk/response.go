@@ -198,3 +198,12 @@ func validHeaderName(k string) bool {
 	}
 	return true
 }
+
+// Redirect answers 303 See Other to location: the browser follows it with
+// a GET (after a form's POST too). An empty location is a 500 error.
+func Redirect(location string) *Response {
+	if location == "" {
+		return Error(500, CodeInternal, "redirect to an empty location")
+	}
+	return (&Response{Status: 303}).WithHeader("Location", location)
+}

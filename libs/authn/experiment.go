@@ -82,3 +82,18 @@ func (s *Signer) MintExperimentDemo(sub Subject, slug string, ttl time.Duration,
 	}
 	return s.mintKind(sub, KindDemo, ExperimentAudience(slug), now, now.Add(ttl))
 }
+
+// MaxParticipantTTL bounds a study-link participant's session.
+const MaxParticipantTTL = 30 * 24 * time.Hour
+
+// MintParticipant signs the session of a participant who opened a study
+// link of slug: sub.ID is their participant ID, sub.Run their run.
+func (s *Signer) MintParticipant(sub Subject, slug string, ttl time.Duration, now time.Time) (string, *Claims, error) {
+	if slug == "" || sub.ID == "" || sub.Run == nil || sub.Run.ID == "" {
+		return "", nil, errors.New("a participant's token needs a slug, a participant and a run")
+	}
+	if ttl <= 0 || ttl > MaxParticipantTTL {
+		ttl = MaxParticipantTTL
+	}
+	return s.mintKind(sub, KindParticipant, ExperimentAudience(slug), now, now.Add(ttl))
+}

@@ -49,13 +49,31 @@ type Claims struct {
 	// a hybrid experiment that links platform users, the ID of the
 	// experiment account linked to them: the ID the actor sees.
 	Linked string `json:"lnk,omitempty"`
+	// Run is, in a participant's token (KindParticipant), the study link
+	// they came through and their run.
+	Run *Run `json:"run,omitempty"`
 	jwt.RegisteredClaims
+}
+
+// Run is a study-link participant's run as their token carries it: the
+// actor sees it in its caller without the platform reading it per call.
+type Run struct {
+	ID   string `json:"id"`
+	Link string `json:"link"`
+	// Kind is the link's kind (single, multi, personal); Label a personal
+	// link's label.
+	Kind  string `json:"kind"`
+	Label string `json:"label,omitempty"`
+	// Params are the URL parameters the recruiter added to the link.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // Kinds of token holders besides platform users.
 const (
 	KindExperimentUser = "experiment_user"
 	KindDemo           = "demo"
+	// KindParticipant is a participant who came through a study link.
+	KindParticipant = "participant"
 )
 
 // HasRole reports whether the claims carry role.
@@ -124,6 +142,8 @@ type Subject struct {
 	TokenVersion int64
 	// Linked is the experiment account a hand-off links to (Claims.Linked).
 	Linked string
+	// Run is a study-link participant's run (Claims.Run).
+	Run *Run
 }
 
 // Mint signs a platform token for sub valid for TokenTTL from now.
@@ -146,7 +166,7 @@ func (s *Signer) sign(sub Subject, kind, audience, session string, now, expires 
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
 	c := &Claims{
-		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind, Linked: sub.Linked,
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind, Linked: sub.Linked, Run: sub.Run,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub.ID,
 			Issuer:    Issuer,

@@ -54,6 +54,8 @@ func (d Decision) String() string {
 // Rules are what access depends on: the experiment's owner, status and its
 // manifest's access fields.
 type Rules struct {
+	// Slug names the default custom resource, experiment:{slug}.
+	Slug         string
 	Owner        string
 	Status       string
 	AuthRequired bool
@@ -62,7 +64,7 @@ type Rules struct {
 
 // RulesOf reads the rules from a configuration and its parsed manifest.
 func RulesOf(c *Config, m *bundle.Manifest) Rules {
-	r := Rules{Owner: c.OwnerEmail, Status: c.Status}
+	r := Rules{Slug: c.Slug, Owner: c.OwnerEmail, Status: c.Status}
 	if m != nil {
 		if m.AuthRequired != nil {
 			r.AuthRequired = *m.AuthRequired
@@ -79,9 +81,16 @@ func RulesOf(c *Config, m *bundle.Manifest) Rules {
 // owner and admins and stops serving archived and inactive experiments
 // (owners still read and export them); denied_users are refused before
 // anything grants; the owner may open it unless owner_can_access is false;
-// then sign-in (auth_required, auth_policy.required, or any allow-list,
-// unless allow_anonymous with no allow-list), allowed_users, allowed_roles
-// and required_permissions ("resource:action", through the shared policy).
+// then sign-in (auth_required, auth_policy.required, any allow-list, or a
+// custom permission; allow_anonymous lifts it only when none of those is
+// given); the custom permission (every custom_actions action on
+// custom_resource, through the shared policy), which nothing after it can
+// stand in for; then allowed_users, allowed_roles and required_permissions
+// ("resource:action", through the shared policy).
+//
+// Only platform users hold policies: a viewer without an email (an
+// experiment's own account or demo account) is refused a custom permission
+// and required_permissions, as it matches no allow-list.
 func Decide(r Rules, v *Viewer, perms Permissions, a Action) Decision {
 	if v != nil && v.IsAdmin {
 		return Allow
@@ -127,9 +136,10 @@ func decide(r Rules, v *Viewer, owner bool, perms Permissions, a Action) Decisio
 	if owner && (p.OwnerCanAccess == nil || *p.OwnerCanAccess) {
 		return Allow
 	}
+	resource, actions, custom := CustomPermission(r.Slug, p)
 	required := r.AuthRequired || (p.Required != nil && *p.Required) ||
-		len(p.AllowedRoles) > 0 || len(p.AllowedUsers) > 0 || len(p.RequiredPermissions) > 0
-	if p.AllowAnonymous != nil && *p.AllowAnonymous && len(p.AllowedRoles) == 0 && len(p.AllowedUsers) == 0 && len(p.RequiredPermissions) == 0 {
+		len(p.AllowedRoles) > 0 || len(p.AllowedUsers) > 0 || len(p.RequiredPermissions) > 0 || custom
+	if p.AllowAnonymous != nil && *p.AllowAnonymous && len(p.AllowedRoles) == 0 && len(p.AllowedUsers) == 0 && len(p.RequiredPermissions) == 0 && !custom {
 		required = false
 	}
 	if v == nil {
@@ -137,6 +147,15 @@ func decide(r Rules, v *Viewer, owner bool, perms Permissions, a Action) Decisio
 			return NeedLogin
 		}
 		return Allow
+	}
+	if custom {
+		// The experiment named who may use it in the shared policy:
+		// holding every action is the condition, for listed users too.
+		for _, act := range actions {
+			if v.Email == "" || perms == nil || !perms.Allowed(v.Email, resource, act) {
+				return Deny
+			}
+		}
 	}
 	if containsFold(p.AllowedUsers, v.Email) {
 		return Allow
@@ -158,4 +177,34 @@ func decide(r Rules, v *Viewer, owner bool, perms Permissions, a Action) Decisio
 
 func containsFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(strings.TrimSpace(x), s) })
+}
+
+// DefaultCustomAction is what custom_actions is when only custom_resource
+// is given.
+const DefaultCustomAction = "access"
+
+// CustomPermission is the permission an experiment's auth_policy asks of
+// its users through custom_resource (default experiment:{slug}) and
+// custom_actions (default ["access"]); on is false when the policy gives
+// neither, and no custom permission is asked.
+func CustomPermission(slug string, p bundle.AuthPolicy) (resource string, actions []string, on bool) {
+	on = p.CustomResource != "" || len(p.CustomActions) > 0
+	resource = p.CustomResource
+	if resource == "" {
+		resource = "experiment:" + slug
+	}
+	actions = p.CustomActions
+	if len(actions) == 0 {
+		actions = []string{DefaultCustomAction}
+	}
+	return resource, actions, on
+}
+
+// OwnResource reports whether resource is slug's own, experiment:{slug} or
+// below it (experiment:{slug}:...): the only resources the experiment's
+// owner may write policies on. Any other name may be the platform's
+// (admin_panel) or another experiment's, which only admins may grant.
+func OwnResource(slug, resource string) bool {
+	own := "experiment:" + slug
+	return slug != "" && (resource == own || strings.HasPrefix(resource, own+":"))
 }

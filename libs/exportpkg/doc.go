@@ -44,6 +44,10 @@
 //	.gnome/kv.jsonl             format 2: the actor's key-value store, one
 //	                            {"key", "value" (base64)} object a line,
 //	                            under the actor's own key names
+//	.gnome/runs.jsonl           format 2: the runs of its study links, one
+//	                            JSON object a line (below)
+//	.gnome/links.jsonl          format 2: its study links, one JSON object
+//	                            a line, each with its claim (below)
 //	README.md                   what is inside and how to run it
 //	.gnome/export.json
 //
@@ -80,7 +84,8 @@
 // .gnome/export.json is a JSON object (Meta):
 //
 //	format            2 (FormatVersion); readers refuse a newer format and
-//	                  read format 1 (no accounts, no kv) as before
+//	                  read format 1 (no accounts, kv, links or runs) as
+//	                  before
 //	type              "upload-ready" | "standalone" | "docker"
 //	slug, name        the experiment's
 //	version           the exported version's number
@@ -96,9 +101,10 @@
 //	                  unpacked; [] for upload-ready
 //	documents         the sum of the collections' documents
 //	image             docker only: the image the Dockerfile builds from
-//	accounts, kv      format 2, absent when empty and in upload-ready
-//	                  packages: {file, entries, sha256} of accounts.jsonl
-//	                  and kv.jsonl (entries is the line count)
+//	accounts, kv,     format 2, absent when empty and in upload-ready
+//	links, runs       packages: {file, entries, sha256} of accounts.jsonl,
+//	                  kv.jsonl, links.jsonl and runs.jsonl (entries is the
+//	                  line count; runs only beside links)
 //
 // A data file holds one document per line: canonical Extended JSON
 // (https://www.mongodb.com/docs/manual/reference/mongodb-extended-json/),
@@ -115,12 +121,39 @@
 // not the experiment's (it cannot reach it) and is reported in
 // Summary.Skipped.
 //
-// Accounts and keys come after the data files, before README.md. Readers
-// refuse an account of another experiment, one whose _id is not
-// "{slug}/{email}", one without ID or password hash, and one with a field
-// an account does not have (a plain password above all); and a key outside
-// the actor's key syntax or a value over 64 KiB. Import inserts only the
-// accounts and keys that are not there, in either mode.
+// Accounts, keys, runs and links come after the data files, in that
+// order, before README.md. Readers refuse an account of another
+// experiment, one whose _id is not "{slug}/{email}", one without ID or
+// password hash, and one with a field an account does not have (a plain
+// password above all); and a key outside the actor's key syntax or a value
+// over 64 KiB.
+//
+// A line of links.jsonl is a study link as stored (store.StudyLink):
+// {"id", "slug", "kind" (single | multi | personal), "label",
+// "completion_url", "completion_code", "run", "revoked", "revoked_at",
+// "created_by", "created_at"}, where run is the run that claimed a
+// single-use or personal link (the study_link_claims document {_id: link,
+// run}), absent while unclaimed: the claim travels inside its link, so
+// that a used single-use link stays used after an import and a package
+// cannot claim a link it lacks. A line of runs.jsonl is a run
+// (store.StudyRun): {"id", "slug", "link", "participant", "params",
+// "opened_at", "started", "started_at", "finished", "finished_at"}. Times
+// are RFC 3339. At most MaxLinks links and MaxRuns runs. The runs are
+// read from the store before the links: a claim is stored before its run,
+// so every run of a single-use or personal link finds its claim. Readers
+// refuse, with the file and line, an unknown field, a second value on a
+// line, a record of another experiment, an ID twice or not of the
+// 22-character shape the edge opens, an unknown kind, a label on a link
+// that is not personal (or none on one that is), a completion URL or
+// code that link creation refuses, a claim of a multi-use link or of a run
+// another link claims, a run of a link not in the package or, for a
+// single-use or personal link, other than its claim's, URL parameters an
+// opening refuses, and times that do not match a run's state (finished
+// but not started, started without started_at, ...).
+//
+// Import inserts only the accounts, keys, links, claims and runs that
+// are not there, in either mode: a link revoked or used, or a run
+// finished, since stays so.
 //
 // Readers check that every listed data file is there, that its document
 // count and SHA-256 match export.json, and that every document has an _id

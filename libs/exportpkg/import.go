@@ -60,6 +60,10 @@ type ImportSummary struct {
 	// change of password, state or value.
 	Accounts, AccountsExisting int64
 	Keys, KeysExisting         int64
+	// Links (with their claims) and Runs of study links, likewise: a link
+	// revoked or used, or a run finished, since stays so.
+	Links, LinksExisting int64
+	Runs, RunsExisting   int64
 }
 
 // Import writes every document of the package into the experiment's
@@ -100,6 +104,9 @@ func Import(ctx context.Context, db *mongo.Database, p *Package, opts ImportOpti
 	var err error
 	if im.sum.Accounts, im.sum.AccountsExisting, err = importAccounts(ctx, db, p); err != nil {
 		return im.sum, fmt.Errorf("import accounts: %w", err)
+	}
+	if im.sum.Links, im.sum.LinksExisting, im.sum.Runs, im.sum.RunsExisting, err = importLinks(ctx, db, p); err != nil {
+		return im.sum, fmt.Errorf("import study links: %w", err)
 	}
 	if opts.KV != nil {
 		if im.sum.Keys, im.sum.KeysExisting, err = importKV(ctx, opts.KV, p); err != nil {

@@ -16,7 +16,8 @@ type Type = exportapi.Type
 
 // FormatVersion is the version of the package format written here; Open
 // refuses packages of a later one. Format 2 added the experiment's
-// accounts and its actor's key-value store (accounts, kv): a reader of
+// accounts, its actor's key-value store, its study links and their runs
+// (accounts, kv, links, runs): a reader of
 // format 1 would run such a package without them, so it must refuse it.
 const FormatVersion = 2
 
@@ -68,6 +69,10 @@ type Meta struct {
 	// packages.
 	Accounts *Extra `json:"accounts,omitempty"`
 	KV       *Extra `json:"kv,omitempty"`
+	// Links and Runs (format 2) are the experiment's study links, each
+	// with its claim, and their runs; absent as Accounts is.
+	Links *Extra `json:"links,omitempty"`
+	Runs  *Extra `json:"runs,omitempty"`
 }
 
 // Collection is one collection's data file.
@@ -119,16 +124,26 @@ func (m *Meta) check() error {
 	if !m.Type.HasData() && len(m.Collections) > 0 {
 		return invalid("export.json: an upload-ready package lists collections")
 	}
-	if !m.Type.HasData() && (m.Accounts != nil || m.KV != nil) {
-		return invalid("export.json: an upload-ready package lists accounts or keys")
+	people := m.Accounts != nil || m.KV != nil || m.Links != nil || m.Runs != nil
+	if !m.Type.HasData() && people {
+		return invalid("export.json: an upload-ready package lists accounts, keys, study links or runs")
 	}
-	if m.Format < 2 && (m.Accounts != nil || m.KV != nil) {
-		return invalid("export.json: a package of format %d lists accounts or keys", m.Format)
+	if m.Format < 2 && people {
+		return invalid("export.json: a package of format %d lists accounts, keys, study links or runs", m.Format)
+	}
+	if m.Runs != nil && m.Links == nil {
+		return invalid("export.json lists runs but no study links")
 	}
 	if err := checkExtra("accounts", m.Accounts, AccountsFile, MaxAccounts); err != nil {
 		return err
 	}
 	if err := checkExtra("kv", m.KV, KVFile, MaxKVKeys); err != nil {
+		return err
+	}
+	if err := checkExtra("links", m.Links, LinksFile, MaxLinks); err != nil {
+		return err
+	}
+	if err := checkExtra("runs", m.Runs, RunsFile, MaxRuns); err != nil {
 		return err
 	}
 	if len(m.Collections) > MaxCollections {

@@ -308,7 +308,7 @@ func (p *Package) ReadAccounts(fn func(a store.ExpAccount, raw bson.D) error) er
 		}
 		return nil
 	})
-	if stop != nil && errors.Is(err, stop) {
+	if stop != nil { // fn's own error, which readLines would take for a refusal
 		return stop
 	}
 	return err
@@ -340,7 +340,7 @@ func (p *Package) ReadKV(fn func(key string, value []byte) error) error {
 		}
 		return nil
 	})
-	if stop != nil && errors.Is(err, stop) {
+	if stop != nil { // fn's own error, which readLines would take for a refusal
 		return stop
 	}
 	return err

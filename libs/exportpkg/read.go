@@ -185,13 +185,14 @@ func packDir(root *os.Root, w io.Writer) error {
 	return zw.Close()
 }
 
-// dataFiles are the entries export.json lists: data, accounts and keys.
+// dataFiles are the entries export.json lists: data, accounts, keys,
+// links and runs.
 func (p *Package) dataFiles() []string {
 	var names []string
 	for _, c := range p.Meta.Collections {
 		names = append(names, c.File)
 	}
-	for _, e := range []*Extra{p.Meta.Accounts, p.Meta.KV} {
+	for _, e := range []*Extra{p.Meta.Accounts, p.Meta.KV, p.Meta.Links, p.Meta.Runs} {
 		if e != nil {
 			names = append(names, e.File)
 		}

@@ -230,6 +230,12 @@ func (x *writer) write() error {
 		if err := x.writeKV(); err != nil {
 			return err
 		}
+		if err := x.writeRuns(); err != nil {
+			return err
+		}
+		if err := x.writeLinks(); err != nil {
+			return err
+		}
 	}
 
 	x.progress.report(x.progress.finishAt(), StepFinish)

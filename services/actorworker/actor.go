@@ -498,6 +498,7 @@ func (a *actor) serve(m *nats.Msg) {
 		return
 	}
 	a.host.beginCall()
+	a.runCalled(m)
 	t := time.Now()
 	out, err := a.inst.Handle(ctx, m.Data)
 	a.s.metrics.calls.WithLabelValues(a.slug).Observe(time.Since(t).Seconds())

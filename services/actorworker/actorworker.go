@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -103,7 +104,9 @@ type Service struct {
 	bundles jetstream.ObjectStore
 	configs store.Experiments
 	tmpDir  string
-	grants  grantWatch // the data_grants bucket (hostops.go)
+	grants  grantWatch  // the data_grants bucket (hostops.go)
+	runs    startedRuns // study-link runs marked started (runs.go)
+	bg      atomic.Pointer[svc.Background]
 
 	mu       sync.Mutex
 	actors   map[string]*actor
@@ -133,6 +136,7 @@ func New(d *svc.Deps) *Service {
 		// should run, happen in the background: starting never waits for
 		// actors.
 		Background: func(ctx context.Context, bg *svc.Background) error {
+			s.bg.Store(bg)
 			if err := s.watchGrants(bg); err != nil {
 				return err
 			}

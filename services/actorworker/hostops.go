@@ -231,6 +231,7 @@ var hostOps = map[string]hostOp{
 	"kv.put":       (*host).kvPut,
 	"kv.delete":    (*host).kvDelete,
 	"config":       (*host).configOp,
+	"run.finish":   (*host).runFinish,
 }
 
 // Call runs one host operation.

@@ -70,6 +70,9 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Store.ExpAccounts().EnsureIndexes(ctx); err != nil {
 		return err
 	}
+	if err := d.Store.StudyLinks().EnsureIndexes(ctx); err != nil {
+		return err
+	}
 	key, err := authn.DeriveKey(d.Config.SecretKey)
 	if err != nil {
 		return fmt.Errorf("SECRET_KEY: %w", err)
@@ -196,6 +199,14 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointExpUsersList, s.expUsersList),
 		bus.Endpoint(authapi.EndpointExpUsersUpdate, s.expUserUpdate),
 		bus.Endpoint(authapi.EndpointExpUsersDelete, s.expUserDelete),
+		bus.Endpoint(authapi.EndpointLinksCreate, s.linksCreate),
+		bus.Endpoint(authapi.EndpointLinksList, s.linksList),
+		bus.Endpoint(authapi.EndpointLinksRevoke, s.linkRevoke),
+		bus.Endpoint(authapi.EndpointLinksRuns, s.linksRuns),
+		bus.Endpoint(authapi.EndpointLinksOpen, s.linkOpen),
+		bus.Endpoint(authapi.EndpointPermsList, s.permsList),
+		bus.Endpoint(authapi.EndpointPermsGrant, s.permsGrant),
+		bus.Endpoint(authapi.EndpointPermsRevoke, s.permsRevoke),
 	)
 }
 

@@ -133,6 +133,12 @@ func (s *Service) expLogin(ctx context.Context, req authapi.ExpCredentials) (aut
 // they manage the experiment's accounts. As everywhere, the token decides,
 // never the email beside it.
 func (s *Service) expOwner(ctx context.Context, actor authapi.Actor, slug string) (authapi.Actor, error) {
+	return s.ownerOf(ctx, actor, slug, "its accounts")
+}
+
+// ownerOf checks that actor is slug's owner or an administrator, who alone
+// manage what (named in the refusal).
+func (s *Service) ownerOf(ctx context.Context, actor authapi.Actor, slug, what string) (authapi.Actor, error) {
 	cl, err := s.identity.Claims(actor.Token)
 	if err != nil {
 		return authapi.Actor{}, err
@@ -149,7 +155,7 @@ func (s *Service) expOwner(ctx context.Context, actor authapi.Actor, slug string
 		return authapi.Actor{}, apierr.New(apierr.CodeNotFound, "no experiment %q", slug)
 	}
 	if !admin && !strings.EqualFold(cfg.OwnerEmail, cl.Email) {
-		return authapi.Actor{}, apierr.New(apierr.CodeForbidden, "only the experiment's owner and administrators manage its accounts")
+		return authapi.Actor{}, apierr.New(apierr.CodeForbidden, "only the experiment's owner and administrators manage %s", what)
 	}
 	return authapi.Actor{Email: cl.Email, RequestID: actor.RequestID}, nil
 }

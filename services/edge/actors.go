@@ -251,13 +251,14 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 	if ck := actorCookieHeader(c, rules.reserved); ck != "" {
 		headers["Cookie"] = []string{ck}
 	}
+	caller := callerOf(c)
 	req := actorapi.Request{
 		Method:    c.Method(),
 		Path:      actorPath(string(c.Request().URI().Path()), slug),
 		Query:     string(c.Request().URI().QueryString()),
 		Headers:   headers,
 		Body:      append([]byte{}, body...),
-		Caller:    callerOf(c),
+		Caller:    caller,
 		RequestID: rid,
 	}
 	data, err := json.Marshal(req)
@@ -281,6 +282,10 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 	bus.Inject(ctx, msg.Header, rid)
 	deadline, _ := ctx.Deadline()
 	msg.Header.Set(actorapi.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
+	if caller.Link != nil {
+		// The worker marks the run started without reading the body.
+		msg.Header.Set(actorapi.HeaderRun, caller.Link.Run)
+	}
 
 	reply, err := a.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
@@ -350,7 +355,14 @@ func callerOf(c *fiber.Ctx) actorapi.Caller {
 		if cl.Linked != "" {
 			id = cl.Linked
 		}
-		return actorapi.Caller{Kind: kind, ID: id, Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+		caller := actorapi.Caller{Kind: kind, ID: id, Email: cl.Email, Roles: append([]string{}, cl.Roles...)}
+		if cl.Kind == authn.KindParticipant && cl.Run != nil {
+			// A study link's participant: signed in by the link, known by
+			// no email.
+			caller.Kind, caller.Anonymous = actorapi.CallerParticipant, true
+			caller.Link = &actorapi.CallerLink{ID: cl.Run.Link, Kind: cl.Run.Kind, Label: cl.Run.Label, Run: cl.Run.ID, Params: cl.Run.Params}
+		}
+		return caller
 	}
 	if id, _ := c.Locals(localParticipant).(string); id != "" {
 		return actorapi.Caller{Kind: actorapi.CallerParticipant, ID: id, Roles: []string{}, Anonymous: true}

@@ -303,7 +303,8 @@ func (s *Service) newApp() *fiber.App {
 	if err != nil {
 		panic(err) // HKDF fails only for outputs over 8160 bytes: a 32-byte key never does
 	}
-	expApp := s.newExperimentApp(errHandler, files, actors, subAuth)
+	links := &linksAPI{log: d.Log, auth: s.auth, id: s.id, limiter: s.limiter, origins: s.origins}
+	expApp := s.newExperimentApp(errHandler, files, actors, subAuth, links)
 
 	// Fiber matches routes in the order they are registered, so this order
 	// is part of the API: requests for an experiment's origin leave for its
@@ -316,10 +317,12 @@ func (s *Service) newApp() *fiber.App {
 	health.routes(app)
 	accounts.routes(app)
 	subAuth.ownerRoutes(app)
+	links.routes(app)
 	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)
 	admin.routes(app)
 	exps.routes(app)
 	(&grantsAPI{upload: s.upload, id: s.id}).routes(app)
+	(&permissionsAPI{auth: s.auth, id: s.id}).routes(app)
 	app.All("/experiments/:slug", s.toExperimentOrigin)
 	app.All("/experiments/:slug/*", s.toExperimentOrigin)
 	exports.routes(app)

@@ -335,6 +335,12 @@ func (x *expAuth) me(c *fiber.Ctx) error {
 		return c.JSON(fiber.Map{"kind": cl.Kind, "id": cl.Subject, "email": cl.Email})
 	case authn.KindDemo:
 		return c.JSON(fiber.Map{"kind": cl.Kind, "id": cl.Subject, "email": cl.Email, "roles": roles})
+	case authn.KindParticipant:
+		m := fiber.Map{"kind": cl.Kind, "id": cl.Subject}
+		if cl.Run != nil {
+			m["link"] = fiber.Map{"id": cl.Run.Link, "kind": cl.Run.Kind, "label": cl.Run.Label, "run": cl.Run.ID, "params": cl.Run.Params}
+		}
+		return c.JSON(m)
 	}
 	if cl.Linked != "" {
 		// As the actor knows them: the linked account's ID.

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,6 +24,7 @@ import (
 //	/_gnome/session?code=...            the end of the identity hand-off
 //	/_gnome/logout                      sign out (everywhere)
 //	/_gnome/auth/...                    the experiment's own accounts (expauth.go)
+//	/_gnome/l/{id}                      a study link's opening (links.go)
 //
 // The platform's cookie never reaches an experiment origin (it is host-only
 // on the platform's host); the visitor's identity arrives by the hand-off
@@ -69,7 +71,7 @@ func (s *Service) experimentHost(expApp fiber.Handler) fiber.Handler {
 
 // newExperimentApp is the routes of an experiment's origin; it shares the
 // platform app's handlers for files and actor calls.
-func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI, subAuth *expAuth) fiber.Handler {
+func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI, subAuth *expAuth, links *linksAPI) fiber.Handler {
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errHandler,
@@ -84,6 +86,7 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 	app.Get("/_gnome/session", s.handoffs.finish)
 	app.Post("/_gnome/logout", s.handoffs.logout)
 	subAuth.routes(app)
+	links.expRoutes(app)
 	own := func(c *fiber.Ctx) error {
 		if c.Params("slug") != expSlugOf(c) {
 			return httpx.NotFound("no experiment %q on this origin", c.Params("slug"))
@@ -143,7 +146,8 @@ func (id *identity) identifyExperiment(c *fiber.Ctx) error {
 		(sa.Strategy != bundle.StrategyExperimentUsers && sa.Strategy != bundle.StrategyAnonymousSession)
 	switch cookie {
 	case "":
-		if handoff && wantsPage(c) && c.Path() != "/_gnome/session" {
+		// A study link's opening is the participant's own way in.
+		if handoff && wantsPage(c) && c.Path() != "/_gnome/session" && !strings.HasPrefix(c.Path(), "/_gnome/l/") {
 			return c.Redirect(id.handoffURL(slug, string(c.Request().RequestURI()), false), fiber.StatusSeeOther)
 		}
 	case anonymousSession:

@@ -103,7 +103,7 @@ var pages = func() map[string]*template.Template {
 	}
 	// An experiment's origin has pages of its own, which know nothing of
 	// the platform (expauth.go).
-	for _, name := range []string{"exp-login", "exp-register"} {
+	for _, name := range []string{"exp-login", "exp-register", "exp-link"} {
 		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/exp-layout.html", "pages/"+name+".html"))
 	}
 	return out

@@ -28,11 +28,11 @@ func (s *Service) actorKV(ctx context.Context) (exportpkg.KVStore, error) {
 	return exportpkg.BucketKV{KV: kv}, nil
 }
 
-// peopleKey names the state of the experiment's accounts and keys, which
-// the data version does not count (they are not the experiment's
-// collections): a ready package is handed out again only while it is the
-// same, so that a new account or value is never missing from a package
-// made after it. Empty for packages without data.
+// peopleKey names the state of the experiment's accounts, keys, study
+// links and runs, which the data version does not count (they are not the
+// experiment's collections): a ready package is handed out again only
+// while it is the same, so that a new account, value, link or run is never
+// missing from a package made after it. Empty for packages without data.
 func (s *Service) peopleKey(ctx context.Context, t exportapi.Type, slug string) (string, error) {
 	if !t.HasData() {
 		return "", nil
@@ -45,6 +45,11 @@ func (s *Service) peopleKey(ctx context.Context, t exportapi.Type, slug string) 
 	for _, a := range accounts {
 		fmt.Fprintf(h, "a|%s|%d|%t|%d\n", a.UID, a.TokenVersion, a.Disabled, a.UpdatedAt.UnixNano())
 	}
+	links, err := exportpkg.LinksState(ctx, s.d.Store.DB, slug)
+	if err != nil {
+		return "", err
+	}
+	h.Write([]byte("l|" + links + "\n"))
 	kv, err := s.d.JS.KeyValue(ctx, bus.BucketActorKV)
 	switch {
 	case errors.Is(err, jetstream.ErrBucketNotFound):

@@ -2,6 +2,8 @@ package export
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +109,109 @@ func TestPackagesCarryAccountsAndKeys(t *testing.T) {
 	}
 	if r := w.request("shop", exportapi.UploadReady, reader); !r.Reused {
 		t.Error("the upload-ready package was not reused: accounts and keys are not its source")
+	}
+}
+
+// Standalone and docker packages carry the experiment's study links, with
+// the claim of a used single-use link, and their runs; upload-ready ones
+// carry none; and a new run, or a run's finish, makes a package stale.
+func TestPackagesCarryStudyLinks(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	s := w.service(fast())
+	w.deploy("shop", "first")
+	ctx := ctxT(t)
+	repo := w.d.Store.StudyLinks()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	single, multi := "single-link-0123456789", "multi-link-01234567890"
+	if err := repo.Create(ctx, []store.StudyLink{
+		{ID: single, Slug: "shop", Kind: store.LinkSingle, CreatedBy: "dev@example.com", CreatedAt: now},
+		{ID: multi, Slug: "shop", Kind: store.LinkMulti, CreatedBy: "dev@example.com", CreatedAt: now.Add(time.Second)},
+		{ID: "other-link-01234567890", Slug: "other", Kind: store.LinkMulti, CreatedAt: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	openRun := func(link, id string) {
+		t.Helper()
+		if _, _, err := repo.Open(ctx, "shop", link, func() store.StudyRun {
+			return store.StudyRun{ID: id, Participant: "participant-" + id[:4], OpenedAt: now}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	openRun(single, "run1-0123456789abcdefg")
+	if _, _, _, err := repo.Finish(ctx, "shop", "run1-0123456789abcdefg"); err != nil {
+		t.Fatal(err)
+	}
+
+	open := func(l exportapi.Log) *exportpkg.Package {
+		t.Helper()
+		b := stored(t, s.files, l.StorageKey)
+		p, err := exportpkg.Open(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatalf("open the stored package: %v", err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	contents := func(p *exportpkg.Package) (links, runs []string) {
+		t.Helper()
+		if err := p.ReadLinks(func(l store.StudyLink) error {
+			links = append(links, l.ID+"|"+l.Run)
+			return nil
+		}, func(r store.StudyRun) error {
+			runs = append(runs, fmt.Sprintf("%s|%s|%t", r.ID, r.Link, r.Finished))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return links, runs
+	}
+	for _, typ := range exportapi.Types {
+		p := open(w.waitStatus(w.request("shop", typ, reader).Export.ID, exportapi.StatusReady))
+		links, runs := contents(p)
+		if !typ.HasData() {
+			if len(links)+len(runs) != 0 || p.Meta.Links != nil || p.Meta.Runs != nil {
+				t.Errorf("%s package holds links %v, runs %v", typ, links, runs)
+			}
+			continue
+		}
+		if want := single + "|run1-0123456789abcdefg;" + multi + "|"; strings.Join(links, ";") != want {
+			t.Errorf("%s package links %v, want %s", typ, links, want)
+		}
+		if len(runs) != 1 || runs[0] != "run1-0123456789abcdefg|"+single+"|true" {
+			t.Errorf("%s package runs %v", typ, runs)
+		}
+	}
+
+	// A new run is a new source: the ready standalone package is not
+	// handed out again, and the new one has the run.
+	openRun(multi, "run2-0123456789abcdefg")
+	r := w.request("shop", exportapi.Standalone, reader)
+	if r.Reused {
+		t.Fatal("a standalone package was reused after a participant opened a link")
+	}
+	if _, runs := contents(open(w.waitStatus(r.Export.ID, exportapi.StatusReady))); len(runs) != 2 || runs[1] != "run2-0123456789abcdefg|"+multi+"|false" {
+		t.Errorf("runs in the new package: %v", runs)
+	}
+	// So is its finish; another experiment's link is not.
+	if _, _, _, err := repo.Finish(ctx, "shop", "run2-0123456789abcdefg"); err != nil {
+		t.Fatal(err)
+	}
+	r = w.request("shop", exportapi.Standalone, reader)
+	if r.Reused {
+		t.Error("a standalone package was reused after a run finished")
+	}
+	w.waitStatus(r.Export.ID, exportapi.StatusReady)
+	if _, _, err := repo.Open(ctx, "other", "other-link-01234567890", func() store.StudyRun {
+		return store.StudyRun{ID: "run3-0123456789abcdefg", Participant: "participant-3", OpenedAt: now}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := w.request("shop", exportapi.Standalone, reader); !r.Reused {
+		t.Error("shop's standalone package was not reused after another experiment's run")
+	}
+	if r := w.request("shop", exportapi.UploadReady, reader); !r.Reused {
+		t.Error("the upload-ready package was not reused: links are not its source")
 	}
 }

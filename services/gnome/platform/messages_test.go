@@ -163,6 +163,8 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	// Accounts: every auth endpoint, as the edge calls it.
 	exerciseAuth(ctx, t, d.NC)
 	exerciseExpAccounts(ctx, t, d)
+	exerciseLinks(ctx, t, d)
+	exercisePermissions(ctx, t, d)
 
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)

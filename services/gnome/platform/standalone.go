@@ -33,10 +33,11 @@ import (
 // platform as `gnome serve` runs it, then, before the edge takes requests,
 //
 //  1. the package's data is imported (exportpkg.ImportKeepExisting), with
-//     the experiment's accounts and its actor's keys (format 2), once
-//     per package: a record in standalone_imports notes the package
-//     imported, and a restart with the same package imports nothing, so
-//     that what changed since (deletions included) stays as it is;
+//     the experiment's accounts, its actor's keys and its study links
+//     (format 2), once per package: a record in standalone_imports notes
+//     the package imported, and a restart with the same package imports
+//     nothing, so that what changed since (deletions included) stays as it
+//     is;
 //  2. the bundle is installed through the normal upload path (staged in
 //     the uploads object store, then the upload service's process
 //     endpoint), by an admin caller with the owner's email, so the
@@ -248,6 +249,8 @@ func (r *standaloneRun) importData(ctx context.Context, d *svc.Deps, fresh bool)
 		"documents", r.imported.Documents, "inserted", r.imported.Inserted, "existing", r.imported.Existing,
 		"accounts", r.imported.Accounts, "accounts_existing", r.imported.AccountsExisting,
 		"keys", r.imported.Keys, "keys_existing", r.imported.KeysExisting,
+		"links", r.imported.Links, "links_existing", r.imported.LinksExisting,
+		"runs", r.imported.Runs, "runs_existing", r.imported.RunsExisting,
 		"took_ms", time.Since(start).Milliseconds())
 	return nil
 }
@@ -384,6 +387,10 @@ func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, url, storeURI st
 		if s.Accounts+s.AccountsExisting+s.Keys+s.KeysExisting > 0 {
 			fmt.Fprintf(w, "  people      %d accounts and %d keys of the actor's store imported (%d and %d already there, left as they were)\n",
 				s.Accounts, s.Keys, s.AccountsExisting, s.KeysExisting)
+		}
+		if s.Links+s.LinksExisting > 0 {
+			fmt.Fprintf(w, "  links       %d study links and %d runs imported (%d and %d already there, left as they were)\n",
+				s.Links, s.Runs, s.LinksExisting, s.RunsExisting)
 		}
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
