@@ -305,7 +305,7 @@ func (x *expAuth) demo(c *fiber.Ctx) error {
 // every edge); a platform user's ends everywhere, as /_gnome/logout does.
 func (x *expAuth) logout(c *fiber.Ctx) error {
 	slug := expSlugOf(c)
-	if token := c.Cookies(x.id.expCookie); token != "" && token != anonymousSession {
+	if token := c.Cookies(x.id.sessionCookie(c)); token != "" && token != anonymousSession {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 		defer cancel()
 		if err := x.auth.EndSession(ctx, authapi.EndSession{Token: token, Slug: slug}); err != nil &&

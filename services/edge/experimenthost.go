@@ -138,7 +138,7 @@ func (id *identity) identifyExperiment(c *fiber.Ctx) error {
 		c.Locals(localClaims, claims)
 		return c.Next()
 	}
-	cookie := c.Cookies(id.expCookie)
+	cookie := c.Cookies(id.sessionCookie(c))
 	// An experiment whose visitors are its own (its accounts, its
 	// participants) does not ask the platform who they are; hybrid does.
 	sa := subAuthOf(c)
@@ -194,16 +194,32 @@ func (id *identity) loginURL(c *fiber.Ctx) string {
 	return "/auth/login?next=" + url.QueryEscape(string(c.Request().RequestURI()))
 }
 
+// sessionCookie is the name of the session cookie on the request's
+// experiment origin: sub_auth.session_cookie_name when the experiment gives
+// one (as the original named its sessions), the platform's otherwise. A
+// __Host- or __Secure- name needs HTTPS, which development does not have:
+// there the platform's name stands in.
+func (id *identity) sessionCookie(c *fiber.Ctx) string {
+	name := subAuthOf(c).ReservedCookie()
+	if name == "" {
+		return id.expCookie
+	}
+	if l := strings.ToLower(name); !id.production && (strings.HasPrefix(l, "__host-") || strings.HasPrefix(l, "__secure-")) {
+		return id.expCookie
+	}
+	return name
+}
+
 func (id *identity) setExperimentCookie(c *fiber.Ctx, value string, expires time.Time) {
 	c.Cookie(&fiber.Cookie{
-		Name: id.expCookie, Value: value, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: id.sessionCookie(c), Value: value, Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
 		Secure: id.production, Expires: expires, MaxAge: int(time.Until(expires).Seconds()),
 	})
 }
 
 func (id *identity) clearExperimentCookie(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{
-		Name: id.expCookie, Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+		Name: id.sessionCookie(c), Value: "", Path: "/", HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
 		Secure: id.production, Expires: time.Unix(0, 0), MaxAge: -1,
 	})
 }

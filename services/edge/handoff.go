@@ -182,7 +182,7 @@ func (h *handoffs) finish(c *fiber.Ctx) error {
 // experiment, JSON callers get 204.
 func (h *handoffs) logout(c *fiber.Ctx) error {
 	slug := expSlugOf(c)
-	if token := c.Cookies(h.id.expCookie); token != "" && token != anonymousSession {
+	if token := c.Cookies(h.id.sessionCookie(c)); token != "" && token != anonymousSession {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Second)
 		defer cancel()
 		if err := h.auth.EndSession(ctx, authapi.EndSession{Token: token, Slug: slug}); err != nil &&

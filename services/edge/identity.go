@@ -178,7 +178,7 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	onExperiment := expSlugOf(c) != ""
 	if onExperiment {
 		// An anonymous visitor's marker carries no identity.
-		v := c.Cookies(id.expCookie)
+		v := c.Cookies(id.sessionCookie(c))
 		byCookie = v != "" && v != anonymousSession
 	}
 	if !byCookie && !(form && signInForm(c.Path())) {

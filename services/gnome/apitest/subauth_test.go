@@ -159,3 +159,50 @@ func TestBrowserExperimentUsers(t *testing.T) {
 		t.Errorf("the platform's users: %d %s", users.status, users.body)
 	}
 }
+
+// cookieOn is the value of the client's cookie name on slug's origin.
+func (c *client) cookieOn(slug, name string) string {
+	u, _ := url.Parse(c.experimentURL(slug, "/"))
+	for _, ck := range c.http.Jar.Cookies(u) {
+		if ck.Name == name {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// sub_auth.session_cookie_name names the session cookie on the
+// experiment's origin, as in the original: the platform's name is not
+// used there, nor read.
+func TestSessionCookieName(t *testing.T) {
+	p := startPlatform(t, 1, nil)
+	admin := p.client(t, 0)
+	admin.login(adminEmail, adminPassword)
+	subAuth := map[string]any{"enabled": true, "strategy": "experiment_users", "allow_registration": true, "session_cookie_name": "shop_sid"}
+	if r := admin.upload(experimentZip(t, "shop", "<p>shop</p>", map[string]any{"sub_auth": subAuth})); r.status != 201 {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	visitor := p.client(t, 0)
+	creds := `{"email":"named@example.com","password":"a shopper's long passphrase"}`
+	if r := visitor.onOrigin("POST", "shop", "/_gnome/auth/register", "application/json", creds); r.status != 201 {
+		t.Fatalf("sign-up: %d %s", r.status, r.body)
+	}
+	token := visitor.cookieOn("shop", "shop_sid")
+	if token == "" || visitor.sessionOn("shop") != "" {
+		t.Fatalf("the session is in shop_sid (%q), not gnome_session (%q)", token, visitor.sessionOn("shop"))
+	}
+	if r := visitor.onOrigin("GET", "shop", "/_gnome/auth/me", "", ""); r.status != 200 {
+		t.Fatalf("me: %d %s", r.status, r.body)
+	}
+	// The same token under the platform's name is no session there.
+	other := p.client(t, 0)
+	if r := other.withCookie(other.experimentURL("shop", "/_gnome/auth/me"), "gnome_session="+token, ""); r.status != 401 {
+		t.Errorf("the token under gnome_session: %d %s", r.status, r.body)
+	}
+	if r := other.withCookie(other.experimentURL("shop", "/_gnome/auth/me"), "shop_sid="+token, ""); r.status != 200 {
+		t.Errorf("the token under shop_sid: %d %s", r.status, r.body)
+	}
+	if r := visitor.onOrigin("POST", "shop", "/_gnome/auth/logout", "application/json", "{}"); r.status != 200 || visitor.cookieOn("shop", "shop_sid") != "" {
+		t.Fatalf("sign-out clears shop_sid: %d %s", r.status, r.body)
+	}
+}
