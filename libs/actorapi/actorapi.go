@@ -11,11 +11,14 @@ import (
 
 // Actor states, as GET /experiments/{slug}/health shows them. StateNone is
 // never stored: an experiment without a state in actor_state has none.
+// StateIdle is an actor unloaded after ACTOR_IDLE_UNLOAD_SECONDS without
+// calls: no worker holds it, and the next call starts it again.
 const (
 	StateStarting   = "starting"
 	StateRunning    = "running"
 	StateRestarting = "restarting"
 	StateFailed     = "failed"
+	StateIdle       = "idle"
 	StateNone       = "none"
 )
 

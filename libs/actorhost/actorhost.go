@@ -24,6 +24,10 @@
 //	                                    instantiation with the init envelope;
 //	                                    returns 0, or ptr<<32 | len of an error
 //	                                    envelope {"error":{"code","message"}}
+//	gnome_event(ptr i32, len i32) -> i64
+//	                                    optional: handles one event envelope
+//	                                    (a timer firing); returns 0 or an
+//	                                    error envelope (event.go)
 //	_initialize                         optional (WASI reactors): called first
 //
 // The guest imports, from module "gnome":

@@ -231,8 +231,17 @@ func TestExamplesRoundTrip(t *testing.T) {
 	if len(recent.Clicks) != 2 || recent.Clicks[0].Button != "blue" || recent.Clicks[0].By != "anonymous" || recent.Clicks[1].By != ada.Email {
 		t.Errorf("recent %+v", recent)
 	}
-	if !bytes.HasPrefix(recent.Clicks[0].At, []byte(`{"$date":`)) {
-		t.Errorf("a click's time is stored as %s, not a date", recent.Clicks[0].At)
+	// Stored as a date (the SDK decodes it from {"$date": ...}), answered
+	// to the page as a plain RFC 3339 string.
+	var at string
+	if err := json.Unmarshal(recent.Clicks[0].At, &at); err != nil {
+		t.Errorf("a click's time reaches the page as %s, not an RFC 3339 string", recent.Clicks[0].At)
+	} else if _, err := time.Parse(time.RFC3339Nano, at); err != nil {
+		t.Errorf("a click's time %q: %v", at, err)
+	}
+	stored, err := db.Collection(scoped.CollectionName(m.Slug, "clicks")).CountDocuments(context.Background(), bson.M{"at": bson.M{"$type": "date"}})
+	if err != nil || stored != 4 {
+		t.Errorf("%d clicks stored with a date (%v), want 4", stored, err)
 	}
 
 	// The SDK's errors and routing.
@@ -276,6 +285,7 @@ func TestExamplesRoundTrip(t *testing.T) {
 		} `json:"top_clicker"`
 		Latest struct {
 			Button string `json:"button"`
+			At     string `json:"at"`
 		} `json:"latest"`
 		Views int64 `json:"views"`
 	}
@@ -284,6 +294,9 @@ func TestExamplesRoundTrip(t *testing.T) {
 	if summary.Total != 4 || len(summary.ByButton) != 2 || summary.ByButton[0].ID != "red" || summary.ByButton[0].N != 3 ||
 		len(summary.Top) != 2 || summary.Top[0].ID != ada.Email || summary.Latest.Button != "blue" || summary.Views != 2 {
 		t.Errorf("summary %+v", summary)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, summary.Latest.At); err != nil {
+		t.Errorf("the latest click's time is not RFC 3339 text: %q", summary.Latest.At)
 	}
 	if n, _ := db.Collection(scoped.CollectionName(mr.Slug, "views")).CountDocuments(ctx, bson.D{{Key: "experiment_id", Value: mr.Slug}}); n != 2 {
 		t.Errorf("%s_views holds %d views, want 2", mr.Slug, n)

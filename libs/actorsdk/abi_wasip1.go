@@ -59,6 +59,15 @@ func gnomeHandle(ptr, n uint32) uint64 {
 	return keep(handle(env))
 }
 
+//go:wasmexport gnome_event
+func gnomeEvent(ptr, n uint32) uint64 {
+	env, ok := received(ptr, n)
+	if !ok {
+		return keep(errorEnvelope(CodeBadRequest, "the event envelope is not in a gnome_alloc buffer"))
+	}
+	return keep(event(env))
+}
+
 // received finds the envelope the host wrote at ptr in a gnome_alloc buffer
 // and lets go of the buffers handed out so far: the ABI keeps them valid
 // only until this call returns, and the envelope is decoded before that.

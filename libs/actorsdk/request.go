@@ -131,42 +131,17 @@ func (r *Request) DecodeJSON(v any) error {
 	return json.Unmarshal(r.Body, v)
 }
 
-// requestEnvelope is the request as the host sends it.
-type requestEnvelope struct {
-	Method    string              `json:"method"`
-	Path      string              `json:"path"`
-	Query     string              `json:"query"`
-	Headers   map[string][]string `json:"headers"`
-	Body      []byte              `json:"body"`
-	Caller    Caller              `json:"caller"`
-	RequestID string              `json:"request_id"`
-}
-
-func decodeRequest(env []byte) (*Request, error) {
-	var e requestEnvelope
-	if err := json.Unmarshal(env, &e); err != nil {
-		return nil, err
+// parseQuery parses the raw query string; a stray '%' in one parameter
+// does not hide the others.
+func parseQuery(raw string) url.Values {
+	if raw == "" {
+		return url.Values{}
 	}
-	q, err := url.ParseQuery(e.Query)
+	q, err := url.ParseQuery(raw)
 	if err != nil {
-		// Keep what parsed: a stray '%' in one parameter should not hide
-		// the others.
-		q = partialQuery(e.Query)
+		q = partialQuery(raw)
 	}
-	h := make(Header, len(e.Headers))
-	for k, vs := range e.Headers {
-		for _, v := range vs {
-			h.Add(k, v)
-		}
-	}
-	path := e.Path
-	if path == "" {
-		path = "/"
-	}
-	return &Request{
-		Method: strings.ToUpper(e.Method), Path: path, RawQuery: e.Query, Query: q,
-		Header: h, Body: e.Body, Caller: e.Caller, RequestID: e.RequestID,
-	}, nil
+	return q
 }
 
 func partialQuery(raw string) url.Values {
@@ -214,13 +189,24 @@ func (h Header) Del(name string) { delete(h, CanonicalHeaderKey(name)) }
 // Content-Type); a name with a character that is not a token character is
 // returned as it is, as net/http does.
 func CanonicalHeaderKey(name string) string {
+	canonical := true
+	upper := true
 	for i := 0; i < len(name); i++ {
-		if !isTokenChar(name[i]) {
+		c := name[i]
+		if !isTokenChar(c) {
 			return name
 		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	if canonical {
+		// Names come canonical from the host: no copy for them.
+		return name
 	}
 	b := []byte(name)
-	upper := true
+	upper = true
 	for i, c := range b {
 		switch {
 		case upper && 'a' <= c && c <= 'z':

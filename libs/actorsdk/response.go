@@ -147,16 +147,9 @@ func Fail(err error) *Response {
 	return Error(500, CodeInternal, "internal error")
 }
 
-// responseEnvelope is the response as the host reads it.
-type responseEnvelope struct {
-	Status  int                 `json:"status"`
-	Headers map[string][]string `json:"headers,omitempty"`
-	Body    []byte              `json:"body,omitempty"`
-}
-
-// encodeResponse renders r as the response envelope; what the host would
-// refuse (a status out of range, an empty header) is mended here, so that a
-// handler's slip costs one 500, not the instance.
+// encodeResponse renders r as the response envelope (codec.go); what the
+// host would refuse (a status out of range, an empty header) is mended
+// here, so that a handler's slip costs one 500, not the instance.
 func encodeResponse(r *Response) []byte {
 	if r == nil {
 		r = &Response{Status: 204}
@@ -170,21 +163,7 @@ func encodeResponse(r *Response) []byte {
 		r = Error(500, CodeInternal, "the actor answered with an invalid status")
 		status = 500
 	}
-	env := responseEnvelope{Status: status, Body: r.Body}
-	for k, vs := range r.Header {
-		if len(vs) == 0 || !validHeaderName(k) {
-			continue
-		}
-		if env.Headers == nil {
-			env.Headers = map[string][]string{}
-		}
-		env.Headers[k] = vs
-	}
-	b, err := json.Marshal(env)
-	if err != nil {
-		b, _ = json.Marshal(responseEnvelope{Status: 500})
-	}
-	return b
+	return encodeResponseEnvelope(status, r.Header, r.Body)
 }
 
 func validHeaderName(k string) bool {

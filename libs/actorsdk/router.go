@@ -98,32 +98,46 @@ func parsePattern(p string) (*route, error) {
 	return r, nil
 }
 
-// match reports whether path matches r, with its wildcards' values.
+// match reports whether path matches r, with its wildcards' values. It
+// walks the path in place: a route that does not match costs no
+// allocation.
 func (r *route) match(path string) (map[string]string, bool) {
-	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	if len(parts) < len(r.segments) || (!r.hasRest && len(parts) != len(r.segments)) {
-		return nil, false
-	}
+	rest := strings.TrimPrefix(path, "/")
 	var params map[string]string
 	for i, s := range r.segments {
+		part, next, found := strings.Cut(rest, "/")
+		if !found && i < len(r.segments)-1 {
+			return nil, false
+		}
 		switch {
 		case s.param != "":
-			if parts[i] == "" {
+			if part == "" {
 				return nil, false
 			}
 			if params == nil {
-				params = map[string]string{}
+				params = make(map[string]string, len(r.segments)+1)
 			}
-			params[s.param] = parts[i]
-		case s.literal != parts[i]:
+			params[s.param] = part
+		case s.literal != part:
 			return nil, false
 		}
+		if i == len(r.segments)-1 {
+			// Only a trailing {name...} takes more segments; it takes ""
+			// when the path ends here.
+			if found && !r.hasRest {
+				return nil, false
+			}
+			if !found {
+				next = ""
+			}
+		}
+		rest = next
 	}
 	if r.hasRest {
 		if params == nil {
 			params = map[string]string{}
 		}
-		params[r.rest] = strings.Join(parts[len(r.segments):], "/")
+		params[r.rest] = rest
 	}
 	return params, true
 }

@@ -56,6 +56,16 @@ const (
 	CodeScopeLimit Code = "scope_limit"
 	// CodeStoreUnsupported means: The store cannot compute this correctly, such as an aggregation the embedded store gets wrong; the message says what is unsupported.
 	CodeStoreUnsupported Code = "store_unsupported"
+	// CodeHttpForbiddenHost means: An actor's outbound HTTP request (or one of its redirects) names a host that the manifest's actor.http.allow does not list, or an IP address; the message names the host.
+	CodeHttpForbiddenHost Code = "http_forbidden_host"
+	// CodeHttpForbiddenScheme means: An actor's outbound HTTP request (or one of its redirects) uses a scheme other than https in production, or other than http and https in development.
+	CodeHttpForbiddenScheme Code = "http_forbidden_scheme"
+	// CodeHttpForbiddenAddress means: An allowed host of an actor's outbound HTTP request resolves to an address actors may not reach: loopback, private, link-local, cloud metadata, CGNAT, unspecified, multicast or reserved; checked at connection time, on every redirect.
+	CodeHttpForbiddenAddress Code = "http_forbidden_address"
+	// CodeHttpResponseTooLarge means: The response to an actor's outbound HTTP request is over its size limit (actor.http.max_response_bytes).
+	CodeHttpResponseTooLarge Code = "http_response_too_large"
+	// CodeHttpFailed means: An actor's outbound HTTP request got no response: the name did not resolve, the connection or TLS handshake failed, the server broke the protocol, or there were too many redirects; the message says which.
+	CodeHttpFailed Code = "http_failed"
 	// CodeBundleNotZip means: The upload is not a ZIP archive.
 	CodeBundleNotZip Code = "bundle_not_zip"
 	// CodeBundleTruncated means: The ZIP archive is cut short: its end record, central directory or an entry's data is missing.
@@ -125,6 +135,11 @@ var catalogue = map[Code]entry{
 	CodeScopeForbiddenStage:     {400, "An aggregation pipeline has a stage outside $match, $project, $group, $sort, $limit, $skip, $unwind, $count, $set and $addFields; the message names it."},
 	CodeScopeLimit:              {413, "A query, document or result is over a limit of the data scope (size, nesting depth or number of documents); the message names the limit."},
 	CodeStoreUnsupported:        {501, "The store cannot compute this correctly, such as an aggregation the embedded store gets wrong; the message says what is unsupported."},
+	CodeHttpForbiddenHost:       {403, "An actor's outbound HTTP request (or one of its redirects) names a host that the manifest's actor.http.allow does not list, or an IP address; the message names the host."},
+	CodeHttpForbiddenScheme:     {403, "An actor's outbound HTTP request (or one of its redirects) uses a scheme other than https in production, or other than http and https in development."},
+	CodeHttpForbiddenAddress:    {403, "An allowed host of an actor's outbound HTTP request resolves to an address actors may not reach: loopback, private, link-local, cloud metadata, CGNAT, unspecified, multicast or reserved; checked at connection time, on every redirect."},
+	CodeHttpResponseTooLarge:    {502, "The response to an actor's outbound HTTP request is over its size limit (actor.http.max_response_bytes)."},
+	CodeHttpFailed:              {502, "An actor's outbound HTTP request got no response: the name did not resolve, the connection or TLS handshake failed, the server broke the protocol, or there were too many redirects; the message says which."},
 	CodeBundleNotZip:            {400, "The upload is not a ZIP archive."},
 	CodeBundleTruncated:         {400, "The ZIP archive is cut short: its end record, central directory or an entry's data is missing."},
 	CodeBundleCorrupt:           {400, "The ZIP archive's structure is inconsistent or an entry's data is damaged; the message names the entry."},

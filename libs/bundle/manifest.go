@@ -229,6 +229,12 @@ type Actor struct {
 	MemoryMB  int            `json:"memory_mb,omitempty"`
 	TimeoutMS int            `json:"timeout_ms,omitempty"`
 	Config    map[string]any `json:"config,omitempty"`
+	// HTTP is actor.http, the outbound HTTP it may send (actorhttp.go);
+	// nil when not given: none.
+	HTTP *ActorHTTP `json:"http,omitempty"`
+	// Schedule is actor.schedule, the timer events it receives
+	// (schedule.go); nil when not given.
+	Schedule []Schedule `json:"schedule,omitempty"`
 }
 
 // UnmarshalJSON takes integral numbers in any JSON spelling (32.0).
@@ -308,6 +314,12 @@ func parseManifest(raw []byte) (*Manifest, []byte, []Warning, error) {
 		return nil, nil, nil, err
 	}
 	if err := checkSubAuth(doc); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkActorHTTP(doc); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkActorSchedule(doc); err != nil {
 		return nil, nil, nil, err
 	}
 	schema, err := compiledSchema()

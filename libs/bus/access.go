@@ -105,6 +105,7 @@ var uses = map[string][]resource{
 	},
 	"actorworker": {
 		kv(BucketActorLeases).owns(), kv(BucketActorState).owns(), kv(BucketActorKV).owns(), kv(BucketDataGrants).reads(),
+		kv(BucketActorTimers).owns(),
 		stream(StreamActorJobs, SubjectActorJobs).owns().takes(),
 		stream(StreamEvents, SubjectEvents).reads(),
 		obj(ObjectBundles).reads(),

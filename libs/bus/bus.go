@@ -29,6 +29,11 @@ const (
 	HeaderError     = "Nats-Service-Error"
 )
 
+// AckWait bounds the wait for JetStream's acknowledgement of one published
+// message (an object's chunk among them) when the caller's context allows
+// longer: past it the storage is taken to be unavailable.
+const AckWait = 30 * time.Second
+
 // Connect dials the NATS cluster at url (comma-separated for several
 // servers), reconnecting forever: a service outlives a NATS restart. opts
 // add to the defaults; AuthOptions gives the credentials.

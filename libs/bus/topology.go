@@ -34,6 +34,9 @@ const (
 	BucketActorLeases   = "actor_leases"   // owner: actorworker
 	BucketActorState    = "actor_state"    // owner: actorworker
 	BucketActorKV       = "actor_kv"       // owner: actorworker
+	// BucketActorTimers holds actors' pending timers ({slug}.once.{id})
+	// and the last firing of each manifest schedule ({slug}.sched.{name}).
+	BucketActorTimers = "actor_timers" // owner: actorworker
 	// BucketDataGrants holds a key reader.data (uploadapi.AccessKey) exactly
 	// while experiment reader may read experiment data's data; actorworkers
 	// watch it, so a revocation reaches running actors at once.
@@ -160,6 +163,13 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 	case BucketActorKV:
 		cfg.Description = "per-experiment key-value store of actors"
 		cfg.MaxValueSize = 1 << 20
+	case BucketActorTimers:
+		cfg.Description = "pending timers of actors and the last firing of their schedules"
+		// A timer's payload (16 KiB of JSON) and its fields.
+		cfg.MaxValueSize = 32 << 10
+		// Fired and cancelled timers are purged with a marker that
+		// expires, so that markers do not pile up.
+		cfg.LimitMarkerTTL = time.Minute
 	case BucketHandoffs:
 		cfg.Description = "single-use hand-off codes to experiment origins, by hashed code"
 		cfg.TTL = 30 * time.Second

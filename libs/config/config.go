@@ -52,6 +52,10 @@ type Config struct {
 	EmbeddedStoreAddr string
 
 	SecretKey string
+	// SecretKeyPrevious is the SECRET_KEY before the last change
+	// (SECRET_KEY_PREVIOUS): experiments' secrets sealed with it still open,
+	// and are sealed again with SecretKey (docs/experiments.md, "Secrets").
+	SecretKeyPrevious string
 
 	EnableRegistration bool
 	AdminEmail         string
@@ -99,6 +103,11 @@ type Config struct {
 	// ShutdownGrace bounds how long in-flight requests and jobs get on SIGTERM
 	// before jobs are handed back to the queue.
 	ShutdownGrace time.Duration
+
+	// ActorIdleUnload is how long an actor may go without calls before its
+	// worker unloads it, to start it again on the next call
+	// (ACTOR_IDLE_UNLOAD_SECONDS, 600 by default; 0 keeps actors loaded).
+	ActorIdleUnload time.Duration
 }
 
 // NATSAuth is one way to authenticate to NATS; at most one is set.
@@ -213,6 +222,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		MongoMaxPool:       uint64(integer("MONGO_MAIN_MAX_POOL_SIZE", 50, 1)),
 		EmbeddedStoreAddr:  str("EMBEDDED_STORE_ADDR", "127.0.0.1:27017"),
 		SecretKey:          str("SECRET_KEY", str("FLASK_SECRET_KEY", "")),
+		SecretKeyPrevious:  str("SECRET_KEY_PREVIOUS", ""),
 		EnableRegistration: boolean("ENABLE_REGISTRATION", false),
 		AdminEmail:         strings.ToLower(str("ADMIN_EMAIL", "admin@example.com")),
 		AdminPassword:      str("ADMIN_PASSWORD", ""),
@@ -234,6 +244,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		ExportLinkTTL:    time.Duration(integer("EXPORT_LINK_TTL_SECONDS", 900, 60)) * time.Second,
 		ExportJobAckWait: time.Duration(integer("EXPORT_JOB_ACK_WAIT_SECONDS", 30, 3)) * time.Second,
 		ShutdownGrace:    time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
+		ActorIdleUnload:  time.Duration(integer("ACTOR_IDLE_UNLOAD_SECONDS", 600, 0)) * time.Second,
 	}
 
 	if c.Env != Development && c.Env != Production {

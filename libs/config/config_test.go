@@ -87,6 +87,7 @@ func TestDefaults(t *testing.T) {
 		ExportLinkTTL:      15 * time.Minute,
 		ExportJobAckWait:   30 * time.Second,
 		ShutdownGrace:      20 * time.Second,
+		ActorIdleUnload:    10 * time.Minute,
 		EnableRegistration: false,
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -140,6 +141,7 @@ func TestEveryVariableIsRead(t *testing.T) {
 		"EXPORT_RETENTION_HOURS":      "48",
 		"EXPORT_LINK_TTL_SECONDS":     "300",
 		"EXPORT_JOB_ACK_WAIT_SECONDS": "10",
+		"ACTOR_IDLE_UNLOAD_SECONDS":   "0",
 		"NATS_CREDS":                  "/run/secrets/edge.creds",
 		"METRICS_TOKEN":               strings.Repeat("m", 30),
 		"PUBLIC_URL":                  "https://gnome.example/",
@@ -210,6 +212,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"upload size zero", "MAX_UPLOAD_SIZE_MB", "0"},
 		{"upload size fraction", "MAX_UPLOAD_SIZE_MB", "1.5"},
 		{"grace negative", "SHUTDOWN_GRACE_SECONDS", "-3"},
+		{"idle unload negative", "ACTOR_IDLE_UNLOAD_SECONDS", "-1"},
+		{"idle unload as a duration", "ACTOR_IDLE_UNLOAD_SECONDS", "10m"},
 		{"registration not a bool", "ENABLE_REGISTRATION", "maybe"},
 		{"admin email", "ADMIN_EMAIL", "admin"},
 		{"trusted proxy garbage", "TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/exportapi"
+	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
 // Type is the kind of package; the export contract defines them.
@@ -73,6 +74,12 @@ type Meta struct {
 	// with its claim, and their runs; absent as Accounts is.
 	Links *Extra `json:"links,omitempty"`
 	Runs  *Extra `json:"runs,omitempty"`
+	// Secrets are the names of the experiment's secrets, sorted: never
+	// their values, which stay on the platform that sealed them. Whoever
+	// runs the package sets them again (the standalone banner names
+	// them). Absent when there are none, and always in upload-ready
+	// packages.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Collection is one collection's data file.
@@ -146,6 +153,9 @@ func (m *Meta) check() error {
 	if err := checkExtra("runs", m.Runs, RunsFile, MaxRuns); err != nil {
 		return err
 	}
+	if err := checkSecrets(m); err != nil {
+		return err
+	}
 	if len(m.Collections) > MaxCollections {
 		return invalid("export.json lists %d collections, over the limit of %d", len(m.Collections), MaxCollections)
 	}
@@ -169,6 +179,29 @@ func (m *Meta) check() error {
 	}
 	if total != m.Documents {
 		return invalid("export.json counts %d documents but its collections %d", m.Documents, total)
+	}
+	return nil
+}
+
+// checkSecrets refuses a list of secret names that no platform would have
+// written: in an upload-ready package, too long, a name out of syntax, or
+// out of order.
+func checkSecrets(m *Meta) error {
+	switch {
+	case len(m.Secrets) == 0:
+		return nil
+	case !m.Type.HasData():
+		return invalid("export.json: an upload-ready package lists secrets")
+	case len(m.Secrets) > uploadapi.MaxSecrets:
+		return invalid("export.json lists %d secrets, over the limit of %d", len(m.Secrets), uploadapi.MaxSecrets)
+	}
+	for i, name := range m.Secrets {
+		if !uploadapi.SecretNameSyntax.MatchString(name) {
+			return invalid("export.json: secret name %q is not a secret's name", name)
+		}
+		if i > 0 && m.Secrets[i-1] >= name {
+			return invalid("export.json: secret names are not sorted and unique")
+		}
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 // Source is what a package is made of.
@@ -234,6 +235,9 @@ func (x *writer) write() error {
 			return err
 		}
 		if err := x.writeLinks(); err != nil {
+			return err
+		}
+		if err := x.listSecrets(); err != nil {
 			return err
 		}
 	}
@@ -586,4 +590,18 @@ func (p *progress) report(f float64, step string) {
 	f = min(max(f, p.last), 1)
 	p.last = f
 	p.fn(f, step)
+}
+
+// listSecrets records the names of the experiment's secrets, never their
+// values: the package needs no key to read, and whoever imports it learns
+// which secrets to set.
+func (x *writer) listSecrets() error {
+	names, err := store.SecretsOf(x.src.DB, nil).Names(x.ctx, x.slug)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		x.meta.Secrets = names
+	}
+	return nil
 }

@@ -133,7 +133,11 @@ func connectBus(natsURL, name, id string, auth config.NATSAuth, tel *telemetry.T
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := jetstream.New(nc)
+	// An object store's Put waits for each chunk's acknowledgement up to
+	// the publish-async timeout (5 s by default), even when its context
+	// allows longer: a busy disk or machine then fails an upload that
+	// would have been stored. The caller's context bounds the wait anyway.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(bus.AckWait))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("open jetstream: %w", err)

@@ -47,6 +47,9 @@ const (
 	// stopAborted: the first start failed for a passing reason: release the
 	// lease; the start job is tried again.
 	stopAborted
+	// stopIdle: the actor went without calls for IdleUnload: show it idle
+	// and release the lease; the next call starts it again (idle.go).
+	stopIdle
 )
 
 // actor is one experiment's actor on this instance. Its loop goroutine owns
@@ -82,6 +85,12 @@ type actor struct {
 	// about to stop waiting.
 	held      []*nats.Msg
 	holdTimer *time.Timer
+	// idle fires when the actor may have gone IdleUnload without calls;
+	// lastActive is when its last call ended (idle.go).
+	idle       *time.Timer
+	lastActive time.Time
+	// timers are the actor's timers and schedules (timers.go).
+	timers *timerSet
 
 	sub      *nats.Subscription
 	mailbox  chan *nats.Msg
@@ -192,6 +201,7 @@ func (a *actor) run(started chan<- error) {
 		return
 	}
 	started <- nil
+	a.armIdle()
 	for {
 		select {
 		case r := <-a.quit:
@@ -211,6 +221,12 @@ func (a *actor) run(started chan<- error) {
 			}
 		case <-a.holdTimer.C:
 			a.expireHeld()
+		case <-a.idleC():
+			if a.unloadIfIdle() {
+				return
+			}
+		case <-a.timerC():
+			a.fireTimers(ctx)
 		}
 	}
 }
@@ -223,10 +239,17 @@ func (a *actor) load(ctx context.Context, sp *spec) error {
 	if err != nil {
 		return err
 	}
+	if err := a.loadTimers(ctx, sp, mod); err != nil {
+		_ = mod.Close(ctx)
+		return err
+	}
 	a.abortStart()
 	if a.module != nil {
 		a.closeInstance()
 		_ = a.module.Close(ctx)
+		if a.spec.checksum != sp.checksum {
+			a.s.dropModule(a.spec)
+		}
 	}
 	a.module, a.spec = mod, sp
 	a.mu.Lock()
@@ -329,6 +352,7 @@ func (a *actor) started(res startResult) bool {
 	held := a.held
 	a.held = nil
 	a.holdTimer.Stop()
+	a.armTimers()
 	for _, m := range held {
 		a.serve(m)
 	}
@@ -477,6 +501,7 @@ func (a *actor) enqueue(m *nats.Msg) {
 // is starting or due within a second, unless the actor is failing to start:
 // then, and when the next start is further off, it is refused at once.
 func (a *actor) serve(m *nats.Msg) {
+	defer a.markActive()
 	deadline := callDeadline(m)
 	if !deadline.IsZero() && time.Now().After(deadline) {
 		return // the caller stopped waiting
@@ -622,6 +647,8 @@ func (a *actor) finish() {
 	case stopRetire:
 		a.s.releaseLease(ctx, a)
 		a.s.dropState(ctx, a.slug)
+		a.dropTimers(ctx)
+		a.s.dropModule(a.spec)
 		a.setGauge("")
 		a.log.Info("actor stopped: the experiment no longer runs one")
 	case stopHandover:
@@ -642,7 +669,10 @@ func (a *actor) finish() {
 		})
 		a.setGauge("")
 		a.s.releaseLease(ctx, a)
+		a.s.dropModule(a.spec)
 		a.log.Error("actor failed", "version", a.spec.version, "err", a.exitErr)
+	case stopIdle:
+		a.finishIdle(ctx)
 	case stopAborted:
 		// The lease is left to expire: its expiry queues the next attempt,
 		// which spaces attempts while the cause lasts.

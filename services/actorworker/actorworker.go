@@ -21,7 +21,9 @@
 // once. A module that cannot be loaded at all (not WebAssembly, a missing
 // export, an import the platform lacks, tables over the bound, missing from
 // its bundle) is failed, without retries, until the experiment changes. The
-// actor's state lives in actor_state for every edge to show.
+// actor's state lives in actor_state for every edge to show. An actor
+// without calls for ACTOR_IDLE_UNLOAD_SECONDS is unloaded and shown idle;
+// the next call starts it again (idle.go).
 package actorworker
 
 import (
@@ -71,6 +73,11 @@ type tuning struct {
 	FlushState time.Duration
 	// MaxModule bounds the module's size.
 	MaxModule int64
+	// IdleUnload is how long an actor may go without calls before it is
+	// unloaded (idle.go); 0 keeps actors loaded.
+	IdleUnload time.Duration
+	// Timers bound actors' timers (timers.go).
+	Timers timerTuning
 }
 
 var defaults = tuning{
@@ -83,6 +90,7 @@ var defaults = tuning{
 	HostCall:         5 * time.Second,
 	FlushState:       time.Second,
 	MaxModule:        64 << 20,
+	Timers:           timerDefaults,
 }
 
 // Service is one instance of the actor-worker service.
@@ -104,8 +112,11 @@ type Service struct {
 	bundles jetstream.ObjectStore
 	configs store.Experiments
 	tmpDir  string
-	grants  grantWatch  // the data_grants bucket (hostops.go)
-	runs    startedRuns // study-link runs marked started (runs.go)
+	grants  grantWatch   // the data_grants bucket (hostops.go)
+	runs    startedRuns  // study-link runs marked started (runs.go)
+	freed   memoryReturn // memory of unloaded actors returned (idle.go)
+	fetch   fetchState   // outbound HTTP of actors (httpfetch.go)
+	timers  timerService // actors' timers (timers.go)
 	bg      atomic.Pointer[svc.Background]
 
 	mu       sync.Mutex
@@ -116,6 +127,7 @@ type Service struct {
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
 	s := &Service{d: d, tune: defaults, actors: map[string]*actor{}, Handlers: jobs.Mux{}}
+	s.tune.IdleUnload = d.Config.ActorIdleUnload
 	s.Handlers[actorapi.JobKind] = s.startJob
 	s.Base = svc.Base{
 		Deps:        d,
@@ -187,6 +199,10 @@ func (s *Service) provision(ctx context.Context) error {
 		}
 	}
 	s.metrics = newMetrics(d.Telemetry.Registry)
+	if err := s.provisionTimers(ctx); err != nil {
+		return err
+	}
+	s.sweepModules()
 	return nil
 }
 

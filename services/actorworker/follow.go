@@ -46,9 +46,9 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 			return ctx.Err()
 		}
 	}
+	var st *actorapi.State
 	if p.Reason != actorapi.StartRestart {
-		st, err := s.readState(ctx, sp.slug)
-		if err != nil {
+		if st, err = s.readState(ctx, sp.slug); err != nil {
 			return err
 		}
 		if failedForNow(st, sp.seq) {
@@ -56,6 +56,10 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 		}
 	}
 	rev, held, err := s.acquireLease(ctx, sp)
+	if err == nil && !held && p.Reason == actorapi.StartOnDemand && isIdle(st) {
+		// A call came while the holder unloads the actor (idle.go).
+		rev, held, err = s.acquireAfterIdle(ctx, sp)
+	}
 	if err != nil {
 		return fmt.Errorf("take the lease of %s: %w", sp.slug, err)
 	}
@@ -224,6 +228,9 @@ func (s *Service) onLeaseGone(ctx context.Context, slug string, rev uint64) {
 	if specOf(cfg) == nil {
 		return
 	}
+	if st, err := s.readState(ctx, slug); err == nil && isIdle(st) {
+		return // unloaded for want of calls: the next call starts it
+	}
 	s.enqueueStart(ctx, cfg, actorapi.StartLeaseExpired, fmt.Sprint(rev))
 }
 
@@ -284,7 +291,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if failedForNow(st, cfg.Seq) {
+		if failedForNow(st, cfg.Seq) || isIdle(st) {
 			continue
 		}
 		reason := actorapi.StartDeployed

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/svc"
@@ -49,6 +50,7 @@ type host struct {
 	config json.RawMessage
 	log    *slog.Logger
 	lines  int
+	http   *bundle.ActorHTTP // actor.http, for http.fetch (httpfetch.go)
 }
 
 var storeKinds sync.Map // *mongo.Database -> scoped.StoreKind
@@ -75,7 +77,7 @@ func (s *Service) newHost(ctx context.Context, sp *spec, log *slog.Logger) (*hos
 	if err != nil {
 		return nil, permanent("actor config: %w", err)
 	}
-	return &host{s: s, slug: sp.slug, scope: scope, config: raw, log: log}, nil
+	return &host{s: s, slug: sp.slug, scope: scope, config: raw, log: log, http: sp.actor.HTTP}, nil
 }
 
 // grantWait bounds how long a read of another experiment waits for the
@@ -232,6 +234,10 @@ var hostOps = map[string]hostOp{
 	"kv.delete":    (*host).kvDelete,
 	"config":       (*host).configOp,
 	"run.finish":   (*host).runFinish,
+	"secret.get":   (*host).secretGet,
+	"http.fetch":   (*host).httpFetch,
+	"timer.set":    (*host).timerSet,
+	"timer.cancel": (*host).timerCancel,
 }
 
 // Call runs one host operation.
@@ -266,7 +272,7 @@ func (h *host) call(ctx context.Context, op string, req []byte) ([]byte, error) 
 	if !ok {
 		return nil, apierr.New(apierr.CodeBadRequest, "there is no host operation %q", op)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.s.tune.HostCall)
+	ctx, cancel := context.WithTimeout(ctx, opBound(op, h.s.tune.HostCall))
 	defer cancel()
 	res, err := fn(h, ctx, req)
 	if err != nil {

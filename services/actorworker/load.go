@@ -67,7 +67,7 @@ func isPermanent(err error) bool { var le loadError; return errors.As(err, &le) 
 
 // compile fetches sp's module from its bundle and compiles it.
 func (s *Service) compile(ctx context.Context, sp *spec) (*actorhost.Module, error) {
-	wasm, err := s.fetchModule(ctx, sp)
+	wasm, err := s.moduleOf(ctx, sp) // through the module cache (idlemodules.go)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
 		actors: telemetry.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gnome_actors", Help: "Actors run by this process, by state (starting, running, restarting, failed).",
+			Name: "gnome_actors", Help: "Actors run by this process, by state (starting, running, restarting, failed, idle).",
 		}, []string{"state"})),
 		calls: telemetry.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gnome_actor_call_seconds", Help: "Time an actor took to serve one call, by experiment.",

@@ -49,7 +49,10 @@ func (a *actor) moveGauge(state string) {
 func (a *actor) flush() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.dirty {
+	// An ending actor writes its last state itself: a count flushed after
+	// it let go of the lease could overwrite the state of the instance
+	// that took it over.
+	if !a.dirty || a.ending.Load() {
 		return
 	}
 	a.dirty = false

@@ -203,7 +203,7 @@ func (a *actorsAPI) health(c *fiber.Ctx) error {
 	if st == nil || (st.State == actorapi.StateFailed && st.Checksum != e.cfg.Checksum) {
 		// Nothing yet, or the failure of a version no longer current.
 		st = &actorapi.State{Slug: e.cfg.Slug, State: actorapi.StateStarting, Version: e.cfg.Version, Checksum: e.cfg.Checksum, Seq: e.cfg.Seq}
-	} else if st.State != actorapi.StateFailed {
+	} else if st.State != actorapi.StateFailed && st.State != actorapi.StateIdle {
 		lease, err := getJSON[actorapi.Lease](ctx, ab.leases, e.cfg.Slug)
 		if err != nil {
 			return apierr.Wrap(apierr.CodeUnavailable, err, "the actor's state is unavailable right now")
@@ -288,6 +288,10 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 	}
 
 	reply, err := a.nc.RequestMsgWithContext(ctx, msg)
+	if errors.Is(err, nats.ErrNoResponders) {
+		// An idle actor is started and the call held meanwhile (actorwake.go).
+		reply, err = a.wakeAndCall(ctx, e, msg)
+	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		switch {

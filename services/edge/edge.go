@@ -322,6 +322,7 @@ func (s *Service) newApp() *fiber.App {
 	admin.routes(app)
 	exps.routes(app)
 	(&grantsAPI{upload: s.upload, id: s.id}).routes(app)
+	(&secretsAPI{upload: s.upload, id: s.id}).routes(app)
 	(&permissionsAPI{auth: s.auth, id: s.id}).routes(app)
 	app.All("/experiments/:slug", s.toExperimentOrigin)
 	app.All("/experiments/:slug/*", s.toExperimentOrigin)

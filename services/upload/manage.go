@@ -166,6 +166,9 @@ func (s *Service) delete(ctx context.Context, req uploadapi.Delete) (uploadapi.R
 	if err := s.dropAccessOf(ctx, req.Slug); err != nil {
 		return uploadapi.Result{}, err
 	}
+	if err := s.dropSecretsOf(ctx, req.Slug); err != nil {
+		return uploadapi.Result{}, err
+	}
 	if err := scoped.DeleteAll(ctx, s.d.Store.DB, req.Slug); err != nil {
 		return uploadapi.Result{}, err
 	}

@@ -46,7 +46,9 @@ type Service struct {
 	lister  experimentLister
 	grants  grantRecords
 	// access is the data_grants bucket: the active grants (grants.go).
-	access  jetstream.KeyValue
+	access jetstream.KeyValue
+	// secrets are the experiments' secrets (secrets.go).
+	secrets secretRecords
 	uploads jetstream.ObjectStore
 	bundles jetstream.ObjectStore
 	// embedded tells whether the store is the embedded one, which builds
@@ -71,6 +73,9 @@ func New(d *svc.Deps) *Service {
 				bus.Endpoint(uploadapi.EndpointGrants, s.listGrants),
 				bus.Endpoint(uploadapi.EndpointGrant, s.grant),
 				bus.Endpoint(uploadapi.EndpointRevoke, s.revoke),
+				bus.Endpoint(uploadapi.EndpointSecrets, s.listSecrets),
+				bus.Endpoint(uploadapi.EndpointSecretSet, s.setSecret),
+				bus.Endpoint(uploadapi.EndpointSecretDelete, s.deleteSecret),
 			)
 		},
 	}
@@ -104,6 +109,9 @@ func (s *Service) provision(ctx context.Context) error {
 		return err
 	}
 	if err := s.provisionGrants(ctx); err != nil {
+		return err
+	}
+	if err := s.provisionSecrets(ctx); err != nil {
 		return err
 	}
 	s.tmp = filepath.Join(d.Config.DataDir, "tmp", "upload")

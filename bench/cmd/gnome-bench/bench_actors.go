@@ -337,6 +337,9 @@ func benchActorCall(ctx context.Context, e *env) (*outcome, error) {
 		{metric: fmt.Sprintf("actor req/s @%d conns vs calls/s (%s)", e.conns, how), unit: unitRate, got: a.rps, ref: d.rate, refName: refDirect, target: noTarget()},
 		{metric: "actor p50 @1 conn (" + how + ")", unit: unitDur, got: float64(a1.p50), ref: float64(d.p50), refName: refDirect, target: noTarget()},
 		{metric: "actor p99 @1 conn (" + how + ")", unit: unitDur, got: float64(a1.p99), ref: float64(d.p99), refName: refDirect, target: noTarget()},
+		// The target for the call itself; /health at one connection
+		// gives its scale: a whole HTTP request to the same process.
+		{metric: "in-process Handle p50, echo actor (" + how + ")", unit: unitDur, got: float64(d.p50), ref: float64(h1.p50), refName: "GET /health p50 @1 conn, same server", target: below(30 * time.Microsecond)},
 	}
 	return out, nil
 }

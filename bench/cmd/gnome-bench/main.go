@@ -53,6 +53,7 @@ var benchmarks = []benchmark{
 	{"expsignin", "sign-in of an experiment's account on its origin vs a platform sign-in, the password hash apart", benchExpSignin},
 	{"participant", "a participant's first request (cookie made and signed) vs a static page without sub_auth, same server", benchParticipant},
 	{"failover", "SIGKILL of the actor-worker hosting an actor → served again by the other (separate processes)", benchFailover},
+	{"actoridle", "worker memory per loaded idle actor, and of 200 experiments with 10 active and idle ones unloaded; an unloaded actor's first call (separate processes)", benchActorIdle},
 }
 
 func main() { os.Exit(run()) }

@@ -3,7 +3,9 @@
 //
 //	POST /click    {"button": "red"}  records a click: 201 with the new counts
 //	GET  /counts                      the clicks per button and in all
-//	GET  /recent?n=10                 the last clicks, newest first
+//	GET  /recent?n=10                 the last clicks, newest first:
+//	                                  {"clicks": [{"button", "by", "at"}]}, "at"
+//	                                  in RFC 3339
 //
 // The buttons come from the manifest's actor.config; the time of the last
 // click is kept in the key-value store.
@@ -118,7 +120,13 @@ func recent(req *actorsdk.Request) *actorsdk.Response {
 	if err != nil {
 		return actorsdk.Fail(err)
 	}
-	var clicks []Click
+	// Decode hands over native values: the stored date comes as a
+	// time.Time, which the page gets as an RFC 3339 string.
+	var clicks []struct {
+		Button string    `json:"button"`
+		By     string    `json:"by"`
+		At     time.Time `json:"at"`
+	}
 	if err := docs.Decode(&clicks); err != nil {
 		return actorsdk.Fail(err)
 	}

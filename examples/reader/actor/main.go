@@ -44,7 +44,7 @@ func summary(req *actorsdk.Request) *actorsdk.Response {
 	doc, err := clicks.FindOne(nil, actorsdk.Sort(actorsdk.D{{Key: "at", Value: -1}}), actorsdk.Projection(actorsdk.M{"_id": 0, "experiment_id": 0}))
 	switch {
 	case err == nil:
-		latest = doc
+		latest = doc.Plain() // dates as RFC 3339 text, for the page
 	case !errors.Is(err, actorsdk.ErrNoDocuments):
 		return actorsdk.Fail(err)
 	}

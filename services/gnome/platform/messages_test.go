@@ -169,6 +169,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)
 	exerciseGrants(ctx, t, d)
+	exerciseSecrets(ctx, t, d)
 
 	// Actors: an experiment with an actor, called through the edge.
 	exerciseActor(ctx, t, d, edgeAddr)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,9 @@ type standaloneRun struct {
 	// installed is false when the bundle was the current version already.
 	installed bool
 	exp       experiments.Config
+	// unsetSecrets are the secrets the package names that this data dir
+	// has no value for: packages never hold values.
+	unsetSecrets []string
 }
 
 // installTimeout bounds the import and the installation together.
@@ -195,6 +199,15 @@ func installStandalone(ctx context.Context, d *svc.Deps, p *Package, staged *sta
 	}
 	if err := r.installBundle(ctx, d, cur, staged); err != nil {
 		return nil, err
+	}
+	have, err := d.Store.Secrets(nil).Names(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range p.Meta.Secrets {
+		if !slices.Contains(have, name) {
+			r.unsetSecrets = append(r.unsetSecrets, name)
+		}
 	}
 	return r, nil
 }
@@ -392,6 +405,10 @@ func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, url, storeURI st
 			fmt.Fprintf(w, "  links       %d study links and %d runs imported (%d and %d already there, left as they were)\n",
 				s.Links, s.Runs, s.LinksExisting, s.RunsExisting)
 		}
+	}
+	if len(r.unsetSecrets) > 0 {
+		fmt.Fprintf(w, "  secrets     the actor reads secrets this package cannot hold: %s\n", strings.Join(r.unsetSecrets, ", "))
+		fmt.Fprintf(w, "              set each, signed in as an admin: PUT /api/experiments/%s/secrets/<name> {\"value\": \"...\"}\n", m.Slug)
 	}
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
