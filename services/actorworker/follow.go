@@ -214,6 +214,7 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experim
 	}
 	if deleted {
 		s.purgeKV(ctx, ev.Slug)
+		s.purgeTimers(ctx, ev.Slug, s.d.Log)
 	}
 }
 

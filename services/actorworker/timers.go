@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -482,22 +483,29 @@ func (a *actor) deliver(ctx context.Context, ev timerEvent) {
 
 // dropTimers removes every timer and schedule record of the actor: the
 // experiment no longer runs it.
-func (a *actor) dropTimers(ctx context.Context) {
-	if !a.s.timers.provided {
+func (a *actor) dropTimers(ctx context.Context) { a.s.purgeTimers(ctx, a.slug, a.log) }
+
+// purgeTimers removes slug's timers and schedule records. The actor's own
+// worker does it when it retires the actor; whichever worker takes an
+// experiment's deletion does it too, so that the timers of an actor that
+// was running nowhere (failed, idle) do not wait for a new experiment of
+// the same slug.
+func (s *Service) purgeTimers(ctx context.Context, slug string, log *slog.Logger) {
+	if !s.timers.provided {
 		return
 	}
-	kv := a.s.timers.kv
-	keys, err := kv.ListKeysFiltered(ctx, a.slug+".>")
+	kv := s.timers.kv
+	keys, err := kv.ListKeysFiltered(ctx, slug+".>")
 	if err != nil {
-		a.log.Warn("listing the actor's timers to remove failed", "err", err)
+		log.Warn("listing the actor's timers to remove failed", "slug", slug, "err", err)
 		return
 	}
 	for k := range keys.Keys() {
 		if err := kv.Purge(ctx, k, jetstream.PurgeTTL(timerMarkerTTL)); err != nil {
-			a.log.Warn("removing an actor timer failed", "key", k, "err", err)
+			log.Warn("removing an actor timer failed", "key", k, "err", err)
 		}
 	}
-	a.s.timers.pending.DeleteLabelValues(a.slug)
+	s.timers.pending.DeleteLabelValues(slug)
 }
 
 // The host operations timer.set and timer.cancel (docs/actors.md,

@@ -331,3 +331,26 @@ func TestRetiredActorDropsItsTimers(t *testing.T) {
 		t.Errorf("schedule record after removal: %v", err)
 	}
 }
+
+// Deleting an experiment removes its timers even when its actor runs
+// nowhere (here: failed for good, without a lease), so a new experiment of
+// the same slug inherits none.
+func TestDeletedExperimentDropsTimersOfAnActorRunningNowhere(t *testing.T) {
+	w := newWorld(t)
+	w.worker()
+	kv, err := w.d.JS.KeyValue(ctxT(t), bus.BucketActorTimers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.deploy("orphan", nil, []byte("\x00asm\x01\x00\x00\x00"))
+	eventually(t, 20*time.Second, "the broken module to fail", func() bool {
+		st := w.state("orphan")
+		return st != nil && st.State == actorapi.StateFailed
+	})
+	// A timer record as an earlier version's worker left it.
+	if _, err := kv.Put(ctxT(t), "orphan.once.left-behind", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	w.remove("orphan")
+	eventually(t, 10*time.Second, "the orphan's timers to go", func() bool { return len(w.timerKeys("orphan")) == 0 })
+}
