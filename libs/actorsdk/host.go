@@ -17,8 +17,10 @@ const (
 	CodeNotFound               = "not_found"
 	CodeMethodNotAllowed       = "method_not_allowed"
 	CodeConflict               = "conflict"
+	CodeGone                   = "gone"
 	CodePayloadTooLarge        = "payload_too_large"
 	CodeInternal               = "internal"
+	CodeBadGateway             = "bad_gateway"
 	CodeUnavailable            = "unavailable"
 	CodeTimeout                = "timeout"
 	CodeScopeForbidden         = "scope_forbidden"
@@ -40,8 +42,10 @@ var statuses = map[string]int{
 	CodeNotFound:               404,
 	CodeMethodNotAllowed:       405,
 	CodeConflict:               409,
+	CodeGone:                   410,
 	CodePayloadTooLarge:        413,
 	CodeInternal:               500,
+	CodeBadGateway:             502,
 	CodeUnavailable:            503,
 	CodeTimeout:                504,
 	CodeScopeForbidden:         403,
