@@ -34,35 +34,36 @@ import (
 )
 
 var (
-	probeOnce sync.Once
-	probeWasm []byte
-	probeErr  error
+	guestsMu sync.Mutex
+	guests   = map[string][]byte{}
 )
 
-// probe is testdata/probe built for the sandbox, once per test binary.
-func probe(t *testing.T) []byte {
+// guest builds the Go package at pkg (relative to the repository's root)
+// for the sandbox, once per test binary.
+func guest(t *testing.T, pkg string) []byte {
 	t.Helper()
-	probeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "actorworker-probe")
-		if err != nil {
-			probeErr = err
-			return
-		}
-		out := filepath.Join(dir, "probe.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/probe")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			probeErr = fmt.Errorf("build the probe: %v\n%s", err, b)
-			return
-		}
-		probeWasm, probeErr = os.ReadFile(out)
-		_ = os.RemoveAll(dir)
-	})
-	if probeErr != nil {
-		t.Fatal(probeErr)
+	guestsMu.Lock()
+	defer guestsMu.Unlock()
+	if b, ok := guests[pkg]; ok {
+		return b
 	}
-	return probeWasm
+	out := filepath.Join(t.TempDir(), "actor.wasm")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+pkg)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guests[pkg] = b
+	return b
 }
+
+// probe is testdata/probe built for the sandbox.
+func probe(t *testing.T) []byte { return guest(t, "services/actorworker/testdata/probe") }
 
 // world is NATS and the store, with any number of worker instances on
 // their own connections, as separate processes would be.

@@ -13,9 +13,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -582,37 +579,8 @@ func TestFetchIsObservedWithoutSecrets(t *testing.T) {
 	}
 }
 
-var (
-	fetchGuestOnce sync.Once
-	fetchGuestWasm []byte
-	fetchGuestErr  error
-)
-
-// fetchGuest is testdata/fetch (an actor of the SDK) built for the sandbox,
-// once per test binary.
-func fetchGuest(t *testing.T) []byte {
-	t.Helper()
-	fetchGuestOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "actorworker-fetch")
-		if err != nil {
-			fetchGuestErr = err
-			return
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		out := filepath.Join(dir, "fetch.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/fetch")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			fetchGuestErr = fmt.Errorf("build the fetch guest: %v\n%s", err, b)
-			return
-		}
-		fetchGuestWasm, fetchGuestErr = os.ReadFile(out)
-	})
-	if fetchGuestErr != nil {
-		t.Fatal(fetchGuestErr)
-	}
-	return fetchGuestWasm
-}
+// fetchGuest is testdata/fetch (an actor of the SDK) built for the sandbox.
+func fetchGuest(t *testing.T) []byte { return guest(t, "services/actorworker/testdata/fetch") }
 
 // A real actor, started by a worker from an uploaded manifest, fetches
 // through the SDK: JSON APIs with a key, and the refusals as the SDK's

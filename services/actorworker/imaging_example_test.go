@@ -12,8 +12,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -34,38 +32,8 @@ import (
 // test hooks let actors reach; everything else is the example's own
 // manifest.
 
-var (
-	imagingOnce sync.Once
-	imagingWasm []byte
-	imagingErr  error
-)
-
-// imagingActor is examples/imaging/actor built for the sandbox, once per
-// test binary.
-func imagingActor(t *testing.T) []byte {
-	t.Helper()
-	imagingOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "actorworker-imaging")
-		if err != nil {
-			imagingErr = err
-			return
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		out := filepath.Join(dir, "imaging.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./examples/imaging/actor")
-		cmd.Dir = "../.."
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			imagingErr = fmt.Errorf("build the imaging example: %v\n%s", err, b)
-			return
-		}
-		imagingWasm, imagingErr = os.ReadFile(out)
-	})
-	if imagingErr != nil {
-		t.Fatal(imagingErr)
-	}
-	return imagingWasm
-}
+// imagingActor is examples/imaging/actor built for the sandbox.
+func imagingActor(t *testing.T) []byte { return guest(t, "examples/imaging/actor") }
 
 // imagingManifest is the example's manifest with actor.config and
 // actor.http.allow changed as given.

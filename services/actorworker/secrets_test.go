@@ -2,11 +2,7 @@ package actorworker
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,37 +18,9 @@ import (
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
-var (
-	secretsGuestOnce sync.Once
-	secretsGuestWasm []byte
-	secretsGuestErr  error
-)
-
 // secretsGuest is testdata/secrets (the SDK's actorsdk.Secret) built for
-// the sandbox, once per test binary.
-func secretsGuest(t *testing.T) []byte {
-	t.Helper()
-	secretsGuestOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "actorworker-secrets")
-		if err != nil {
-			secretsGuestErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "secrets.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/secrets")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			secretsGuestErr = fmt.Errorf("build the secrets guest: %v\n%s", err, b)
-			return
-		}
-		secretsGuestWasm, secretsGuestErr = os.ReadFile(out)
-	})
-	if secretsGuestErr != nil {
-		t.Fatal(secretsGuestErr)
-	}
-	return secretsGuestWasm
-}
+// the sandbox.
+func secretsGuest(t *testing.T) []byte { return guest(t, "services/actorworker/testdata/secrets") }
 
 // syncBuffer is a log sink tests read while the worker writes.
 type syncBuffer struct {

@@ -4,11 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,37 +14,9 @@ import (
 	"github.com/gnome-platform/gnome/libs/bus"
 )
 
-var (
-	timersGuestOnce sync.Once
-	timersGuestWasm []byte
-	timersGuestErr  error
-)
-
 // timersGuest is testdata/timers (actorsdk.OnTimer, After, CancelTimer)
-// built for the sandbox, once per test binary.
-func timersGuest(t *testing.T) []byte {
-	t.Helper()
-	timersGuestOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "actorworker-timers")
-		if err != nil {
-			timersGuestErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "timers.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/timers")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			timersGuestErr = fmt.Errorf("build the timers guest: %v\n%s", err, b)
-			return
-		}
-		timersGuestWasm, timersGuestErr = os.ReadFile(out)
-	})
-	if timersGuestErr != nil {
-		t.Fatal(timersGuestErr)
-	}
-	return timersGuestWasm
-}
+// built for the sandbox.
+func timersGuest(t *testing.T) []byte { return guest(t, "services/actorworker/testdata/timers") }
 
 // firedTimer is a timer event as the guest received it.
 type firedTimer struct {

@@ -16,12 +16,10 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
@@ -309,73 +307,24 @@ func (z *actorZipper) write(path, slug string) error {
 // idleCluster is the platform as separate processes, with one
 // actor-worker at a time.
 type idleCluster struct {
-	e        *env
-	dir      string
-	svcEnv   []string
-	base     string
-	token    string
-	nc       *nats.Conn
-	states   jetstream.KeyValue
-	workers  []*proc
-	started  int
-	stopping []*proc
+	*procCluster
+	token  string
+	states jetstream.KeyValue
 }
 
-// startIdleCluster starts gnome serve --infra-only, auth, upload and the
-// edge, and signs in.
+// startIdleCluster starts the platform as processes without an
+// actor-worker, and signs in.
 func (e *env) startIdleCluster(ctx context.Context) (c *idleCluster, err error) {
-	dir := filepath.Join(e.tmp, "actoridle")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	addrs, err := freePorts(3)
+	pc, err := e.startProcCluster(ctx, "actoridle")
 	if err != nil {
 		return nil, err
 	}
-	c = &idleCluster{e: e, dir: dir}
+	c = &idleCluster{procCluster: pc}
 	defer func() {
 		if err != nil {
 			c.stop()
 		}
 	}()
-	common := append(cleanEnv(os.Environ()), "DATA_DIR="+dir, "LOG_LEVEL=WARNING",
-		"ADMIN_EMAIL="+benchAdmin, "ADMIN_PASSWORD="+benchPassword, "TRUSTED_PROXIES=127.0.0.1/32")
-	infra, err := startProc("gnome infra", e.gnomeBin, []string{"serve", "--infra-only"},
-		append(slices.Clone(common), "EMBEDDED_NATS_ADDR="+addrs[1], "EMBEDDED_STORE_ADDR="+addrs[2]), filepath.Join(e.tmp, "actoridle-infra.log"))
-	if err != nil {
-		return nil, err
-	}
-	c.stopping = append(c.stopping, infra)
-	for _, a := range addrs[1:] {
-		if err := waitListening(ctx, a, 60*time.Second); err != nil {
-			return nil, fmt.Errorf("gnome serve --infra-only: %w\n%s", err, infra.tail())
-		}
-	}
-	c.svcEnv = append(slices.Clone(common), "NATS_URL=nats://"+addrs[1], "MONGO_URI=mongodb://"+addrs[2]+"/", "SECRET_KEY=bench-secret-key-0123456789abcdef0123")
-	binDir := filepath.Dir(e.gnomeBin)
-	for _, s := range []string{"auth", "upload"} {
-		p, err := startProc(s, filepath.Join(binDir, s), nil, c.svcEnv, filepath.Join(e.tmp, "actoridle-"+s+".log"))
-		if err != nil {
-			return nil, err
-		}
-		c.stopping = append(c.stopping, p)
-	}
-	edge, err := startProc("edge", filepath.Join(binDir, "edge"), nil, append(slices.Clone(c.svcEnv), "HTTP_ADDR="+addrs[0]), filepath.Join(e.tmp, "actoridle-edge.log"))
-	if err != nil {
-		return nil, err
-	}
-	c.stopping = append(c.stopping, edge)
-	c.base = "http://" + addrs[0]
-	if _, err := edge.waitReady(ctx, c.base+"/health", 10*time.Millisecond, 60*time.Second); err != nil {
-		return nil, err
-	}
-	auth, err := adminAuth(dir)
-	if err != nil {
-		return nil, err
-	}
-	if c.nc, err = nats.Connect("nats://"+addrs[1], nats.Name("gnome-bench"), nats.Timeout(5*time.Second), auth); err != nil {
-		return nil, err
-	}
 	for i := 0; i < 100; i++ { // the auth service may still be starting; each try from its own address, below the limit
 		if c.token, _, err = login(ctx, c.base, fmt.Sprintf("198.51.101.%d", 1+i)); err == nil {
 			break
@@ -388,40 +337,18 @@ func (e *env) startIdleCluster(ctx context.Context) (c *idleCluster, err error) 
 // startWorker starts an actor-worker that unloads actors idle for idle (0:
 // never) and waits until it answers on the bus.
 func (c *idleCluster) startWorker(ctx context.Context, idle time.Duration) (*proc, error) {
-	c.started++
-	env := append(slices.Clone(c.svcEnv), "ACTOR_IDLE_UNLOAD_SECONDS="+strconv.Itoa(int(idle/time.Second)))
-	p, err := startProc("actorworker", filepath.Join(filepath.Dir(c.e.gnomeBin), "actorworker"), nil, env,
-		filepath.Join(c.e.tmp, fmt.Sprintf("actoridle-actorworker-%d.log", c.started)))
+	p, err := c.procCluster.startWorker(ctx, "ACTOR_IDLE_UNLOAD_SECONDS="+strconv.Itoa(int(idle/time.Second)))
+	if err != nil || c.states != nil {
+		return p, err
+	}
+	js, err := jetstream.New(c.nc)
 	if err != nil {
 		return nil, err
 	}
-	c.workers = append(c.workers, p)
-	mark := "-" + strconv.Itoa(p.cmd.Process.Pid) + "-"
-	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); {
-		found, _ := bus.Discover(ctx, c.nc, 50*time.Millisecond, time.Second)
-		for _, in := range found["actorworker"] {
-			if strings.Contains(in.Instance, mark) {
-				if c.states == nil {
-					js, err := jetstream.New(c.nc)
-					if err != nil {
-						return nil, err
-					}
-					if c.states, err = js.KeyValue(ctx, bus.BucketActorState); err != nil {
-						return nil, err
-					}
-				}
-				return p, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-p.done:
-			return nil, fmt.Errorf("actorworker exited: %v\n%s", p.err, p.tail())
-		case <-time.After(50 * time.Millisecond):
-		}
+	if c.states, err = js.KeyValue(ctx, bus.BucketActorState); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("actorworker pid %d never answered on the bus\n%s", p.cmd.Process.Pid, p.tail())
+	return p, nil
 }
 
 // deploy uploads the experiments numbered from..to-1 and waits until each
@@ -541,18 +468,4 @@ func (c *idleCluster) timeCall(ctx context.Context, slug string) (time.Duration,
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	return time.Since(t), resp.StatusCode, string(b), nil
-}
-
-// stop stops the worker, then the other services, then the
-// infrastructure.
-func (c *idleCluster) stop() {
-	if c.nc != nil {
-		c.nc.Close()
-	}
-	for _, p := range c.workers {
-		p.stop(30 * time.Second)
-	}
-	for i := len(c.stopping) - 1; i >= 0; i-- {
-		c.stopping[i].stop(30 * time.Second)
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,19 +57,36 @@ func guest(t *testing.T, dir string) []byte {
 
 func probeWasm(t *testing.T) []byte { return guest(t, "services/actorworker/testdata/probe") }
 
-// clicksZip is the example click tracker as an uploadable ZIP.
-func clicksZip(t *testing.T) []byte {
+// exampleFiles are the files of examples/<name> as make examples packs
+// them: every file but the actor's Go sources, and the actor built for the
+// sandbox as actor.wasm.
+func exampleFiles(t *testing.T, name string) map[string]string {
 	t.Helper()
-	files := map[string]string{"actor.wasm": string(guest(t, "examples/clicks/actor"))}
-	for _, name := range []string{"manifest.json", "static/index.html"} {
-		b, err := os.ReadFile(filepath.Join("../../../examples/clicks", name))
+	dir := filepath.Join("../../../examples", name)
+	files := map[string]string{"actor.wasm": string(guest(t, "examples/"+name+"/actor"))}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		files[name] = string(b)
+		rel, _ := filepath.Rel(dir, path)
+		if d.IsDir() {
+			if rel == "actor" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		files[filepath.ToSlash(rel)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return zipOf(t, files)
+	return files
 }
+
+// clicksZip is the example click tracker as an uploadable ZIP.
+func clicksZip(t *testing.T) []byte { return zipOf(t, exampleFiles(t, "clicks")) }
 
 // probeZip is an experiment whose actor is the probe; extra adds manifest
 // fields, actor overrides the actor's.

@@ -2,9 +2,6 @@ package apitest
 
 import (
 	"encoding/json"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -28,27 +25,7 @@ var ezCode = regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){
 // pages and the actor built for the sandbox, without Go sources.
 func eventZeroZip(t *testing.T) []byte {
 	t.Helper()
-	const dir = "../../../examples/event_zero"
-	files := map[string]string{"actor.wasm": string(guest(t, "examples/event_zero/actor"))}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if d.IsDir() {
-			if rel == "actor" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return zipOf(t, files)
+	return zipOf(t, exampleFiles(t, "event_zero"))
 }
 
 // ez sends a request to Event Zero's origin; a body goes as JSON.

@@ -3,12 +3,9 @@ package apitest
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,26 +24,7 @@ import (
 // base_url replaced when base is not empty.
 func imagingZip(t *testing.T, base string) []byte {
 	t.Helper()
-	const dir = "../../../examples/imaging"
-	files := map[string]string{"actor.wasm": string(guest(t, "examples/imaging/actor"))}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, path)
-		if d.IsDir() {
-			if rel == "actor" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	files := exampleFiles(t, "imaging")
 	if base != "" {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(files["manifest.json"]), &m); err != nil {

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -18,18 +16,7 @@ import (
 // opening to the completion redirect, and every way to misuse a link.
 
 // surveyZip is the example survey as an uploadable ZIP.
-func surveyZip(t *testing.T) []byte {
-	t.Helper()
-	files := map[string]string{"actor.wasm": string(guest(t, "examples/survey/actor"))}
-	for _, name := range []string{"manifest.json", "static/index.html", "static/thanks.html"} {
-		b, err := os.ReadFile(filepath.Join("../../../examples/survey", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[name] = string(b)
-	}
-	return zipOf(t, files)
-}
+func surveyZip(t *testing.T) []byte { return zipOf(t, exampleFiles(t, "survey")) }
 
 // openLink opens a study link's URL (plus query) as a browser would
 // (Accept: text/html), without following its redirect.
