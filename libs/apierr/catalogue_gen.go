@@ -66,6 +66,10 @@ const (
 	CodeHttpResponseTooLarge Code = "http_response_too_large"
 	// CodeHttpFailed means: An actor's outbound HTTP request got no response: the name did not resolve, the connection or TLS handshake failed, the server broke the protocol, or there were too many redirects; the message says which.
 	CodeHttpFailed Code = "http_failed"
+	// CodeLiveConnectionGone means: The live connection an actor named is closed, or was never one of the experiment's.
+	CodeLiveConnectionGone Code = "live_connection_gone"
+	// CodeLiveTooMany means: A bound of live channels is reached: connections of the experiment or of one client, or rooms of one connection; the message says which.
+	CodeLiveTooMany Code = "live_too_many"
 	// CodeBundleNotZip means: The upload is not a ZIP archive.
 	CodeBundleNotZip Code = "bundle_not_zip"
 	// CodeBundleTruncated means: The ZIP archive is cut short: its end record, central directory or an entry's data is missing.
@@ -140,6 +144,8 @@ var catalogue = map[Code]entry{
 	CodeHttpForbiddenAddress:    {403, "An allowed host of an actor's outbound HTTP request resolves to an address actors may not reach: loopback, private, link-local, cloud metadata, CGNAT, unspecified, multicast or reserved; checked at connection time, on every redirect."},
 	CodeHttpResponseTooLarge:    {502, "The response to an actor's outbound HTTP request is over its size limit (actor.http.max_response_bytes)."},
 	CodeHttpFailed:              {502, "An actor's outbound HTTP request got no response: the name did not resolve, the connection or TLS handshake failed, the server broke the protocol, or there were too many redirects; the message says which."},
+	CodeLiveConnectionGone:      {410, "The live connection an actor named is closed, or was never one of the experiment's."},
+	CodeLiveTooMany:             {429, "A bound of live channels is reached: connections of the experiment or of one client, or rooms of one connection; the message says which."},
 	CodeBundleNotZip:            {400, "The upload is not a ZIP archive."},
 	CodeBundleTruncated:         {400, "The ZIP archive is cut short: its end record, central directory or an entry's data is missing."},
 	CodeBundleCorrupt:           {400, "The ZIP archive's structure is inconsistent or an entry's data is damaged; the message names the entry."},

@@ -103,6 +103,20 @@ func (v *Verifier) verify(token, audience string, now time.Time) (*Claims, error
 	return c, nil
 }
 
+// StillValid reports whether claims, verified earlier, still hold at now:
+// not expired, and neither the token, its session nor its user's tokens
+// revoked since. Holders of long-lived connections ask it from time to time.
+func (v *Verifier) StillValid(c *Claims, now time.Time) bool {
+	if c.ExpiresAt != nil && !now.Before(c.ExpiresAt.Time) {
+		return false
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	_, denied := v.denied[c.ID]
+	_, sessionEnded := v.denied[c.Session]
+	return !denied && !(c.Session != "" && sessionEnded) && c.TokenVersion >= v.versions[c.Subject]
+}
+
 func (v *Verifier) verifySignature(token, audience string, now time.Time) (*Claims, error) {
 	if token == "" || len(token) > MaxTokenLen {
 		return nil, ErrMalformed

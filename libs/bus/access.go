@@ -118,9 +118,11 @@ var core = map[string]Access{
 	"edge": {
 		Publish: []string{
 			"gnome.auth.>", "gnome.upload.>", "gnome.export.>", "gnome.actorworker.status", "gnome.edge.status",
-			"gnome.actor.*.call", "gnome.authz.changed", "$SRV.>",
+			"gnome.actor.*.call", "gnome.actor.*.live", "gnome.authz.changed", "$SRV.>",
 		},
-		Subscribe: []string{"gnome.authz.changed", "exports.progress.*"},
+		// Live channels: commands about an edge's connections, rooms'
+		// messages and censuses (actorapi.LiveEdgeSubject, ...).
+		Subscribe: []string{"gnome.authz.changed", "exports.progress.*", "gnome.live.*.edge.*", "gnome.live.*.room.*", "gnome.live.*.census"},
 	},
 	"auth":   {Publish: []string{"gnome.authz.changed"}, Subscribe: []string{"gnome.authz.changed"}},
 	"upload": {},
@@ -131,9 +133,9 @@ var core = map[string]Access{
 		},
 	},
 	"actorworker": {
-		Publish: []string{"gnome.actor.*.call"},
+		Publish: []string{"gnome.actor.*.call", "gnome.live.>"},
 		Subscribe: []string{
-			"gnome.actor.*.call",
+			"gnome.actor.*.call", "gnome.actor.*.live",
 			"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamActorJobs + ".>",
 		},
 	},

@@ -108,6 +108,29 @@ type Config struct {
 	// worker unloads it, to start it again on the next call
 	// (ACTOR_IDLE_UNLOAD_SECONDS, 600 by default; 0 keeps actors loaded).
 	ActorIdleUnload time.Duration
+
+	// Live is the bounds of live channels (docs/actors.md, section 8).
+	Live LiveLimits
+}
+
+// LiveLimits bounds live channels: WebSockets and event streams.
+type LiveLimits struct {
+	// MaxMessage bounds one message either way, in bytes
+	// (LIVE_MAX_MESSAGE_BYTES, 65536 by default).
+	MaxMessage int
+	// MaxConnections bounds one experiment's connections over every edge
+	// (LIVE_MAX_CONNECTIONS, 10000 by default).
+	MaxConnections int
+	// MaxPerClient bounds one client's connections to one experiment
+	// (LIVE_MAX_CONNECTIONS_PER_CLIENT, 16 by default).
+	MaxPerClient int
+	// MaxRooms bounds the rooms one connection is in
+	// (LIVE_MAX_ROOMS_PER_CONNECTION, 32 by default).
+	MaxRooms int
+	// SendQueue bounds the messages waiting to be written to one
+	// connection; a reader that lets it fill is closed
+	// (LIVE_SEND_QUEUE, 256 by default).
+	SendQueue int
 }
 
 // NATSAuth is one way to authenticate to NATS; at most one is set.
@@ -245,6 +268,13 @@ func LoadFrom(get Getenv) (*Config, error) {
 		ExportJobAckWait: time.Duration(integer("EXPORT_JOB_ACK_WAIT_SECONDS", 30, 3)) * time.Second,
 		ShutdownGrace:    time.Duration(integer("SHUTDOWN_GRACE_SECONDS", 20, 0)) * time.Second,
 		ActorIdleUnload:  time.Duration(integer("ACTOR_IDLE_UNLOAD_SECONDS", 600, 0)) * time.Second,
+		Live: LiveLimits{
+			MaxMessage:     int(integer("LIVE_MAX_MESSAGE_BYTES", 64<<10, 128)),
+			MaxConnections: int(integer("LIVE_MAX_CONNECTIONS", 10000, 1)),
+			MaxPerClient:   int(integer("LIVE_MAX_CONNECTIONS_PER_CLIENT", 16, 1)),
+			MaxRooms:       int(integer("LIVE_MAX_ROOMS_PER_CONNECTION", 32, 1)),
+			SendQueue:      int(integer("LIVE_SEND_QUEUE", 256, 1)),
+		},
 	}
 
 	if c.Env != Development && c.Env != Production {

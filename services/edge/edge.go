@@ -58,6 +58,8 @@ type Service struct {
 	// binds to the bucket on first use.
 	exportFiles *exportstore.ObjectStore
 	cacheDir    string
+	// live holds the experiments' live connections (live.go).
+	live *liveHub
 	// watching keeps the verifier current until Stop.
 	stopWatch context.CancelFunc
 
@@ -142,7 +144,14 @@ func (s *Service) Start(ctx context.Context) error {
 	s.health = newProber(d)
 	s.health.isAdmin = s.id.isAdmin
 	s.health.start()
-	s.app = s.newApp()
+	if s.app, err = s.newApp(); err != nil {
+		s.health.stop()
+		stopWatch()
+		s.id.enforcer.Close()
+		s.catalog.stop()
+		_ = ln.Close()
+		return err
+	}
 	s.ln = ln
 	s.Addr = ln.Addr().String()
 	s.served = make(chan error, 1)
@@ -164,6 +173,11 @@ func (s *Service) Start(ctx context.Context) error {
 // ctx, then leaves the bus.
 func (s *Service) Stop(ctx context.Context) error {
 	var errs []error
+	if s.live != nil {
+		// Live connections are hijacked from the HTTP server, which does
+		// not wait for them: they close first, telling their actors.
+		s.live.stop(ctx)
+	}
 	if s.app != nil {
 		errs = append(errs, s.app.ShutdownWithContext(ctx))
 		select {
@@ -254,7 +268,7 @@ func (s *Service) declaredLimit(method, path string) (int64, error) {
 }
 
 // newApp builds the Fiber app: the middleware chain, then the routes.
-func (s *Service) newApp() *fiber.App {
+func (s *Service) newApp() (*fiber.App, error) {
 	d := s.d
 	errHandler := httpx.ErrorHandler(func(c *fiber.Ctx, err error) {
 		d.Log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
@@ -304,7 +318,12 @@ func (s *Service) newApp() *fiber.App {
 		panic(err) // HKDF fails only for outputs over 8160 bytes: a 32-byte key never does
 	}
 	links := &linksAPI{log: d.Log, auth: s.auth, id: s.id, limiter: s.limiter, origins: s.origins}
-	expApp := s.newExperimentApp(errHandler, files, actors, subAuth, links)
+	live, err := newLiveHub(d.NC, d.Log, d.Config.Live, actors, s.catalog, s.id, s.origins, d.Telemetry.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("live channels: %w", err)
+	}
+	s.live = live
+	expApp := s.newExperimentApp(errHandler, files, actors, subAuth, links, live)
 
 	// Fiber matches routes in the order they are registered, so this order
 	// is part of the API: requests for an experiment's origin leave for its
@@ -327,5 +346,5 @@ func (s *Service) newApp() *fiber.App {
 	app.All("/experiments/:slug", s.toExperimentOrigin)
 	app.All("/experiments/:slug/*", s.toExperimentOrigin)
 	exports.routes(app)
-	return app
+	return app, nil
 }

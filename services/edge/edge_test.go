@@ -18,6 +18,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/store"
@@ -63,6 +64,8 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // records and bundles, and services answering on the bus.
 type world struct {
 	t    *testing.T
+	env  *testenv.Env
+	cfg  *config.Config
 	d    *svc.Deps // the test's own connections
 	base string
 	addr string
@@ -112,7 +115,7 @@ func startWorld(t *testing.T, set map[string]string) *world {
 	if err := policy.Seed(); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, d: d, base: "http://" + e.Addr, addr: e.Addr, signer: signer, policy: policy, http: &http.Client{
+	w := &world{t: t, env: env, cfg: cfg, d: d, base: "http://" + e.Addr, addr: e.Addr, signer: signer, policy: policy, http: &http.Client{
 		Transport:     testenv.LocalhostTransport(),
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

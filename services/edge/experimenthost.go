@@ -25,6 +25,9 @@ import (
 //	/_gnome/logout                      sign out (everywhere)
 //	/_gnome/auth/...                    the experiment's own accounts (expauth.go)
 //	/_gnome/l/{id}                      a study link's opening (links.go)
+//	/_gnome/live.js                     the live channels' browser helper
+//	/experiments/{slug}/ws/...          a WebSocket to the actor (live.go)
+//	/experiments/{slug}/events/{room}   an event stream of a room (live.go)
 //
 // The platform's cookie never reaches an experiment origin (it is host-only
 // on the platform's host); the visitor's identity arrives by the hand-off
@@ -71,7 +74,7 @@ func (s *Service) experimentHost(expApp fiber.Handler) fiber.Handler {
 
 // newExperimentApp is the routes of an experiment's origin; it shares the
 // platform app's handlers for files and actor calls.
-func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI, subAuth *expAuth, links *linksAPI) fiber.Handler {
+func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAPI, actors *actorsAPI, subAuth *expAuth, links *linksAPI, live *liveHub) fiber.Handler {
 	app := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          errHandler,
@@ -84,6 +87,7 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 		return c.Redirect("/experiments/"+expSlugOf(c)+"/", fiber.StatusFound)
 	})
 	app.Get("/_gnome/session", s.handoffs.finish)
+	app.Get("/_gnome/live.js", live.script)
 	app.Post("/_gnome/logout", s.handoffs.logout)
 	subAuth.routes(app)
 	links.expRoutes(app)
@@ -96,6 +100,9 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 	exp := app.Group("/experiments/:slug", own)
 	exp.Get("/health", actors.access(experiments.Open), actors.health)
 	exp.All("/api/*", actors.access(experiments.Open), actors.call)
+	exp.Get("/ws", actors.access(experiments.Open), live.websocket)
+	exp.Get("/ws/*", actors.access(experiments.Open), live.websocket)
+	exp.Get("/events/:room", actors.access(experiments.Open), live.events)
 	app.Get("/experiments/:slug", own, func(c *fiber.Ctx) error {
 		return c.Redirect("/experiments/"+c.Params("slug")+"/", fiber.StatusMovedPermanently)
 	})
