@@ -111,6 +111,9 @@ type StartJob struct {
 	Checksum string `json:"checksum"`
 	// Reason is one of the ActorStart constants.
 	Reason string `json:"reason"`
+	// Instance is which of the actor's instances (actor.instances in the
+	// manifest) to start: 0, the first, when absent.
+	Instance int `json:"instance,omitempty"`
 }
 
 // Why an actor start job was queued.

@@ -27,6 +27,11 @@
 // and writes alive as the ABI requires, and wraps the host's call, take and
 // log imports in DB, DBFrom, KV, Config, Call and Log.
 //
+// Besides requests, an actor may take events through gnome_event: timers
+// (OnTimer, After) and the WebSockets and event streams browsers hold with
+// the experiment (OnOpen, OnMessage, OnClose; Send, Join, Publish,
+// CloseConn: docs/actors.md, section 8).
+//
 // The platform calls an actor one request at a time, so handlers need no
 // locking; goroutines they start run only while the platform is inside a
 // call. A panic is not recovered: it traps the instance, the caller gets 502

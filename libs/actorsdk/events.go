@@ -57,7 +57,9 @@ var (
 func OnTimer(f func(Timer) error) { timerHooks = append(timerHooks, f) }
 
 // OnEvent registers f to run for every event, whatever its type, after the
-// handlers of its type.
+// handlers of its type. Live events (open, message, close) reach it only
+// when the actor has a live handler (OnOpen, OnMessage, OnClose) and they
+// accepted the event.
 func OnEvent(f func(Event) error) { eventHooks = append(eventHooks, f) }
 
 // After asks the platform to hand the actor a timer event named name with
@@ -96,9 +98,26 @@ func CancelTimer(id string) (cancelled bool, err error) {
 // event handles one event envelope and returns nil, or the error envelope
 // that reports its failure.
 func event(env []byte) []byte {
+	live, liveErr := decodeLive(env)
+	if liveErr == nil && isLiveType(live.typ) {
+		handled, err := liveEvent(live)
+		if !handled {
+			return errorEnvelope(CodeNotFound, "the actor has no live handlers (actorsdk.OnOpen, OnMessage, OnClose)")
+		}
+		for _, f := range eventHooks {
+			if err != nil {
+				break
+			}
+			err = run(func() error { return f(Event{Type: liveType(live.typ), Raw: env}) })
+		}
+		return eventFailure(err)
+	}
 	var ev Event
 	if err := json.Unmarshal(env, &ev); err != nil {
 		return errorEnvelope(CodeBadRequest, "the event envelope is malformed: "+err.Error())
+	}
+	if liveErr != nil && isLiveType(ev.Type) {
+		return errorEnvelope(CodeBadRequest, "the live event envelope is malformed: "+liveErr.Error())
 	}
 	ev.Raw = env
 	handled := false
@@ -123,17 +142,29 @@ func event(env []byte) []byte {
 		err = run(func() error { return f(ev) })
 	}
 	if err != nil {
-		code := CodeInternal
-		var he *HostError
-		if errors.As(err, &he) {
-			code = he.Code
-		}
-		return errorEnvelope(code, err.Error())
+		return eventFailure(err)
 	}
 	if !handled {
 		return errorEnvelope(CodeNotFound, fmt.Sprintf("the actor has no handler of %q events (actorsdk.OnTimer, actorsdk.OnEvent)", ev.Type))
 	}
 	return nil
+}
+
+// eventFailure is the error envelope of a handler's error, nil for none: a
+// *HostError keeps its code and message (Refuse), any other error is
+// internal.
+func eventFailure(err error) []byte {
+	if err == nil {
+		return nil
+	}
+	var he *HostError
+	if errors.As(err, &he) {
+		if he.Op == "" {
+			return errorEnvelope(he.Code, he.Message)
+		}
+		return errorEnvelope(he.Code, err.Error())
+	}
+	return errorEnvelope(CodeInternal, err.Error())
 }
 
 // run calls f, turning a panic into an error: a handler's panic should

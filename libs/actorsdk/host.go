@@ -29,6 +29,12 @@ const (
 	CodeScopeForbiddenStage    = "scope_forbidden_stage"
 	CodeScopeLimit             = "scope_limit"
 	CodeStoreUnsupported       = "store_unsupported"
+	// CodeLiveConnectionGone: the live connection named is closed (Join,
+	// Leave).
+	CodeLiveConnectionGone = "live_connection_gone"
+	// CodeLiveTooMany: a bound of live channels is reached (Join: rooms of
+	// one connection).
+	CodeLiveTooMany = "live_too_many"
 )
 
 // statuses are the HTTP statuses of the codes above, as the catalogue has
@@ -54,6 +60,8 @@ var statuses = map[string]int{
 	CodeScopeForbiddenStage:    400,
 	CodeScopeLimit:             413,
 	CodeStoreUnsupported:       501,
+	CodeLiveConnectionGone:     410,
+	CodeLiveTooMany:            429,
 }
 
 // StatusOf is the HTTP status of a catalogue code; 500 for a code it does

@@ -226,8 +226,11 @@ type Actor struct {
 	// Module is the module's path in the bundle, relative to its root.
 	Module string `json:"module"`
 	// MemoryMB and TimeoutMS are 0 when not given (the platform's defaults).
-	MemoryMB  int            `json:"memory_mb,omitempty"`
-	TimeoutMS int            `json:"timeout_ms,omitempty"`
+	MemoryMB  int `json:"memory_mb,omitempty"`
+	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// Instances is actor.instances, how many instances serve its calls
+	// side by side (1 to 8); 0 when not given: one.
+	Instances int            `json:"instances,omitempty"`
 	Config    map[string]any `json:"config,omitempty"`
 	// HTTP is actor.http, the outbound HTTP it may send (actorhttp.go);
 	// nil when not given: none.
@@ -237,6 +240,15 @@ type Actor struct {
 	Schedule []Schedule `json:"schedule,omitempty"`
 }
 
+// MaxInstances bounds actor.instances.
+const MaxInstances = 8
+
+// InstanceCount is how many instances serve the actor's calls: 1 when the
+// manifest does not say.
+func (a *Actor) InstanceCount() int {
+	return min(max(a.Instances, 1), MaxInstances)
+}
+
 // UnmarshalJSON takes integral numbers in any JSON spelling (32.0).
 func (a *Actor) UnmarshalJSON(data []byte) error {
 	type plain Actor
@@ -244,6 +256,7 @@ func (a *Actor) UnmarshalJSON(data []byte) error {
 		plain
 		MemoryMB  json.RawMessage `json:"memory_mb"`
 		TimeoutMS json.RawMessage `json:"timeout_ms"`
+		Instances json.RawMessage `json:"instances"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
@@ -252,7 +265,7 @@ func (a *Actor) UnmarshalJSON(data []byte) error {
 	for _, f := range []struct {
 		raw json.RawMessage
 		to  *int
-	}{{v.MemoryMB, &a.MemoryMB}, {v.TimeoutMS, &a.TimeoutMS}} {
+	}{{v.MemoryMB, &a.MemoryMB}, {v.TimeoutMS, &a.TimeoutMS}, {v.Instances, &a.Instances}} {
 		if len(f.raw) == 0 || string(f.raw) == "null" {
 			continue
 		}

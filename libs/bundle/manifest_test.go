@@ -57,6 +57,11 @@ func TestManifestSchemaViolations(t *testing.T) {
 		{"actor without a module", `{"slug": "demo", "name": "X", "actor": {"memory_mb": 16}}`, "/actor/module", nil},
 		{"actor memory too large", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "memory_mb": 4096}}`, "/actor/memory_mb", nil},
 		{"actor timeout not an integer", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "timeout_ms": 1.5}}`, "/actor/timeout_ms", nil},
+		{"actor instances zero", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "instances": 0}}`, "/actor/instances", nil},
+		{"actor instances negative", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "instances": -2}}`, "/actor/instances", nil},
+		{"actor instances not an integer", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "instances": 1.5}}`, "/actor/instances", nil},
+		{"actor instances a string", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "instances": "2"}}`, "/actor/instances", nil},
+		{"actor instances over 8", `{"slug": "demo", "name": "X", "actor": {"module": "a.wasm", "instances": 9}}`, "/actor/instances", nil},
 		{"index without keys", `{"slug": "demo", "name": "X", "managed_indexes": {"notes": [{"name": "i"}]}}`, "/managed_indexes/notes/0/keys", nil},
 		{"index with a bad direction", `{"slug": "demo", "name": "X", "managed_indexes": {"notes": [{"name": "i", "keys": [["a", 2]]}]}}`, "/managed_indexes/notes/0/keys/0/1", nil},
 		{"index with a bad kind", `{"slug": "demo", "name": "X", "managed_indexes": {"notes": [{"name": "i", "keys": {"a": "sideways"}}]}}`, "/managed_indexes/notes/0/keys/a", nil},
@@ -277,11 +282,18 @@ func TestManifestNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Actor.MemoryMB != 32 || m.Actor.TimeoutMS != 1500 {
+	if m.Actor.MemoryMB != 32 || m.Actor.TimeoutMS != 1500 || m.Actor.InstanceCount() != 1 {
 		t.Errorf("actor %+v", m.Actor)
 	}
 	if k := m.ManagedIndexes["c"][0].Keys; len(k) != 2 || k[0].Direction != 1 || k[1].Direction != -1 {
 		t.Errorf("keys %+v", k)
+	}
+	m8, _, err := bundle.ParseManifest([]byte(`{"slug": "a", "name": "A", "actor": {"module": "a.wasm", "instances": 8.0}}`))
+	if err != nil {
+		t.Fatalf("instances 8.0: %v", err)
+	}
+	if m8.Actor.Instances != 8 || m8.Actor.InstanceCount() != 8 {
+		t.Errorf("instances 8.0: %+v", m8.Actor)
 	}
 
 	_, _, err = bundle.ParseManifest([]byte(`{"slug": "a", "name": "A", "actor": {"module": "a.wasm", "config": {"x": [1, 1e400]}}}`))

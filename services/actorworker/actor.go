@@ -58,7 +58,11 @@ const (
 type actor struct {
 	s    *Service
 	slug string
-	log  *slog.Logger
+	// index is which of the actor's instances this is (instances.go), and
+	// key its key in actor_leases and actor_state: the slug for the first.
+	index int
+	key   string
+	log   *slog.Logger
 
 	// Owned by the loop.
 	spec      *spec
@@ -91,6 +95,8 @@ type actor struct {
 	lastActive time.Time
 	// timers are the actor's timers and schedules (timers.go).
 	timers *timerSet
+	// live counts the actor's live connections (live.go).
+	live *liveState
 
 	sub      *nats.Subscription
 	mailbox  chan *nats.Msg
@@ -116,10 +122,14 @@ type actor struct {
 	leaseSpec *spec
 }
 
-func newActor(s *Service, sp *spec, leaseRev uint64) *actor {
+func newActor(s *Service, sp *spec, index int, leaseRev uint64) *actor {
+	log := s.d.Log.With("slug", sp.slug)
+	if index > 0 {
+		log = log.With("instance", index)
+	}
 	a := &actor{
-		s: s, slug: sp.slug, spec: sp,
-		log:       s.d.Log.With("slug", sp.slug),
+		s: s, slug: sp.slug, spec: sp, index: index, key: instanceKey(sp.slug, index),
+		log:       log,
 		mailbox:   make(chan *nats.Msg, s.tune.Mailbox),
 		reloads:   make(chan *spec, 1),
 		quit:      make(chan stopReason, 1),
@@ -182,6 +192,14 @@ func (a *actor) run(started chan<- error) {
 	sub, err := a.s.d.NC.QueueSubscribe(actorapi.Subject(a.slug), actorapi.QueueGroup, a.enqueue)
 	if err == nil {
 		a.sub = sub
+		// Live events share the mailbox, so that they are serialised
+		// with calls (live.go); only the first instance takes them
+		// (instances.go).
+		if a.primary() {
+			err = a.subscribeLive()
+		}
+	}
+	if err == nil {
 		err = a.s.d.NC.Flush()
 	}
 	if err != nil {
@@ -502,6 +520,10 @@ func (a *actor) enqueue(m *nats.Msg) {
 // then, and when the next start is further off, it is refused at once.
 func (a *actor) serve(m *nats.Msg) {
 	defer a.markActive()
+	if a.isLive(m) {
+		a.serveLive(m)
+		return
+	}
 	deadline := callDeadline(m)
 	if !deadline.IsZero() && time.Now().After(deadline) {
 		return // the caller stopped waiting
@@ -612,6 +634,7 @@ func (a *actor) finish() {
 	if a.sub != nil {
 		_ = a.sub.Unsubscribe()
 	}
+	a.stopLive()
 	if a.stopRenew != nil {
 		a.stopRenew()
 	}
@@ -646,9 +669,15 @@ func (a *actor) finish() {
 	switch a.exit {
 	case stopRetire:
 		a.s.releaseLease(ctx, a)
-		a.s.dropState(ctx, a.slug)
-		a.dropTimers(ctx)
-		a.s.dropModule(a.spec)
+		a.s.dropState(ctx, a.key)
+		if a.primary() {
+			// Another instance retires because there are fewer now; the
+			// timers belong to the first, which retires only with the actor.
+			a.dropTimers(ctx)
+		}
+		if !a.s.otherInstanceHere(a) {
+			a.s.dropModule(a.spec)
+		}
 		a.setGauge("")
 		a.log.Info("actor stopped: the experiment no longer runs one")
 	case stopHandover:

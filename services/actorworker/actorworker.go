@@ -78,6 +78,8 @@ type tuning struct {
 	IdleUnload time.Duration
 	// Timers bound actors' timers (timers.go).
 	Timers timerTuning
+	// Live bounds live channels (live.go).
+	Live liveTuning
 }
 
 var defaults = tuning{
@@ -91,6 +93,7 @@ var defaults = tuning{
 	FlushState:       time.Second,
 	MaxModule:        64 << 20,
 	Timers:           timerDefaults,
+	Live:             liveDefaults,
 }
 
 // Service is one instance of the actor-worker service.
@@ -117,9 +120,11 @@ type Service struct {
 	freed   memoryReturn // memory of unloaded actors returned (idle.go)
 	fetch   fetchState   // outbound HTTP of actors (httpfetch.go)
 	timers  timerService // actors' timers (timers.go)
+	live    *liveMetrics // live channels (live.go)
 	bg      atomic.Pointer[svc.Background]
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// actors are the actor instances running here, by key (instanceKey).
 	actors   map[string]*actor
 	stopping bool
 }
@@ -199,6 +204,7 @@ func (s *Service) provision(ctx context.Context) error {
 		}
 	}
 	s.metrics = newMetrics(d.Telemetry.Registry)
+	s.live = newLiveMetrics(d.Telemetry.Registry)
 	if err := s.provisionTimers(ctx); err != nil {
 		return err
 	}
@@ -229,11 +235,12 @@ func (s *Service) Stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// local is the actor of slug this instance runs, or nil.
-func (s *Service) local(slug string) *actor {
+// local is the actor instance of key this worker runs, or nil: with the
+// slug as key, the actor's first instance (instances.go).
+func (s *Service) local(key string) *actor {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.actors[slug]
+	return s.actors[key]
 }
 
 // register records a new actor unless one runs already or the instance is
@@ -241,18 +248,18 @@ func (s *Service) local(slug string) *actor {
 func (s *Service) register(a *actor) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping || s.actors[a.slug] != nil {
+	if s.stopping || s.actors[a.key] != nil {
 		return false
 	}
-	s.actors[a.slug] = a
+	s.actors[a.key] = a
 	return true
 }
 
 func (s *Service) forget(a *actor) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.actors[a.slug] == a {
-		delete(s.actors, a.slug)
+	if s.actors[a.key] == a {
+		delete(s.actors, a.key)
 	}
 }
 

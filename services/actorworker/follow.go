@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
+	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
@@ -31,10 +32,11 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 		return err
 	}
 	sp := specOf(cfg)
-	if sp == nil {
-		return nil // deleted, not active, or without an actor since
+	if sp == nil || p.Instance < 0 || p.Instance >= sp.instances {
+		return nil // deleted, not active, without an actor or with fewer instances since
 	}
-	if a := s.local(sp.slug); a != nil {
+	key := instanceKey(sp.slug, p.Instance)
+	if a := s.local(key); a != nil {
 		if !a.ending.Load() {
 			a.reload(sp)
 			return nil
@@ -48,40 +50,41 @@ func (s *Service) startJob(ctx context.Context, job *jobs.Job) error {
 	}
 	var st *actorapi.State
 	if p.Reason != actorapi.StartRestart {
-		if st, err = s.readState(ctx, sp.slug); err != nil {
+		if st, err = s.readState(ctx, key); err != nil {
 			return err
 		}
 		if failedForNow(st, sp.seq) {
 			return nil // only a change of the experiment, or its retry time, starts it again
 		}
 	}
-	rev, held, err := s.acquireLease(ctx, sp)
+	rev, held, err := s.acquireLease(ctx, key, sp)
 	if err == nil && !held && p.Reason == actorapi.StartOnDemand && isIdle(st) {
 		// A call came while the holder unloads the actor (idle.go).
-		rev, held, err = s.acquireAfterIdle(ctx, sp)
+		rev, held, err = s.acquireAfterIdle(ctx, key, sp)
 	}
 	if err != nil {
-		return fmt.Errorf("take the lease of %s: %w", sp.slug, err)
+		return fmt.Errorf("take the lease of %s: %w", key, err)
 	}
 	if !held {
 		// Another instance runs it and follows the experiment itself; if that
 		// instance is gone, its lease expires and a new job follows.
 		return nil
 	}
-	return s.launch(ctx, sp, rev, p.Reason)
+	return s.launch(ctx, sp, p.Instance, rev, p.Reason)
 }
 
-// launch starts sp's actor under the lease just taken and waits until its
-// module is loaded (its first instance then starts in the background) or
-// failed to load.
-func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason string) error {
-	a := newActor(s, sp, leaseRev)
+// launch starts instance index of sp's actor under the lease just taken
+// and waits until its module is loaded (its first instance then starts in
+// the background) or failed to load. The first instance queues the starts
+// of the others (instances.go).
+func (s *Service) launch(ctx context.Context, sp *spec, index int, leaseRev uint64, reason string) error {
+	a := newActor(s, sp, index, leaseRev)
 	if !s.register(a) {
 		s.releaseLease(ctx, a)
 		return nil
 	}
 	st := actorapi.State{Slug: sp.slug}
-	if prev, _ := s.readState(ctx, sp.slug); prev != nil && prev.Checksum == sp.checksum {
+	if prev, _ := s.readState(ctx, a.key); prev != nil && prev.Checksum == sp.checksum {
 		// The same version moves here: keep its history.
 		st.Restarts, st.Calls, st.LastError, st.LastErrorAt = prev.Restarts, prev.Calls, prev.LastError, prev.LastErrorAt
 	}
@@ -95,6 +98,9 @@ func (s *Service) launch(ctx context.Context, sp *spec, leaseRev uint64, reason 
 	go a.run(started)
 	select {
 	case err := <-started:
+		if err == nil && a.primary() {
+			s.startExtras(ctx, sp, leaseRev, reason)
+		}
 		return err
 	case <-ctx.Done():
 		a.requestStop(stopHandover)
@@ -112,25 +118,30 @@ func failedForNow(st *actorapi.State, seq int64) bool {
 // tries again after RetryFailedStart.
 func (s *Service) startGivenUp(ctx context.Context, job *jobs.Job, err error) {
 	var p actorapi.StartJob
-	if job.Decode(&p) != nil || p.Slug == "" || s.local(p.Slug) != nil {
+	if job.Decode(&p) != nil || p.Slug == "" || p.Instance < 0 || p.Instance >= bundle.MaxInstances {
+		return
+	}
+	key := instanceKey(p.Slug, p.Instance)
+	if s.local(key) != nil {
 		return
 	}
 	now := time.Now().UTC()
 	retry := now.Add(s.tune.RetryFailedStart)
-	s.putState(actorapi.State{
+	s.putState(key, actorapi.State{
 		Slug: p.Slug, State: actorapi.StateFailed, Version: p.Version, Checksum: p.Checksum,
 		LastError: err.Error(), LastErrorAt: &now, RetryAt: &retry, UpdatedAt: now,
 	})
 }
 
-// enqueueStart queues a start job for cfg's actor; occasion makes the job
-// ID, so that every instance reacting to the same occasion queues one job.
-func (s *Service) enqueueStart(ctx context.Context, cfg *experiments.Config, reason, occasion string) {
-	id := fmt.Sprintf("%s@%d:%s:%s", cfg.Slug, cfg.Version, reason, occasion)
+// enqueueStart queues a start job for instance i of cfg's actor; occasion
+// makes the job ID, so that every worker reacting to the same occasion
+// queues one job.
+func (s *Service) enqueueStart(ctx context.Context, cfg *experiments.Config, i int, reason, occasion string) {
+	id := fmt.Sprintf("%s@%d:%s:%s", instanceKey(cfg.Slug, i), cfg.Version, reason, occasion)
 	_, err := s.queue.Enqueue(ctx, actorapi.JobKind, id,
-		actorapi.StartJob{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Reason: reason})
+		actorapi.StartJob{Slug: cfg.Slug, Version: cfg.Version, Checksum: cfg.Checksum, Reason: reason, Instance: i})
 	if err != nil {
-		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", cfg.Slug, "reason", reason, "err", err)
+		s.d.Log.WarnContext(ctx, "queue actor start failed", "slug", cfg.Slug, "instance", i, "reason", reason, "err", err)
 	}
 }
 
@@ -196,18 +207,25 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experim
 		}
 	}
 	sp := specOf(cfg)
-	if a := s.local(ev.Slug); a != nil {
-		if sp == nil {
-			a.requestStop(stopRetire)
-		} else {
+	for _, a := range s.instancesOf(ev.Slug) {
+		if sp != nil && a.index < sp.instances {
 			a.reload(sp)
 		}
-	} else if sp != nil {
-		s.enqueueStart(ctx, cfg, actorapi.StartDeployed, fmt.Sprint(cfg.Seq))
 	}
 	if sp != nil {
+		if s.local(ev.Slug) == nil {
+			s.enqueueStart(ctx, cfg, 0, actorapi.StartDeployed, fmt.Sprint(cfg.Seq))
+		}
+		// More instances than before start; fewer stop (instances.go).
+		for i := 1; i < sp.instances; i++ {
+			if s.local(instanceKey(ev.Slug, i)) == nil {
+				s.enqueueStart(ctx, cfg, i, actorapi.StartDeployed, fmt.Sprint(cfg.Seq))
+			}
+		}
+		s.dropSurplus(ctx, ev.Slug, sp.instances)
 		return
 	}
+	s.dropSurplus(ctx, ev.Slug, 0)
 	// No actor should run: remove what remains of one that ran nowhere.
 	if held, err := s.leaseHeld(ctx, ev.Slug); err == nil && !held && s.local(ev.Slug) == nil {
 		s.dropState(ctx, ev.Slug)
@@ -218,21 +236,34 @@ func (s *Service) onEvent(ctx context.Context, subject string, ev events.Experim
 	}
 }
 
-// onLeaseGone queues a start when the lease of an actor that should run
-// expired or was released.
-func (s *Service) onLeaseGone(ctx context.Context, slug string, rev uint64) {
+// onLeaseGone queues a start when the lease (key) of an actor instance
+// that should run expired or was released.
+func (s *Service) onLeaseGone(ctx context.Context, key string, rev uint64) {
+	slug, i, ok := parseInstanceKey(key)
+	if !ok {
+		return
+	}
 	cfg, err := s.configs.Get(ctx, slug)
 	if err != nil {
 		s.d.Log.WarnContext(ctx, "read experiment for an expired lease failed; reconciling will catch up", "slug", slug, "err", err)
 		return
 	}
-	if specOf(cfg) == nil {
+	sp := specOf(cfg)
+	if sp == nil {
 		return
 	}
-	if st, err := s.readState(ctx, slug); err == nil && isIdle(st) {
+	if i >= sp.instances {
+		// An instance there are no longer as many of, whose worker died:
+		// nothing of it should remain.
+		if s.local(key) == nil {
+			s.dropState(ctx, key)
+		}
+		return
+	}
+	if st, err := s.readState(ctx, key); err == nil && isIdle(st) {
 		return // unloaded for want of calls: the next call starts it
 	}
-	s.enqueueStart(ctx, cfg, actorapi.StartLeaseExpired, fmt.Sprint(rev))
+	s.enqueueStart(ctx, cfg, i, actorapi.StartLeaseExpired, fmt.Sprint(rev))
 }
 
 // reconcileLoop compares what runs with what should, at start and every
@@ -269,7 +300,7 @@ func (s *Service) reconcile(ctx context.Context) error {
 		}
 	}
 	for _, a := range s.all() {
-		if sp := want[a.slug]; sp == nil {
+		if sp := want[a.slug]; sp == nil || a.index >= sp.instances {
 			a.requestStop(stopRetire)
 		} else {
 			a.reload(sp)
@@ -278,29 +309,50 @@ func (s *Service) reconcile(ctx context.Context) error {
 	window := fmt.Sprint(time.Now().Unix() / max(1, int64(s.tune.RetryFailedStart/time.Second)))
 	for i := range active {
 		cfg := &active[i]
-		if want[cfg.Slug] == nil || s.local(cfg.Slug) != nil {
+		sp := want[cfg.Slug]
+		if sp == nil {
 			continue
 		}
-		held, err := s.leaseHeld(ctx, cfg.Slug)
-		if err != nil {
-			return err
+		var first *actorapi.State
+		if sp.instances > 1 {
+			if first, err = s.readState(ctx, cfg.Slug); err != nil {
+				return err
+			}
 		}
-		if held {
-			continue
+		for n := range sp.instances {
+			if err := s.reconcileInstance(ctx, cfg, n, first, window); err != nil {
+				return err
+			}
 		}
-		st, err := s.readState(ctx, cfg.Slug)
-		if err != nil {
-			return err
-		}
-		if failedForNow(st, cfg.Seq) || isIdle(st) {
-			continue
-		}
-		reason := actorapi.StartDeployed
-		if st != nil {
-			reason = actorapi.StartLeaseExpired
-		}
-		s.enqueueStart(ctx, cfg, reason, "reconcile-"+window)
 	}
+	return nil
+}
+
+// reconcileInstance queues a start for instance n of cfg's actor if no
+// worker holds it and it should run: it did not fail for now, and it is
+// not idle (unless, for an instance but the first, the first served calls
+// since it was unloaded: wakeExtra).
+func (s *Service) reconcileInstance(ctx context.Context, cfg *experiments.Config, n int, first *actorapi.State, window string) error {
+	key := instanceKey(cfg.Slug, n)
+	if s.local(key) != nil {
+		return nil
+	}
+	held, err := s.leaseHeld(ctx, key)
+	if err != nil || held {
+		return err
+	}
+	st, err := s.readState(ctx, key)
+	if err != nil {
+		return err
+	}
+	if failedForNow(st, cfg.Seq) || (isIdle(st) && (n == 0 || !wakeExtra(first, st))) {
+		return nil
+	}
+	reason := actorapi.StartDeployed
+	if st != nil {
+		reason = actorapi.StartLeaseExpired
+	}
+	s.enqueueStart(ctx, cfg, n, reason, "reconcile-"+window)
 	return nil
 }
 

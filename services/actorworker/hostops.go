@@ -238,6 +238,11 @@ var hostOps = map[string]hostOp{
 	"http.fetch":   (*host).httpFetch,
 	"timer.set":    (*host).timerSet,
 	"timer.cancel": (*host).timerCancel,
+	"live.send":    (*host).liveSend,
+	"live.close":   (*host).liveClose,
+	"room.join":    (*host).roomJoin,
+	"room.leave":   (*host).roomLeave,
+	"room.publish": (*host).roomPublish,
 }
 
 // Call runs one host operation.

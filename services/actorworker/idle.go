@@ -67,8 +67,9 @@ func (a *actor) markActive() { a.lastActive = time.Now() }
 
 // keepsAwake reports whether something besides calls keeps the actor
 // loaded: pending timers or a schedule (timers.go) do, since only a loaded
-// actor fires them. Live connections will count here too.
-func (a *actor) keepsAwake() bool { return a.timers.busy() }
+// actor fires them, and so do open live connections (live.go), whose events
+// only a loaded actor receives.
+func (a *actor) keepsAwake() bool { return a.timers.busy() || a.live.count() > 0 }
 
 // unloadIfIdle unloads the actor if it went IdleUnload without calls and
 // is serving with nothing waiting; true when the loop must end (a.exit is
@@ -111,6 +112,7 @@ func (a *actor) unloadIfIdle() bool {
 // drain removes the actor's interest in its subject and waits until the
 // calls the bus delivered before that are in the mailbox.
 func (a *actor) drain() {
+	a.drainLive()
 	if a.sub == nil {
 		return
 	}
@@ -145,7 +147,7 @@ func (a *actor) finishIdle(ctx context.Context) {
 		if r == stopRetire {
 			// The experiment stopped running an actor while this one was
 			// unloading: nothing of it should remain.
-			a.s.dropState(ctx, a.slug)
+			a.s.dropState(ctx, a.key)
 		}
 	default:
 	}
@@ -155,14 +157,14 @@ func (a *actor) finishIdle(ctx context.Context) {
 // isIdle reports whether st shows an actor unloaded for want of calls.
 func isIdle(st *actorapi.State) bool { return st != nil && st.State == actorapi.StateIdle }
 
-// acquireAfterIdle takes the lease of sp's actor, which another instance
+// acquireAfterIdle takes the lease key of sp's actor, which another worker
 // holds while it unloads the actor (its state says idle): it waits, within
 // leaseHandover, for that lease to be released. held is false when the
 // lease stays taken, by the unloading instance or by one quicker.
-func (s *Service) acquireAfterIdle(ctx context.Context, sp *spec) (rev uint64, held bool, err error) {
+func (s *Service) acquireAfterIdle(ctx context.Context, key string, sp *spec) (rev uint64, held bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, leaseHandover)
 	defer cancel()
-	w, err := s.leases.Watch(ctx, sp.slug)
+	w, err := s.leases.Watch(ctx, key)
 	if err != nil {
 		return 0, false, err
 	}
@@ -181,7 +183,7 @@ func (s *Service) acquireAfterIdle(ctx context.Context, sp *spec) (rev uint64, h
 				continue
 			}
 		}
-		rev, held, err = s.acquireLease(ctx, sp)
+		rev, held, err = s.acquireLease(ctx, key, sp)
 		if held || err != nil {
 			if errors.Is(err, context.DeadlineExceeded) {
 				return 0, false, nil

@@ -23,9 +23,10 @@ func (s *Service) leaseValue(sp *spec) []byte {
 	return b
 }
 
-// acquireLease takes slug's lease; held is false when another instance holds it.
-func (s *Service) acquireLease(ctx context.Context, sp *spec) (rev uint64, held bool, err error) {
-	rev, err = s.leases.Create(ctx, sp.slug, s.leaseValue(sp))
+// acquireLease takes the lease key (instanceKey) of sp's actor; held is
+// false when another worker holds it.
+func (s *Service) acquireLease(ctx context.Context, key string, sp *spec) (rev uint64, held bool, err error) {
+	rev, err = s.leases.Create(ctx, key, s.leaseValue(sp))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return 0, false, nil
 	}
@@ -52,7 +53,7 @@ func (s *Service) renewLease(ctx context.Context, a *actor) {
 		a.mu.Lock()
 		sp := a.leaseSpec
 		a.mu.Unlock()
-		rev, err := s.leases.Update(rctx, a.slug, s.leaseValue(sp), a.leaseRev.Load())
+		rev, err := s.leases.Update(rctx, a.key, s.leaseValue(sp), a.leaseRev.Load())
 		cancel()
 		switch {
 		case err == nil:
@@ -78,15 +79,15 @@ func (s *Service) renewLease(ctx context.Context, a *actor) {
 // releaseLease deletes a's lease if it still holds it, so that another
 // instance may take it at once.
 func (s *Service) releaseLease(ctx context.Context, a *actor) {
-	err := s.leases.Delete(ctx, a.slug, jetstream.LastRevision(a.leaseRev.Load()))
+	err := s.leases.Delete(ctx, a.key, jetstream.LastRevision(a.leaseRev.Load()))
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		a.log.Warn("release actor lease failed; it will expire", "err", err)
 	}
 }
 
-// leaseHeld reports whether slug's lease is held by anyone.
-func (s *Service) leaseHeld(ctx context.Context, slug string) (bool, error) {
-	_, err := s.leases.Get(ctx, slug)
+// leaseHeld reports whether the lease key (instanceKey) is held by anyone.
+func (s *Service) leaseHeld(ctx context.Context, key string) (bool, error) {
+	_, err := s.leases.Get(ctx, key)
 	switch {
 	case err == nil:
 		return true, nil

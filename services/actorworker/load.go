@@ -30,6 +30,8 @@ type spec struct {
 	actor    bundle.Actor
 	scope    []string
 	limits   actorhost.Limits
+	// instances is how many instances serve the actor (instances.go).
+	instances int
 	// key changes exactly when the running actor must be replaced: another
 	// bundle, or another actor field or data scope in the manifest.
 	key string
@@ -47,10 +49,14 @@ func specOf(cfg *experiments.Config) *spec {
 	}
 	a := *m.Actor
 	limits := actorhost.Limits{MemoryMB: a.MemoryMB, Timeout: time.Duration(a.TimeoutMS) * time.Millisecond}.Normalize()
-	key, _ := json.Marshal([]any{cfg.Checksum, a, m.DataScope})
+	// The number of instances is not part of the key: changing it alone
+	// starts or stops instances, and leaves the others running.
+	keyed := a
+	keyed.Instances = 0
+	key, _ := json.Marshal([]any{cfg.Checksum, keyed, m.DataScope})
 	return &spec{
 		slug: cfg.Slug, version: cfg.Version, checksum: cfg.Checksum, seq: cfg.Seq,
-		actor: a, scope: m.DataScope, limits: limits, key: string(key),
+		actor: a, scope: m.DataScope, limits: limits, instances: a.InstanceCount(), key: string(key),
 	}
 }
 

@@ -21,7 +21,7 @@ func (a *actor) update(fn func(*actorapi.State)) {
 	a.state.UpdatedAt = time.Now().UTC()
 	a.moveGauge(a.state.State)
 	a.dirty = false
-	a.s.putState(a.state)
+	a.s.putState(a.key, a.state)
 }
 
 // setGauge moves the actor to another state in the actors-by-state metric
@@ -57,21 +57,23 @@ func (a *actor) flush() {
 	}
 	a.dirty = false
 	a.state.UpdatedAt = time.Now().UTC()
-	a.s.putState(a.state)
+	a.s.putState(a.key, a.state)
 }
 
-func (s *Service) putState(st actorapi.State) {
+// putState writes st under key (instanceKey: the slug for an actor's first
+// instance).
+func (s *Service) putState(key string, st actorapi.State) {
 	b, _ := json.Marshal(st)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if _, err := s.states.Put(ctx, st.Slug, b); err != nil {
-		s.d.Log.Warn("write actor state failed", "slug", st.Slug, "state", st.State, "err", err)
+	if _, err := s.states.Put(ctx, key, b); err != nil {
+		s.d.Log.Warn("write actor state failed", "key", key, "state", st.State, "err", err)
 	}
 }
 
-// readState is slug's stored state, or nil.
-func (s *Service) readState(ctx context.Context, slug string) (*actorapi.State, error) {
-	e, err := s.states.Get(ctx, slug)
+// readState is the stored state under key (instanceKey), or nil.
+func (s *Service) readState(ctx context.Context, key string) (*actorapi.State, error) {
+	e, err := s.states.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, nil
 	}
@@ -85,9 +87,10 @@ func (s *Service) readState(ctx context.Context, slug string) (*actorapi.State, 
 	return &st, nil
 }
 
-func (s *Service) dropState(ctx context.Context, slug string) {
-	if err := s.states.Delete(ctx, slug); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		s.d.Log.Warn("remove actor state failed", "slug", slug, "err", err)
+// dropState removes the state under key (instanceKey).
+func (s *Service) dropState(ctx context.Context, key string) {
+	if err := s.states.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.d.Log.Warn("remove actor state failed", "key", key, "err", err)
 	}
 }
 

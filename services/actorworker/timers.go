@@ -199,6 +199,10 @@ func (a *actor) loadTimers(ctx context.Context, sp *spec, mod *actorhost.Module)
 	if len(sp.actor.Schedule) > 0 && !events {
 		return permanent("the manifest gives actor.schedule, but the module does not export %s, which receives timer events (docs/actors.md, section 2)", actorhost.EventExport)
 	}
+	if !a.primary() {
+		// Timers fire on the first instance only (instances.go).
+		return nil
+	}
 	if a.timers == nil {
 		t := time.NewTimer(time.Hour)
 		t.Stop()

@@ -23,6 +23,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/apierr"
@@ -414,10 +418,20 @@ func (h *liveHub) deliver(ctx context.Context, lc *liveConn, ev actorapi.LiveEve
 }
 
 // request is one try of an event.
-func (h *liveHub) request(ctx context.Context, e *entry, lc *liveConn, typ string, data []byte, timeout time.Duration) error {
+func (h *liveHub) request(ctx context.Context, e *entry, lc *liveConn, typ string, data []byte, timeout time.Duration) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg := nats.NewMsg(actorapi.LiveSubject(lc.slug))
+	subject := actorapi.LiveSubject(lc.slug)
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "live "+typ, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("gnome.slug", lc.slug), attribute.String("gnome.live.conn", lc.id),
+			attribute.String("messaging.system", "nats"), attribute.String("messaging.destination.name", subject)))
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	msg := nats.NewMsg(subject)
 	msg.Data = data
 	bus.Inject(ctx, msg.Header, lc.info.RequestID)
 	deadline, _ := ctx.Deadline()
@@ -860,7 +874,7 @@ func (h *liveHub) command(m *nats.Msg) {
 		return
 	}
 	if m.Reply != "" {
-		_ = m.Respond([]byte("{}"))
+		_ = m.Respond(nil) // an empty reply: done
 	}
 }
 

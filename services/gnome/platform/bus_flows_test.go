@@ -381,13 +381,36 @@ func expand(ch *channel) []string {
 // that actor calls and their replies cross the bus.
 func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr string) {
 	t.Helper()
-	const slug, uploadID = "bus-actor", "up-test2"
+	const slug = "bus-actor"
+	admin := uploadActorExperiment(ctx, t, d, slug, "up-test2", "probe")
+	// On the experiment's own origin: the platform's redirects there.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: testenv.LocalhostTransport()}
+	waitFor(t, 30*time.Second, "the actor to answer through the edge", func() bool {
+		resp, err := client.Get(testenv.ExperimentURL(edgeAddr, slug, "/experiments/"+slug+"/api/echo"))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	admin.RequestID = "actor-delete"
+	if _, err := call(ctx, d.NC, "actor-delete", uploadapi.EndpointDelete,
+		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
+		t.Fatalf("delete the actor experiment: %v", err)
+	}
+}
+
+// uploadActorExperiment uploads experiment slug, active, whose actor is
+// the test guest services/actorworker/testdata/{guest}, as the edge does;
+// it is the admin who uploaded it.
+func uploadActorExperiment(ctx context.Context, t *testing.T, d *svc.Deps, slug, uploadID, guest string) contract.Caller {
+	t.Helper()
 	dir := t.TempDir()
-	wasm := filepath.Join(dir, "probe.wasm")
-	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../../actorworker/testdata/probe")
+	wasm := filepath.Join(dir, guest+".wasm")
+	build := exec.Command("go", "build", "-buildmode=c-shared", "-o", wasm, "../../actorworker/testdata/"+guest)
 	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the probe actor: %v\n%s", err, out)
+		t.Fatalf("build the %s actor: %v\n%s", guest, err, out)
 	}
 	module, err := os.ReadFile(wasm)
 	if err != nil {
@@ -409,26 +432,12 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 		t.Fatal(err)
 	}
 	admin := testenv.Caller(busAdminEmail, "admin")
-	admin.RequestID = "actor-upload"
-	if _, err := call(ctx, d.NC, "actor-upload", uploadapi.EndpointProcess,
+	admin.RequestID = slug + "-upload"
+	if _, err := call(ctx, d.NC, admin.RequestID, uploadapi.EndpointProcess,
 		uploadapi.ProcessUpload{UploadID: uploadID, Size: int64(buf.Len()), Caller: admin}); err != nil {
-		t.Fatalf("upload the actor experiment: %v", err)
+		t.Fatalf("upload the actor experiment %s: %v", slug, err)
 	}
-	// On the experiment's own origin: the platform's redirects there.
-	client := &http.Client{Timeout: 5 * time.Second, Transport: testenv.LocalhostTransport()}
-	waitFor(t, 30*time.Second, "the actor to answer through the edge", func() bool {
-		resp, err := client.Get(testenv.ExperimentURL(edgeAddr, slug, "/experiments/"+slug+"/api/echo"))
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	admin.RequestID = "actor-delete"
-	if _, err := call(ctx, d.NC, "actor-delete", uploadapi.EndpointDelete,
-		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {
-		t.Fatalf("delete the actor experiment: %v", err)
-	}
+	return admin
 }
 
 // exerciseExports uploads an experiment and calls every endpoint of the

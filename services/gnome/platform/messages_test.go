@@ -173,6 +173,8 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 
 	// Actors: an experiment with an actor, called through the edge.
 	exerciseActor(ctx, t, d, edgeAddr)
+	// Live channels: a WebSocket and an event stream through the edge.
+	exerciseLive(ctx, t, d, edgeAddr)
 
 	// Exports: every endpoint of the export service, a build job with its
 	// progress, and the invalidation of an export by its experiment's

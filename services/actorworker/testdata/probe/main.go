@@ -3,6 +3,7 @@
 //
 //	GET  /echo, /         the request envelope as the actor received it
 //	POST /count           an in-memory counter (lives as long as the instance)
+//	GET  /whoami          a random ID drawn once per instance, kept in memory
 //	GET  /init            the init envelope
 //	POST /kv/put?key=K    kv.put of the body (JSON) under K
 //	GET  /kv/get?key=K    kv.get of K
@@ -33,6 +34,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/url"
 	"os"
@@ -57,6 +60,7 @@ var (
 	n       int
 	initEnv []byte
 	hold    [][]byte
+	whoami  string
 )
 
 func ptr(b []byte) uint32 {
@@ -137,6 +141,13 @@ func route(r *request) uint64 {
 	case "/count":
 		n++
 		return respond(200, map[string]int{"n": n})
+	case "/whoami":
+		if whoami == "" {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			whoami = hex.EncodeToString(b[:])
+		}
+		return respond(200, map[string]string{"id": whoami})
 	case "/init":
 		return respondRaw(200, initEnv)
 	case "/kv/put":
