@@ -54,8 +54,9 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// startChromium starts the Chromium at bin, headless, for the test.
-func startChromium(t *testing.T, bin string) *chromium {
+// startChromium starts the Chromium at bin, headless, for the test; extra
+// adds flags (a fake camera, say).
+func startChromium(t *testing.T, bin string, extra ...chromedp.ExecAllocatorOption) *chromium {
 	t.Helper()
 	life, stop := context.WithTimeout(context.Background(), browserLife)
 	t.Cleanup(stop)
@@ -68,6 +69,7 @@ func startChromium(t *testing.T, bin string) *chromium {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.CombinedOutput(out),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(life, opts...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(alloc)
