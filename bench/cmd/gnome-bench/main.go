@@ -47,12 +47,14 @@ var benchmarks = []benchmark{
 	{"upload", "10 MB experiment from POST to served vs unzip + SHA-256 of it in process", benchUpload},
 	{"uploadmem", "edge resident memory growth during a 100 MB upload (services as separate processes)", benchUploadMemory},
 	{"static", "GET of an experiment's page vs GET /health on the same server", benchStatic},
-	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process", benchActorCall},
+	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process; the same actor with instances: 2", benchActorCall},
 	{"actorstart", "actor start, experiment made active → first 200, cold and warm compilation cache, vs compiling in process", benchActorStart},
 	{"export", "100 MB experiment (files and data) exported standalone, POST to ready, vs zip -r + sha256sum of its files; export service memory", benchExport},
 	{"expsignin", "sign-in of an experiment's account on its origin vs a platform sign-in, the password hash apart", benchExpSignin},
 	{"participant", "a participant's first request (cookie made and signed) vs a static page without sub_auth, same server", benchParticipant},
 	{"failover", "SIGKILL of the actor-worker hosting an actor → served again by the other (separate processes)", benchFailover},
+	{"livebroadcast", "a member's message to a room of 1,000 WebSockets on two edges, through the actor: delivery p99, vs a room of one (separate processes)", benchLiveBroadcast},
+	{"liveidle", "edge memory growth holding 10,000 idle WebSockets (separate processes)", benchLiveIdle},
 	{"actoridle", "worker memory per loaded idle actor, and of 200 experiments with 10 active and idle ones unloaded; an unloaded actor's first call (separate processes)", benchActorIdle},
 }
 

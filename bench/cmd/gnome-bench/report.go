@@ -59,6 +59,14 @@ func below(d time.Duration) target {
 	return target{"g.nome < " + fmtDur(d), func(r row) bool { return time.Duration(r.got) < d }}
 }
 
+func atMostDur(d time.Duration) target {
+	return target{"g.nome ≤ " + fmtDur(d), func(r row) bool { return time.Duration(r.got) <= d }}
+}
+
+func atLeastRate(x float64) target {
+	return target{"g.nome ≥ " + fmtRate(x) + "/s", func(r row) bool { return r.got >= x }}
+}
+
 func atMostAbs(bytes int64) target {
 	return target{"g.nome ≤ " + fmtBytes(bytes), func(r row) bool { return r.got <= float64(bytes) }}
 }
