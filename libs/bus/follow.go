@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -41,14 +42,44 @@ type FollowOptions struct {
 }
 
 // Follower is a running follower of a stream.
-type Follower struct{ cc jetstream.ConsumeContext }
+type Follower struct {
+	cc jetstream.ConsumeContext
+	// The follower counts its handlers itself: a consume context's Closed
+	// may come before the callback in progress has returned (an ordered
+	// consumer's does), and Stop promises that none runs after it.
+	mu       sync.Mutex
+	stopped  bool
+	handlers sync.WaitGroup
+}
+
+// enter reports whether a message may be handled, counting it until
+// leave; none may once Stop has begun.
+func (f *Follower) enter() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return false
+	}
+	f.handlers.Add(1)
+	return true
+}
 
 // Stop ends the follower; a message being handled finishes (a durable's
-// unacknowledged ones come again). It waits for that within ctx.
+// unacknowledged ones come again), and none is handled after it. It waits
+// for that within ctx.
 func (f *Follower) Stop(ctx context.Context) {
+	f.mu.Lock()
+	f.stopped = true
+	f.mu.Unlock()
 	f.cc.Stop()
+	done := make(chan struct{})
+	go func() {
+		<-f.cc.Closed()
+		f.handlers.Wait()
+		close(done)
+	}()
 	select {
-	case <-f.cc.Closed():
+	case <-done:
 	case <-ctx.Done():
 	}
 }
@@ -76,7 +107,12 @@ func Follow[T any](ctx, base context.Context, js jetstream.JetStream, o FollowOp
 		return nil, fmt.Errorf("follow %v on %s: %w", o.Subjects, o.Stream, err)
 	}
 	durable := o.Durable != nil
+	f := &Follower{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if !f.enter() {
+			return // stopping: a durable's message comes again elsewhere
+		}
+		defer f.handlers.Done()
 		ev := Event[T]{Subject: msg.Subject()}
 		if md, err := msg.Metadata(); err == nil {
 			ev.Time = md.Timestamp
@@ -117,7 +153,8 @@ func Follow[T any](ctx, base context.Context, js jetstream.JetStream, o FollowOp
 	if err != nil {
 		return nil, fmt.Errorf("follow %v on %s: %w", o.Subjects, o.Stream, err)
 	}
-	return &Follower{cc: cc}, nil
+	f.cc = cc
+	return f, nil
 }
 
 // Publish stores v as JSON on a stream subject under msgID, so that a
