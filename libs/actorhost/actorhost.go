@@ -194,15 +194,58 @@ type Module struct {
 	compiled wazero.CompiledModule
 	limits   Limits
 	hasInit  bool
+	// instrumented: the module carries its own stop flag (instrument.go);
+	// otherwise its runtime stops it wazero's way, at a higher cost.
+	instrumented bool
 }
 
 // Compile checks and compiles wasm for limits. Compiling a module compiled
 // before (by any process sharing the cache directory) reads the cache.
+// The module is instrumented to stop at its calls' deadlines; one the
+// instrumenter cannot read is compiled as it is, on a runtime that stops
+// it wazero's way (slower, and just as safe).
 func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
+	return e.compile(ctx, wasm, limits, true)
+}
+
+// compile is Compile; mayInstrument false compiles the module as it is.
+func (e *Engine) compile(ctx context.Context, wasm []byte, limits Limits, mayInstrument bool) (*Module, error) {
 	limits = limits.Normalize()
+	wasm, err := boundTables(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if mayInstrument {
+		switch stoppable, err := instrument(wasm); {
+		case errors.Is(err, ErrReservedExport):
+			return nil, err
+		case err != nil:
+			slog.DebugContext(ctx, "actor module compiled as it is, stopped by the runtime", "reason", err)
+		default:
+			m, err := e.compileOn(ctx, stoppable, limits, false)
+			if err == nil {
+				slog.DebugContext(ctx, "actor module instrumented with its stop flag")
+				m.instrumented = true
+				return m, nil
+			}
+			if !errors.Is(err, ErrInvalidModule) {
+				return nil, err // a missing export or import: the same as it is
+			}
+			// wazero refused the instrumented module: the module as it is
+			// is compiled, and refused with wazero's reason if invalid.
+			slog.DebugContext(ctx, "instrumented actor module refused, compiled as it is", "error", err)
+		}
+	}
+	return e.compileOn(ctx, wasm, limits, true)
+}
+
+// compileOn compiles wasm on a runtime of its own; closeOnDone makes the
+// runtime stop guest code when its call's context ends (for a module
+// without its own stop flag).
+func (e *Engine) compileOn(ctx context.Context, wasm []byte, limits Limits, closeOnDone bool) (*Module, error) {
 	cfg := wazero.NewRuntimeConfig().
 		WithCompilationCache(e.cache).
-		WithCloseOnContextDone(true).
+		WithCloseOnContextDone(closeOnDone).
 		WithMemoryLimitPages(uint32(limits.MemoryMB) * 16)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -210,11 +253,6 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Modu
 		return nil, fmt.Errorf("provide wasi: %w", err)
 	}
 	if err := instantiateHostModule(ctx, rt); err != nil {
-		rt.Close(ctx)
-		return nil, err
-	}
-	wasm, err := boundTables(wasm)
-	if err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}
@@ -243,6 +281,10 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte, limits Limits) (*Modu
 	return &Module{rt: rt, compiled: compiled, limits: limits, hasInit: hasInit}, nil
 }
 
+// Instrumented reports whether the module stops at its deadlines by its
+// own stop flag (instrument.go) rather than by the runtime.
+func (m *Module) Instrumented() bool { return m.instrumented }
+
 // Limits are the module's limits, normalised.
 func (m *Module) Limits() Limits { return m.limits }
 
@@ -266,6 +308,9 @@ type Instance struct {
 	handle api.Function
 	host   Host
 	state  *callState
+	// stop stops a call at its deadline (a zero stopper when the runtime
+	// does).
+	stop stopper
 
 	mu     sync.Mutex
 	broken error
@@ -315,7 +360,8 @@ func (st *callState) context() context.Context {
 // It ends at the deadline of the call or start in progress, whichever
 // comes first: wazero's own sleep cannot be interrupted, so a guest asleep
 // for 20 s under a 1 s limit held its instance for the 20 s. The guest then
-// stops at its next instruction, as the closed context requires.
+// stops at its next loop (its stop flag is set, instrument.go) or at its
+// next instruction (on a runtime that closes on the context's end).
 func (st *callState) sleep(ns int64) {
 	if ns <= 0 {
 		return
@@ -358,10 +404,19 @@ func (m *Module) Instantiate(ctx context.Context, name string, host Host, init I
 		return nil, classify(ictx, fmt.Errorf("instantiate actor: %w", err))
 	}
 	inst := &Instance{m: m, mod: mod, alloc: mod.ExportedFunction("gnome_alloc"), handle: mod.ExportedFunction("gnome_handle"), host: host, state: st}
-	if f := mod.ExportedFunction("_initialize"); f != nil {
-		if _, err := f.Call(ictx); err != nil {
+	if m.instrumented {
+		// Instantiation ran no guest code: an instrumented module has no
+		// start function, and the reactor's start is _initialize, below.
+		inst.stop = newStopper(mod)
+		if inst.stop.flag == nil {
 			mod.Close(ctx)
-			return nil, classify(ictx, fmt.Errorf("initialise actor: %w", err))
+			return nil, fmt.Errorf("instantiate actor: %w: %s", ErrMissingExport, StopExport)
+		}
+	}
+	if f := mod.ExportedFunction("_initialize"); f != nil {
+		if _, err := inst.call(ictx, "initialise actor", f); err != nil {
+			mod.Close(ctx)
+			return nil, err
 		}
 	}
 	if m.hasInit {
@@ -445,17 +500,17 @@ func (i *Instance) Close(ctx context.Context) error {
 // invoke writes data into a guest buffer, calls fn with it and copies the
 // (ptr<<32|len) result out; a zero result is nil.
 func (i *Instance) invoke(ctx context.Context, fn api.Function, data []byte) ([]byte, error) {
-	res, err := i.alloc.Call(ctx, uint64(len(data)))
+	res, err := i.call(ctx, "allocate in actor", i.alloc, uint64(len(data)))
 	if err != nil {
-		return nil, classify(ctx, fmt.Errorf("allocate in actor: %w", err))
+		return nil, err
 	}
 	ptr := uint32(res[0])
 	if len(data) > 0 && !i.mod.Memory().Write(ptr, data) {
 		return nil, fmt.Errorf("%w: allocation outside memory", ErrBadResponse)
 	}
-	out, err := fn.Call(ctx, uint64(ptr), uint64(len(data)))
+	out, err := i.call(ctx, "", fn, uint64(ptr), uint64(len(data)))
 	if err != nil {
-		return nil, classify(ctx, err)
+		return nil, err
 	}
 	packed := out[0]
 	if packed == 0 {
@@ -470,6 +525,44 @@ func (i *Instance) invoke(ctx context.Context, fn api.Function, data []byte) ([]
 		return nil, fmt.Errorf("%w: response outside memory", ErrBadResponse)
 	}
 	return append([]byte(nil), b...), nil
+}
+
+// call calls fn, one entry into the guest, stopped at ctx's end; what
+// ("" for none) prefixes its error. Every call into the guest goes
+// through here, so that none runs past its deadline.
+func (i *Instance) call(ctx context.Context, what string, fn api.Function, params ...uint64) ([]uint64, error) {
+	prefix := func(err error) error {
+		if what == "" {
+			return err
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if err := ctx.Err(); err != nil {
+		// Out of time before it began: without this, an instrumented
+		// guest would run until its first loop.
+		return nil, i.timedOut(fmt.Errorf("%w: %v", ErrTimeout, prefix(err)))
+	}
+	disarm := i.stop.arm(ctx)
+	res, err := fn.Call(ctx, params...)
+	if disarm() && err != nil {
+		// The guest trapped on its stop flag (or at the same moment).
+		return nil, i.timedOut(fmt.Errorf("%w: stopped: %v", ErrTimeout, prefix(err)))
+	}
+	if err != nil {
+		return nil, i.timedOut(classify(ctx, prefix(err)))
+	}
+	return res, nil
+}
+
+// timedOut closes an instrumented instance's module when err is a
+// timeout, as a runtime that closes on the context's end closes it: its
+// name is free again for the instance that replaces it, and nothing can
+// enter it any more. It returns err.
+func (i *Instance) timedOut(err error) error {
+	if i.stop.flag != nil && errors.Is(err, ErrTimeout) {
+		_ = i.mod.CloseWithExitCode(context.Background(), sys.ExitCodeDeadlineExceeded)
+	}
+	return err
 }
 
 // classify turns a wazero failure into one of this package's errors.

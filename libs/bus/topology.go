@@ -153,13 +153,13 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 	case BucketUserVersions:
 		cfg.Description = "each user's current token version; older tokens are refused"
 	case BucketActorLeases:
-		cfg.Description = "actor placement leases, one key per experiment"
+		cfg.Description = "actor placement leases, one key per actor instance (the slug; slug.i1 and on for more instances)"
 		// Holders renew every second; a dead holder's lease is gone within
 		// 3 s, and the marker it leaves tells watchers at once.
 		cfg.TTL = 3 * time.Second
 		cfg.LimitMarkerTTL = time.Minute
 	case BucketActorState:
-		cfg.Description = "actor state per experiment, readable from any edge"
+		cfg.Description = "actor state per actor instance (the slug; slug.i1 and on), readable from any edge"
 	case BucketActorKV:
 		cfg.Description = "per-experiment key-value store of actors"
 		cfg.MaxValueSize = 1 << 20
