@@ -66,6 +66,11 @@
 // response envelope {"status","headers","body" (base64)}. The init envelope
 // is {"slug","version","config"}. schemas/messages/actor-*.json define them.
 //
+// Every call into the guest is stopped at its time limit, an endless loop
+// included, by a stop flag the platform adds to the module when it
+// compiles it (instrument.go); the flag's export name, StopExport, is
+// reserved.
+//
 // An instance serves one call at a time. Any trap (a panic, running out of
 // memory, an unreachable instruction), a timeout, or a malformed response
 // breaks it: the caller gets an error and must discard it (Broken).
@@ -79,6 +84,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -393,6 +399,7 @@ func (m *Module) Instantiate(ctx context.Context, name string, host Host, init I
 		WithName(name).
 		WithStartFunctions(). // reactors start with _initialize, called below
 		WithSysWalltime().WithSysNanotime().WithNanosleep(st.sleep).
+		WithOsyield(runtime.Gosched). // sched_yield gives up the processor (instrument.go)
 		WithRandSource(rand.Reader).
 		WithStdout(st.stdout).WithStderr(st.stderr)
 	ictx, cancel := context.WithTimeout(context.WithValue(ctx, stateKey{}, st), m.limits.StartTimeout)
