@@ -173,6 +173,8 @@ var (
 // every actor of the process.
 type Engine struct {
 	cache wazero.CompilationCache
+	// memo keeps the instrumented forms of the modules compiled last.
+	memo instrumentMemo
 }
 
 // NewEngine keeps compiled code under cacheDir ("" for memory only).
@@ -222,7 +224,7 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, limits Limits, mayIns
 		return nil, err
 	}
 	if mayInstrument {
-		switch stoppable, err := instrument(wasm); {
+		switch stoppable, err := e.memo.instrument(wasm); {
 		case errors.Is(err, ErrReservedExport):
 			return nil, err
 		case err != nil:

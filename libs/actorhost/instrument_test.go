@@ -602,3 +602,46 @@ func TestInstrumentRandomBodies(t *testing.T) {
 		}()
 	}
 }
+
+// The Engine remembers instrumented modules by their bytes: the same bytes
+// give the same result without another pass, other bytes (even of the same
+// length) their own, a refused module is refused every time, and only the
+// last memoEntries are kept.
+func TestInstrumentMemo(t *testing.T) {
+	t.Parallel()
+	var m instrumentMemo
+	a := loopActor(spinHandle)
+	b := loopActor(spinEvent) // the same length, other code
+	if len(a) != len(b) || bytes.Equal(a, b) {
+		t.Fatalf("want two modules of one length: %d, %d", len(a), len(b))
+	}
+	outA, err := m.instrument(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := m.instrument(bytes.Clone(a))
+	if &again[0] != &outA[0] {
+		t.Error("the same bytes were instrumented again")
+	}
+	outB, err := m.instrument(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := instrument(b); !bytes.Equal(outB, want) || bytes.Equal(outA, outB) {
+		t.Error("another module of the same length got the first one's result")
+	}
+	reserved := appendExport(t, a, StopExport)
+	for range 2 {
+		if _, err := m.instrument(reserved); !errors.Is(err, ErrReservedExport) {
+			t.Fatalf("a module exporting %s: %v", StopExport, err)
+		}
+	}
+	for i := range memoEntries {
+		if _, err := m.instrument(loopActor(spinNowhere + i%7)); err != nil && !errors.Is(err, ErrReservedExport) {
+			t.Fatal(err)
+		}
+	}
+	if len(m.entries) > memoEntries {
+		t.Errorf("%d entries kept, at most %d", len(m.entries), memoEntries)
+	}
+}
