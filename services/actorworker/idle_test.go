@@ -205,6 +205,11 @@ func TestRestartingActorIsNotUnloaded(t *testing.T) {
 		st := w.state("fragile")
 		return st != nil && st.State == actorapi.StateIdle
 	})
+	// The recorder follows the bucket's watch, which may lag the read.
+	eventually(t, 20*time.Second, "the recorder to see the actor idle", func() bool {
+		got := states()
+		return len(got) > 0 && got[len(got)-1] == actorapi.StateIdle
+	})
 	want := []string{actorapi.StateRestarting, actorapi.StateRunning, actorapi.StateIdle}
 	if got := sinceRunning(states()); !slices.Equal(got, want) {
 		t.Errorf("states: %v, want %v", got, want)

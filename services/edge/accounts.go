@@ -114,6 +114,11 @@ func (a *accountsAPI) logout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// This edge refuses the token at once, without waiting for the
+	// revocation to come back through the bucket's watch as every other
+	// edge learns of it: a script signing out and trying again here is
+	// refused.
+	a.id.verifier.Deny(cl.ID, cl.ExpiresAt.Time)
 	a.id.clearCookie(c)
 	return a.signedOut(c)
 }
