@@ -66,10 +66,13 @@ func TestAccounts(t *testing.T) {
 		// A session that no longer verifies has ended already: signing out of it succeeds.
 		{name: "sign-out, dead token", method: "POST", path: "/auth/logout", token: "not.a.token", status: 200, want: []string{`"status":"signed_out"`}},
 		{name: "sign-out", method: "POST", path: "/auth/logout", token: user, status: 200, want: []string{`"status":"signed_out"`}},
+		// The edge that signed it out refuses it at once (the others as
+		// soon as the revocation reaches them).
+		{name: "me, signed out", path: "/api/me", token: user, status: 401, code: "token_revoked"},
 		{name: "registration is off", path: "/auth/register", status: 404, code: "not_found"},
 		{name: "me, anonymous", path: "/api/me", status: 401, code: "unauthenticated"},
 		{name: "me, anonymous page", path: "/api/me", header: page, status: 401, code: "unauthenticated"},
-		{name: "me", path: "/api/me", token: user, status: 200, want: []string{`"email":"ann@example.com"`, `"roles":["user"]`}},
+		{name: "me", path: "/api/me", token: w.token("ann@example.com", "user"), status: 200, want: []string{`"email":"ann@example.com"`, `"roles":["user"]`}},
 		{name: "me without roles", path: "/api/me", token: w.token("bob@example.com"), status: 200, want: []string{`"roles":[]`}},
 		{name: "me, dead cookie", path: "/api/me", header: map[string]string{"Cookie": "token=not.a.token"}, status: 401, code: "unauthenticated",
 			wantHeader: map[string]string{"Set-Cookie": "token=;"}},
