@@ -302,14 +302,8 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 		}
 		return apierr.Wrap(apierr.CodeUnavailable, err, fmt.Sprintf("the actor of %q could not be reached", slug))
 	}
-	if code := reply.Header.Get(bus.HeaderErrorCode); code != "" {
-		var be apierr.BodyError
-		if json.Unmarshal(reply.Data, &be) != nil || be.Code == "" {
-			be = apierr.BodyError{Code: apierr.Code(code), Message: reply.Header.Get(bus.HeaderError)}
-		}
-		span.SetStatus(codes.Error, string(be.Code))
-		ae := apierr.FromBody(be)
-		ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(actorapi.HeaderRetryAfter))
+	if ae := replyError(reply); ae != nil {
+		span.SetStatus(codes.Error, string(ae.Code))
 		return ae
 	}
 	var res actorapi.Response
@@ -338,6 +332,22 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 		c.Response().Header.Add(fiber.HeaderSetCookie, v)
 	}
 	return c.Status(res.Status).Send(res.Body)
+}
+
+// replyError is the error an actor's worker answered with (bus error
+// headers, the error body, Retry-After), or nil for an answer.
+func replyError(reply *nats.Msg) *apierr.Error {
+	code := reply.Header.Get(bus.HeaderErrorCode)
+	if code == "" {
+		return nil
+	}
+	var be apierr.BodyError
+	if json.Unmarshal(reply.Data, &be) != nil || be.Code == "" {
+		be = apierr.BodyError{Code: apierr.Code(code), Message: reply.Header.Get(bus.HeaderError)}
+	}
+	ae := apierr.FromBody(be)
+	ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(actorapi.HeaderRetryAfter))
+	return ae
 }
 
 // callerOf is who asks, as the actor is told: a verified token's holder

@@ -453,13 +453,7 @@ func (h *liveHub) request(ctx context.Context, e *entry, lc *liveConn, typ strin
 	case err != nil:
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the actor of "+lc.slug+" could not be reached")
 	}
-	if code := reply.Header.Get(bus.HeaderErrorCode); code != "" {
-		var be apierr.BodyError
-		if json.Unmarshal(reply.Data, &be) != nil || be.Code == "" {
-			be = apierr.BodyError{Code: apierr.Code(code), Message: reply.Header.Get(bus.HeaderError)}
-		}
-		ae := apierr.FromBody(be)
-		ae.RetryAfter, _ = strconv.Atoi(reply.Header.Get(actorapi.HeaderRetryAfter))
+	if ae := replyError(reply); ae != nil {
 		return ae
 	}
 	return nil

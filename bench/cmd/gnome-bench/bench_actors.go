@@ -2,18 +2,15 @@ package main
 
 import (
 	"archive/zip"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,30 +27,9 @@ const benchSlug = "bench-actor"
 // benchSlug2 is the same actor with actor.instances 2 (actorcall).
 const benchSlug2 = "bench-actor-2"
 
-var echoOnce struct {
-	sync.Once
-	wasm []byte
-	err  error
-}
-
-// echoWasm is bench/actors/echo built for the sandbox, once, into the
-// scratch directory, with the go command as `make examples` builds actors.
-func (e *env) echoWasm() ([]byte, error) {
-	echoOnce.Do(func() {
-		out := filepath.Join(e.tmp, "echo.wasm")
-		e.logf("building bench/actors/echo for wasip1")
-		cmd := exec.Command(e.goCmd, "build", "-buildmode=c-shared", "-trimpath", "-o", out, "github.com/gnome-platform/gnome/bench/actors/echo")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		var buf bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		if err := cmd.Run(); err != nil {
-			echoOnce.err = fmt.Errorf("build bench/actors/echo: %v\n%s", err, buf.String())
-			return
-		}
-		echoOnce.wasm, echoOnce.err = os.ReadFile(out)
-	})
-	return echoOnce.wasm, echoOnce.err
-}
+// echoWasm is bench/actors/echo built for the sandbox, once per run
+// (benchActorWasm).
+func (e *env) echoWasm() ([]byte, error) { return e.benchActorWasm("echo") }
 
 // actorZip writes the benchmark experiment: a manifest declaring the echo
 // actor with default limits, in status, a page and the module.
