@@ -18,6 +18,7 @@ import (
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/gnome-platform/gnome/libs/bus"
 )
@@ -88,6 +89,15 @@ func StartNATS(dir, addr string) (*NATS, error) {
 
 // URL is the client URL of the server, without credentials.
 func (n *NATS) URL() string { return n.srv.ClientURL() }
+
+// InProcess is the client option that connects to this server inside the
+// process, without a socket: what `gnome serve` gives the services it runs
+// beside the server. A message between two of them then passes from one
+// goroutine to the next instead of waking a thread through the kernel's
+// loopback, which is most of a request-reply's time on an idle machine
+// (docs/benchmarks.md, *The hop to an actor*). Authentication is the same as
+// over a socket.
+func (n *NATS) InProcess() nats.Option { return nats.InProcessServer(n.srv) }
 
 // Credentials are the server's users' credentials.
 func (n *NATS) Credentials() *Credentials { return n.creds }

@@ -113,8 +113,10 @@ func BusAuth(cfg *config.Config, name string) (config.NATSAuth, error) {
 // WithBus is d with a NATS connection of its own, as bus user name with
 // auth, sharing d's database pool, telemetry and instance ID: `gnome serve`
 // connects each service as itself. Its Close closes only that connection.
-func (d *Deps) WithBus(natsURL, name string, auth config.NATSAuth) (*Deps, error) {
-	nc, js, err := connectBus(natsURL, name, d.InstanceID, auth, d.Telemetry)
+// opts add to the connection's options (an in-process connection to an
+// embedded server).
+func (d *Deps) WithBus(natsURL, name string, auth config.NATSAuth, opts ...nats.Option) (*Deps, error) {
+	nc, js, err := connectBus(natsURL, name, d.InstanceID, auth, d.Telemetry, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +126,12 @@ func (d *Deps) WithBus(natsURL, name string, auth config.NATSAuth) (*Deps, error
 	return &c, nil
 }
 
-func connectBus(natsURL, name, id string, auth config.NATSAuth, tel *telemetry.Telemetry) (*nats.Conn, jetstream.JetStream, error) {
+func connectBus(natsURL, name, id string, auth config.NATSAuth, tel *telemetry.Telemetry, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	opts, err := bus.AuthOptions(auth, name)
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, opts...)
+	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/gnome-platform/gnome/libs/buildinfo"
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
@@ -65,6 +67,15 @@ func StartInfra(cfg *config.Config, tel *telemetry.Telemetry) (*Infra, error) {
 	return in, nil
 }
 
+// busOptions are the connection options of the services beside the
+// infrastructure: in-process connections to an embedded NATS server.
+func (in *Infra) busOptions() []nats.Option {
+	if in.nats == nil {
+		return nil
+	}
+	return []nats.Option{in.nats.InProcess()}
+}
+
 // Shutdown stops what StartInfra embedded, the store first.
 func (in *Infra) Shutdown() {
 	if in.store != nil {
@@ -101,7 +112,7 @@ func connectServices(cfg *config.Config, infra *Infra, base *svc.Deps) (map[stri
 	for _, name := range ServiceNames {
 		auth, err := infra.Auth(cfg, name)
 		if err == nil {
-			out[name], err = base.WithBus(infra.NATSURL, name, auth)
+			out[name], err = base.WithBus(infra.NATSURL, name, auth, infra.busOptions()...)
 		}
 		if err != nil {
 			for _, d := range out {
