@@ -14,6 +14,16 @@ type Init struct {
 	Version int `json:"version"`
 	// Config is the manifest's actor.config, {} when it has none.
 	Config json.RawMessage `json:"config"`
+	// Script is set only for the platform's JavaScript runtime: the
+	// actor's scripts (docs/actors.md, section 9).
+	Script *Script `json:"script,omitempty"`
+}
+
+// Script is a JavaScript actor's code: the entry script's bundle path and
+// the source of every script it may load, by bundle path.
+type Script struct {
+	Entry string            `json:"entry"`
+	Files map[string]string `json:"files"`
 }
 
 var (

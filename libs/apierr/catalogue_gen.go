@@ -108,8 +108,10 @@ const (
 	CodeManifestInvalid Code = "manifest_invalid"
 	// CodeManifestSlugMismatch means: The slug in manifest.json differs from the experiments/{slug}/ folder that holds it.
 	CodeManifestSlugMismatch Code = "manifest_slug_mismatch"
-	// CodeActorModuleMissing means: The actor module that manifest.json declares is not in the bundle.
+	// CodeActorModuleMissing means: The actor module or script that manifest.json declares is not a file of the bundle.
 	CodeActorModuleMissing Code = "actor_module_missing"
+	// CodeActorScriptInvalid means: The JavaScript actor's scripts cannot run: over the size limit or not UTF-8 text.
+	CodeActorScriptInvalid Code = "actor_script_invalid"
 )
 
 var catalogue = map[Code]entry{
@@ -165,5 +167,6 @@ var catalogue = map[Code]entry{
 	CodeManifestMalformed:       {422, "manifest.json is not valid UTF-8 JSON, or repeats a key; the message gives the position."},
 	CodeManifestInvalid:         {422, "manifest.json does not follow the manifest schema; the field names the first error as a JSON pointer and the message lists each."},
 	CodeManifestSlugMismatch:    {422, "The slug in manifest.json differs from the experiments/{slug}/ folder that holds it."},
-	CodeActorModuleMissing:      {422, "The actor module that manifest.json declares is not in the bundle."},
+	CodeActorModuleMissing:      {422, "The actor module or script that manifest.json declares is not a file of the bundle."},
+	CodeActorScriptInvalid:      {422, "The JavaScript actor's scripts cannot run: over the size limit or not UTF-8 text."},
 }

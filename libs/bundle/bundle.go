@@ -191,9 +191,14 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Bundle, error) {
 			return nil, apierr.New(apierr.CodeManifestSlugMismatch, "manifest.json names the slug %q but sits in experiments/%s/", b.Manifest.Slug, b.slugDir).OnField("/slug")
 		}
 	}
-	if a := b.Manifest.Actor; a != nil {
+	if a := b.Manifest.Actor; a != nil && a.Script == "" {
 		if _, ok := kept[a.Module]; !ok {
 			return nil, apierr.New(apierr.CodeActorModuleMissing, "the actor module %q that manifest.json declares is not in the bundle", a.Module).OnField("/actor/module")
+		}
+	}
+	if a := b.Manifest.Actor; a != nil && a.Script != "" {
+		if err := checkScript(r, kept, a.Script); err != nil {
+			return nil, err
 		}
 	}
 

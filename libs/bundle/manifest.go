@@ -221,10 +221,15 @@ func (ks IndexKeys) MarshalJSON() ([]byte, error) {
 	return json.Marshal(pairs)
 }
 
-// Actor is the experiment's backend, a WebAssembly module.
+// Actor is the experiment's backend: a WebAssembly module, or a JavaScript
+// script run by the platform's JavaScript runtime (exactly one of the two).
 type Actor struct {
-	// Module is the module's path in the bundle, relative to its root.
-	Module string `json:"module"`
+	// Module is the module's path in the bundle, relative to its root; ""
+	// for a JavaScript actor.
+	Module string `json:"module,omitempty"`
+	// Script is the entry script's path in the bundle (actorscript.go); ""
+	// for a WebAssembly actor.
+	Script string `json:"script,omitempty"`
 	// MemoryMB and TimeoutMS are 0 when not given (the platform's defaults).
 	MemoryMB  int `json:"memory_mb,omitempty"`
 	TimeoutMS int `json:"timeout_ms,omitempty"`
@@ -333,6 +338,9 @@ func parseManifest(raw []byte) (*Manifest, []byte, []Warning, error) {
 		return nil, nil, nil, err
 	}
 	if err := checkActorSchedule(doc); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkActorCode(doc); err != nil {
 		return nil, nil, nil, err
 	}
 	schema, err := compiledSchema()

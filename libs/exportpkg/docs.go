@@ -42,6 +42,9 @@ func (x *writer) docData() docData {
 	}
 	if m.Actor != nil {
 		d.Actor = m.Actor.Module
+		if m.Actor.Script != "" {
+			d.Actor = m.Actor.Script // a JavaScript actor
+		}
 	}
 	return d
 }

@@ -253,7 +253,7 @@ func (a *actor) run(started chan<- error) {
 // get or compile the module is an error: an instance that fails to start is
 // retried after the back-off.
 func (a *actor) load(ctx context.Context, sp *spec) error {
-	mod, err := a.s.compile(ctx, sp)
+	mod, sp, err := a.s.compile(ctx, sp)
 	if err != nil {
 		return err
 	}
@@ -337,7 +337,13 @@ func (a *actor) startInstance(ctx context.Context) {
 			if cfg == nil {
 				cfg = map[string]any{} // the init envelope's config is {} when the manifest has none
 			}
-			res.inst, res.err = mod.Instantiate(sctx, a.slug, res.host, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg}, a.log)
+			res.inst, res.err = mod.Instantiate(sctx, a.slug, res.host, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg, Script: sp.script}, a.log)
+			if res.err != nil && isScriptError(sp, res.err) {
+				// The runtime refused the scripts (a syntax error, an
+				// exception at the top level): they fail the same way on
+				// every try, until another version.
+				res.err = loadError{res.err}
+			}
 		}
 		res.took = time.Since(t)
 		a.startDone <- res

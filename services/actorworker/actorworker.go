@@ -120,6 +120,7 @@ type Service struct {
 	freed   memoryReturn // memory of unloaded actors returned (idle.go)
 	fetch   fetchState   // outbound HTTP of actors (httpfetch.go)
 	timers  timerService // actors' timers (timers.go)
+	js      jsRuntimes   // the compiled JavaScript runtime (jsactor.go)
 	live    *liveMetrics // live channels (live.go)
 	bg      atomic.Pointer[svc.Background]
 
@@ -132,12 +133,13 @@ type Service struct {
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
 	s := &Service{d: d, tune: defaults, actors: map[string]*actor{}, Handlers: jobs.Mux{}}
+	s.js.source = defaultJSRuntime
 	s.tune.IdleUnload = d.Config.ActorIdleUnload
 	s.Handlers[actorapi.JobKind] = s.startJob
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
-		Description: "sandboxed WebAssembly actors of experiments",
+		Description: "sandboxed WebAssembly and JavaScript actors of experiments",
 		Provision:   s.provision,
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {
 			w, err := s.queue.NewWorker(ctx, jobs.WorkerOptions{
@@ -229,6 +231,7 @@ func (s *Service) Stop(ctx context.Context) error {
 		go func() { defer wg.Done(); a.stopAndWait(ctx, stopHandover) }()
 	}
 	wg.Wait()
+	s.closeJS(context.WithoutCancel(ctx))
 	if s.engine != nil {
 		errs = append(errs, s.engine.Close(context.WithoutCancel(ctx)))
 	}

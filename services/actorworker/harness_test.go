@@ -72,6 +72,9 @@ type world struct {
 	env  *testenv.Env
 	d    *svc.Deps // the tests' own connection
 	tune tuning
+	// js, when set, is the JavaScript runtime module the workers run
+	// (jsactor_test.go).
+	js func() ([]byte, error)
 }
 
 func newWorld(t *testing.T) *world {
@@ -98,6 +101,9 @@ func (w *world) worker() *Service {
 	d := w.env.Deps(w.t, w.env.Config(w.t, nil))
 	s := New(d)
 	s.tune = w.tune
+	if w.js != nil {
+		s.js.source = w.js
+	}
 	testenv.Run(w.t, d, s)
 	return s
 }
@@ -112,15 +118,23 @@ func ctxT(t *testing.T) context.Context {
 // upload service does, and announces it.
 func (w *world) deploy(slug string, manifest map[string]any, wasm []byte) experiments.Config {
 	w.t.Helper()
-	ctx := ctxT(w.t)
 	m := map[string]any{"schema_version": "2.0", "slug": slug, "name": slug, "status": "active", "actor": map[string]any{"module": "actor.wasm"}}
 	for k, v := range manifest {
 		m[k] = v
 	}
+	return w.deployFiles(slug, m, map[string][]byte{"actor.wasm": wasm})
+}
+
+// deployFiles stores a version of slug with manifest m (whole) and files
+// beside it, and announces it.
+func (w *world) deployFiles(slug string, m map[string]any, files map[string][]byte) experiments.Config {
+	w.t.Helper()
+	ctx := ctxT(w.t)
 	raw, _ := json.Marshal(m)
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	for name, data := range map[string][]byte{"manifest.json": raw, "actor.wasm": wasm} {
+	files["manifest.json"] = raw
+	for name, data := range files {
 		f, _ := zw.Create(name)
 		_, _ = f.Write(data)
 	}

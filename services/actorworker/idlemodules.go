@@ -21,7 +21,7 @@ import (
 //
 // A file is named after the bundle's checksum (which covers the manifest,
 // and so which module it names) and holds the module's SHA-256 before the
-// module: a file that does not match, torn or damaged, is ignored and
+// module (for a JavaScript actor, its scripts as JSON: jsactor.go): a file that does not match, torn or damaged, is ignored and
 // replaced. Files go when their actor is retired or replaced by another
 // version here, and, left by a worker that stopped before, once unused for
 // moduleCacheAge.

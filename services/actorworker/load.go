@@ -35,6 +35,9 @@ type spec struct {
 	// key changes exactly when the running actor must be replaced: another
 	// bundle, or another actor field or data scope in the manifest.
 	key string
+	// script is a JavaScript actor's scripts, set on the copy of the spec
+	// that compile returns (jsactor.go); nil otherwise.
+	script *actorhost.Script
 }
 
 // specOf is the actor cfg should run, or nil when it should run none: the
@@ -71,26 +74,32 @@ func permanent(format string, args ...any) error { return loadError{fmt.Errorf(f
 
 func isPermanent(err error) bool { var le loadError; return errors.As(err, &le) }
 
-// compile fetches sp's module from its bundle and compiles it.
-func (s *Service) compile(ctx context.Context, sp *spec) (*actorhost.Module, error) {
+// compile fetches sp's module from its bundle and compiles it. It returns
+// the spec to run: sp, or for a JavaScript actor a copy of sp with its
+// scripts (sp may be shared by the actor's instances, and is not changed).
+func (s *Service) compile(ctx context.Context, sp *spec) (*actorhost.Module, *spec, error) {
+	if sp.actor.Script != "" {
+		return s.compileScript(ctx, sp) // the shared JavaScript runtime (jsactor.go)
+	}
 	wasm, err := s.moduleOf(ctx, sp) // through the module cache (idlemodules.go)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	t := time.Now()
 	m, err := s.engine.Compile(ctx, wasm, sp.limits)
 	s.metrics.compile.Observe(time.Since(t).Seconds())
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return nil, permanent("%w", err)
+		return nil, nil, permanent("%w", err)
 	}
-	return m, nil
+	return m, sp, nil
 }
 
-// fetchModule reads the module out of the version's bundle, checking the
-// bundle against its checksum.
+// fetchModule reads the actor's code out of the version's bundle, checking
+// the bundle against its checksum: the module, or a JavaScript actor's
+// scripts (jsactor.go).
 func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
 	obj, err := s.bundles.Get(ctx, experiments.BundleObject(sp.slug, sp.checksum))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -120,6 +129,9 @@ func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
 	zr, err := zip.NewReader(f, size)
 	if err != nil {
 		return nil, permanent("open bundle: %w", err)
+	}
+	if sp.actor.Script != "" {
+		return s.scriptsIn(zr, sp)
 	}
 	name := path.Clean(sp.actor.Module)
 	for _, zf := range zr.File {

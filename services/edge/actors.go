@@ -176,6 +176,9 @@ func (a *actorsAPI) viewOf(e *entry) actorView {
 		return actorView{State: actorapi.StateStarting}
 	}
 	if st, ok := ab.cached(e.cfg.Slug); ok && st.State != "" {
+		if st.State == actorapi.StateFailed && st.Checksum == e.cfg.Checksum {
+			return actorView{State: st.State, LastError: st.LastError}
+		}
 		return actorView{State: st.State}
 	}
 	return actorView{State: actorapi.StateStarting}

@@ -26,6 +26,7 @@ import (
 //	/_gnome/auth/...                    the experiment's own accounts (expauth.go)
 //	/_gnome/l/{id}                      a study link's opening (links.go)
 //	/_gnome/live.js                     the live channels' browser helper
+//	/_gnome/gnome.d.ts                  a JavaScript actor's API, for editors
 //	/experiments/{slug}/ws/...          a WebSocket to the actor (live.go)
 //	/experiments/{slug}/events/{room}   an event stream of a room (live.go)
 //
@@ -88,6 +89,7 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 	})
 	app.Get("/_gnome/session", s.handoffs.finish)
 	app.Get("/_gnome/live.js", live.script)
+	app.Get("/_gnome/gnome.d.ts", serveTypeScript)
 	app.Post("/_gnome/logout", s.handoffs.logout)
 	subAuth.routes(app)
 	links.expRoutes(app)

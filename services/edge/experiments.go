@@ -104,6 +104,9 @@ type versionView struct {
 
 type actorView struct {
 	State string `json:"state"`
+	// LastError is why a failed actor failed (a JavaScript actor's syntax
+	// error with its file and line, say), for its owner and admins only.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // viewOf is e as the caller of c may see it.
@@ -127,6 +130,8 @@ func (x *experimentsAPI) viewOf(c *fiber.Ctx, e *entry) view {
 	}
 	if full {
 		out.OwnerEmail = e.cfg.OwnerEmail
+	} else {
+		out.Actor.LastError = ""
 	}
 	if out.Indexes == nil {
 		out.Indexes = []experiments.IndexState{}

@@ -94,12 +94,17 @@ func (fs *filesAPI) serveStatic(c *fiber.Ctx) error {
 
 // private are the bundle's files that are not web content: the manifest
 // (its actor config may hold settings meant for the backend only) and the
-// actor module.
+// actor module or entry script (the scripts it loads may be shared with the
+// pages, so they stay served).
 func private(e *entry, name string) bool {
 	if name == "manifest.json" {
 		return true
 	}
-	return e.manifest != nil && e.manifest.Actor != nil && path.Clean(e.manifest.Actor.Module) == name
+	if e.manifest == nil || e.manifest.Actor == nil {
+		return false
+	}
+	a := e.manifest.Actor
+	return a.Module != "" && path.Clean(a.Module) == name || a.Script != "" && path.Clean(a.Script) == name
 }
 
 // resolve maps a request path to a bundle file: "" and paths ending in "/"
