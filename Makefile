@@ -1,21 +1,27 @@
 # g.nome — `make run` starts the whole platform; `make test` runs every test.
 
 GO      ?= go
-MODULES := libs libs/actorsdk services/edge services/auth services/upload services/export services/actorworker services/gnome bench examples
+MODULES := libs libs/actorjs libs/actorsdk services/edge services/auth services/upload services/export services/actorworker services/gnome bench examples
 SERVICES := edge auth upload export actorworker
 PKGS    := $(foreach m,$(MODULES),./$(m)/...)
 # Tests that start processes or many servers are kept from running in
 # parallel with each other across packages: the machine has 2 cores.
 TESTFLAGS ?= -count=1 -timeout 20m -p 2
 
-.PHONY: all build run test check fmt vet generate generate-check examples bench clean
+.PHONY: all build jsruntime run test check fmt vet generate generate-check examples bench clean
 
 all: build
 
-build:
+build: jsruntime
 	@mkdir -p bin
 	$(GO) build -o bin/gnome ./services/gnome/cmd/gnome
 	@for s in $(SERVICES); do echo "$(GO) build -o bin/$$s ./services/$$s/cmd/$$s"; $(GO) build -o bin/$$s ./services/$$s/cmd/$$s || exit 1; done
+
+# The JavaScript runtime module the actor-worker embeds (docs/actors.md,
+# section 9): built before the binaries, which embed it.
+JSRUNTIME := services/actorworker/jsruntime/dist/jsruntime.wasm
+jsruntime:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(JSRUNTIME) ./libs/actorjs/cmd/jsruntime
 
 run: build
 	./bin/gnome serve
@@ -48,7 +54,7 @@ check: generate-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run ./libs/internal/layers
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./libs/actorsdk/... ./examples/...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./libs/actorsdk/... ./libs/actorjs/... ./examples/...
 
 fmt:
 	gofmt -w $(MODULES)
@@ -66,14 +72,19 @@ generate-check:
 
 EXAMPLES := $(patsubst examples/%/manifest.json,%,$(wildcard examples/*/manifest.json))
 
-# Each example experiment as an uploadable ZIP: its actor built for wasip1,
-# packed with its manifest and page by examples/cmd/mkzip (Go only).
+# Each example experiment as an uploadable ZIP: its Go actor (actor/)
+# built for wasip1, packed with its manifest and page by examples/cmd/mkzip
+# (Go only). A JavaScript actor (actor.js, no actor/) is packed as it is.
 examples:
 	@mkdir -p bin/examples
 	@for e in $(EXAMPLES); do \
 		echo "examples/$$e -> bin/examples/$$e.zip"; \
-		GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/examples/$$e.wasm ./examples/$$e/actor || exit 1; \
-		$(GO) run ./examples/cmd/mkzip -o bin/examples/$$e.zip -add actor.wasm=bin/examples/$$e.wasm examples/$$e || exit 1; \
+		if [ -d examples/$$e/actor ]; then \
+			GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o bin/examples/$$e.wasm ./examples/$$e/actor || exit 1; \
+			$(GO) run ./examples/cmd/mkzip -o bin/examples/$$e.zip -add actor.wasm=bin/examples/$$e.wasm examples/$$e || exit 1; \
+		else \
+			$(GO) run ./examples/cmd/mkzip -o bin/examples/$$e.zip examples/$$e || exit 1; \
+		fi; \
 	done
 
 bench: build

@@ -247,7 +247,12 @@ func waitKeyGone(ctx context.Context, kv jetstream.KeyValue, key string, limit t
 
 // patchStatus sets the benchmark experiment's status.
 func patchStatus(ctx context.Context, base, token, status string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPatch, base+"/api/experiments/"+benchSlug, bytes.NewReader([]byte(`{"status":"`+status+`"}`)))
+	return patchStatusOf(ctx, base, token, benchSlug, status)
+}
+
+// patchStatusOf sets experiment slug's status.
+func patchStatusOf(ctx context.Context, base, token, slug, status string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPatch, base+"/api/experiments/"+slug, bytes.NewReader([]byte(`{"status":"`+status+`"}`)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
@@ -266,13 +271,18 @@ func patchStatus(ctx context.Context, base, token, status string) error {
 // has stopped its actor: the lease released and then the state removed,
 // the last steps before the worker forgets it.
 func stopActor(ctx context.Context, base, token string, b *actorBuckets) error {
-	if err := patchStatus(ctx, base, token, experiments.StatusDraft); err != nil {
+	return stopActorOf(ctx, base, token, benchSlug, b)
+}
+
+// stopActorOf is stopActor for experiment slug.
+func stopActorOf(ctx context.Context, base, token, slug string, b *actorBuckets) error {
+	if err := patchStatusOf(ctx, base, token, slug, experiments.StatusDraft); err != nil {
 		return err
 	}
-	if err := waitKeyGone(ctx, b.leases, benchSlug, 10*time.Second); err != nil {
+	if err := waitKeyGone(ctx, b.leases, slug, 10*time.Second); err != nil {
 		return err
 	}
-	if err := waitKeyGone(ctx, b.states, benchSlug, 10*time.Second); err != nil {
+	if err := waitKeyGone(ctx, b.states, slug, 10*time.Second); err != nil {
 		return err
 	}
 	time.Sleep(20 * time.Millisecond) // the worker forgets the actor right after
@@ -292,12 +302,18 @@ func (r startRun) String() string {
 // timeActorStart makes the experiment active and times it from the PATCH
 // to the first 200 of the actor's route, polled every actorStartPoll.
 func (e *env) timeActorStart(ctx context.Context, base, token string) (startRun, error) {
+	return e.timeActorStartOf(ctx, base, token, benchSlug)
+}
+
+// timeActorStartOf is timeActorStart for experiment slug, whose actor
+// answers GET /ping as the echo actors do.
+func (e *env) timeActorStartOf(ctx context.Context, base, token, slug string) (startRun, error) {
 	t := time.Now()
-	if err := patchStatus(ctx, base, token, experiments.StatusActive); err != nil {
+	if err := patchStatusOf(ctx, base, token, slug, experiments.StatusActive); err != nil {
 		return startRun{}, err
 	}
 	patched := time.Since(t)
-	at, polls, err := pollOK(ctx, pingURL(base), actorStartPoll, 30*time.Second)
+	at, polls, err := pollOK(ctx, pingURLOf(base, slug), actorStartPoll, 30*time.Second)
 	if err != nil {
 		return startRun{}, err
 	}

@@ -49,6 +49,7 @@ var benchmarks = []benchmark{
 	{"static", "GET of an experiment's page vs GET /health on the same server", benchStatic},
 	{"actorcall", "GET of an actor's route (HTTP → NATS → WebAssembly) vs GET /health and vs calling the module in process; the same actor with instances: 2", benchActorCall},
 	{"actorstart", "actor start, experiment made active → first 200, cold and warm compilation cache, vs compiling in process", benchActorStart},
+	{"jsactor", "a JavaScript actor beside the Go echo actor on one gnome serve: cold start (empty cache) and warm start, active → first 200; the echo route's req/s", benchJSActor},
 	{"export", "100 MB experiment (files and data) exported standalone, POST to ready, vs zip -r + sha256sum of its files; export service memory", benchExport},
 	{"expsignin", "sign-in of an experiment's account on its origin vs a platform sign-in, the password hash apart", benchExpSignin},
 	{"participant", "a participant's first request (cookie made and signed) vs a static page without sub_auth, same server", benchParticipant},

@@ -58,11 +58,14 @@ func statusIs(s string) string {
 // way: the helper gives up on connections the actor refuses (WebSocket and
 // event stream), follows the lobby's room as server-sent events, and the
 // actor refuses messages a page should not send to the sender alone.
-func TestBrowserGamePortal(t *testing.T) {
+func TestBrowserGamePortal(t *testing.T) { testGamePortal(t, "game_portal", "game-portal") }
+
+// testGamePortal plays examples/<name> served as slug: the Go actor, or its
+// JavaScript port (jsexamples_test.go), which must play alike.
+func testGamePortal(t *testing.T, name, slug string) {
 	bin := chromiumPath(t)
 	p := startPlatform(t, 2, nil)
-	const slug = "game-portal"
-	startExample(t, p, "game_portal", slug)
+	startExample(t, p, name, slug)
 	chrome := startChromium(t, bin)
 	ada, bo := chrome.tab(t, p), chrome.tab(t, p)
 	page := "/experiments/" + slug + "/"
