@@ -344,6 +344,13 @@ func (a *actor) startInstance(ctx context.Context) {
 				// every try, until another version.
 				res.err = loadError{res.err}
 			}
+			if res.err != nil && errors.Is(res.err, actorhost.ErrTimeout) && sctx.Err() == nil {
+				// The start limit, not a stop of ours: say so, in place
+				// of the engine's stack trace (meaningless to the
+				// experiment's author, and it reaches the state and
+				// every caller).
+				res.err = fmt.Errorf("%w: its start did not finish within the start limit of %v", actorhost.ErrTimeout, mod.Limits().StartTimeout)
+			}
 		}
 		res.took = time.Since(t)
 		a.startDone <- res
