@@ -761,3 +761,191 @@ func TestTimerWithoutHandler(t *testing.T) {
 		t.Fatalf("open without handlers: %v", err)
 	}
 }
+
+// TestDeepValues: a value nested past the reader's bound, passed to any
+// API that renders it as JSON, is a RangeError naming the bound, thrown
+// before anything reaches the host; the instance serves on. Up to the
+// bound, the value renders (natively the host then refuses: a HostError).
+func TestDeepValues(t *testing.T) {
+	rt, logs := start(t, map[string]string{"actor.js": `
+		const obj = n => { let o = {}; for (let i = 1; i < n; i++) o = {o}; return o; };
+		const arr = n => { let a = []; for (let i = 1; i < n; i++) a = [a]; return a; };
+		const calls = {
+			insertOne: v => gnome.db("c").insertOne({v}),
+			insertMany: v => gnome.db("c").insertMany([{v}]),
+			updateFilter: v => gnome.db("c").updateOne({v}, {$set: {a: 1}}),
+			update: v => gnome.db("c").updateMany({}, {$set: {v}}),
+			find: v => gnome.db("c").find({v}),
+			findOne: v => gnome.db("c").findOne({v}),
+			count: v => gnome.db("c").count({v}),
+			aggregate: v => gnome.db("c").aggregate([{$match: {v}}]),
+			deleteMany: v => gnome.db("c").deleteMany({v}),
+			dbFrom: v => gnome.dbFrom("other", "c").find({v}),
+			putJSON: v => gnome.kv.putJSON("k", v),
+			send: v => gnome.send("c1", v),
+			publish: v => gnome.publish("room", v),
+			after: v => gnome.after(1000, "n", v),
+			fetch: v => gnome.fetch("https://example.com", {method: "POST", body: v}),
+		};
+		let served = 0;
+		gnome.route("GET", "/{depth}", req => {
+			const n = Number(req.params.depth), out = {};
+			for (const [name, f] of Object.entries(calls)) {
+				for (const [kind, v] of [["object", obj(n)], ["array", arr(n)]]) {
+					try { f(v); out[name + " " + kind] = "no error"; } catch (e) { out[name + " " + kind] = e.name + ": " + e.message; }
+				}
+			}
+			console.log("deep", obj(n));
+			return {json: {served: ++served, out}};
+		});
+		gnome.route("GET", "/respond/{how}", req => {
+			const v = obj(20000);
+			return req.params.how === "json" ? gnome.json(200, v) : {json: v};
+		});
+	`})
+	r := serve(rt, "GET", "/20000", "", nil)
+	var got struct {
+		Served int               `json:"served"`
+		Out    map[string]string `json:"out"`
+	}
+	if err := json.Unmarshal(r.Body, &got); err != nil || len(got.Out) != 30 {
+		t.Fatalf("%d %s (%v)", r.Status, r.Body, err)
+	}
+	for k, v := range got.Out {
+		if !strings.HasPrefix(v, "RangeError: ") || !strings.Contains(v, "nested deeper than 500 levels") {
+			t.Errorf("%s: %s, want a RangeError naming the bound", k, v)
+		}
+	}
+	if l := (*logs)[len(*logs)-1]; l.msg != "deep [object Object]" {
+		t.Errorf("console.log of a deep object: %+v", l)
+	}
+	// 480 levels with the call's own few render: the host is reached.
+	r = serve(rt, "GET", "/480", "", nil)
+	if err := json.Unmarshal(r.Body, &got); err != nil || got.Served != 2 {
+		t.Fatalf("%d %s (%v)", r.Status, r.Body, err)
+	}
+	for k, v := range got.Out {
+		if strings.Contains(v, "RangeError") {
+			t.Errorf("%s: %s, want it rendered", k, v)
+		}
+	}
+	for _, how := range []string{"json", "object"} {
+		r := serve(rt, "GET", "/respond/"+how, "", nil)
+		if e := decodeErr(t, r); r.Status != 500 || !strings.Contains(e.Error.Message, "RangeError: the response's json: the value is nested deeper than 500 levels") {
+			t.Errorf("%s: %d %s", how, r.Status, r.Body)
+		}
+	}
+}
+
+// TestDepthBound holds the encoder to the reader's bound exactly, Extended
+// JSON's wrappers counted: what it writes, the reader reads back.
+func TestDepthBound(t *testing.T) {
+	rt, _ := start(t, map[string]string{"actor.js": `
+		globalThis.nest = (n, leaf, arr) => { let v = leaf; for (let i = 0; i < n; i++) v = arr ? [v] : {v}; return v; };`})
+	for _, tc := range []struct {
+		src  string
+		ext  bool
+		deep bool
+	}{
+		{"nest(499, {}, false)", false, false},
+		{"nest(500, {}, false)", false, true},
+		{"nest(499, [], true)", false, false},
+		{"nest(500, [], true)", true, true},
+		{"nest(499, new Date(0), false)", true, false},      // 499 + {"$date"}
+		{"nest(500, new Date(0), false)", true, true},       // one more
+		{"nest(500, new Date(0), false)", false, false},     // a string in plain JSON
+		{"nest(498, new Uint8Array(1), true)", true, false}, // 498 + {"$binary": {...}}
+		{"nest(499, new Uint8Array(1), true)", true, true},
+	} {
+		v, err := rt.vm.RunString(tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := rt.encode(v, tc.ext)
+		if tc.deep {
+			if err != errDeep {
+				t.Errorf("%s ext=%v: %v, want errDeep", tc.src, tc.ext, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s ext=%v: %v", tc.src, tc.ext, err)
+			continue
+		}
+		if _, err := rt.parseJSON(string(b), tc.ext); err != nil {
+			t.Errorf("%s ext=%v: written, but not read back: %v", tc.src, tc.ext, err)
+		}
+	}
+	// A toJSON returning a new object with the same toJSON is called once,
+	// as JSON.stringify calls it, instead of without end.
+	v, err := rt.vm.RunString(`const t = {toJSON() { return {toJSON: t.toJSON, n: 1}; }}; [t, JSON.stringify(t)]`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair := v.(*goja.Object)
+	b, err := rt.encode(pair.Get("0"), true)
+	if err != nil || string(b) != pair.Get("1").String() || string(b) != `{"n":1}` {
+		t.Errorf("toJSON: %s (%v), JSON.stringify %s", b, err, pair.Get("1"))
+	}
+}
+
+// TestDeepHostResults: JSON a host hands back (a document, a fetch's body,
+// a message, a timer's payload) nested past the bound is a SyntaxError or
+// a rejected promise, never a walk without end; the instance serves on.
+func TestDeepHostResults(t *testing.T) {
+	rt, _ := start(t, map[string]string{"actor.js": `
+		const seen = [];
+		gnome.onMessage((conn, msg) => { try { msg.json(); seen.push("parsed"); } catch (e) { seen.push(e.name + ": " + e.message); } });
+		gnome.onTimer(t => { seen.push("timer " + JSON.stringify(t.payload)); });
+		globalThis.settle = p => p.then(v => seen.push("fulfilled"), e => seen.push(e.name + ": " + e.message));
+		gnome.route("GET", "/seen", () => ({json: seen}));
+	`})
+	deep := strings.Repeat(`{"a":`, 501) + "1" + strings.Repeat("}", 501)
+	for _, dates := range []bool{false, true} {
+		var caught goja.Value
+		func() {
+			defer func() { caught, _ = recover().(goja.Value) }()
+			rt.mustParseJSON(deep, dates) // as documents(), findOne() and kv.getJSON read
+		}()
+		if o, ok := caught.(*goja.Object); !ok || !strings.Contains(o.String(), "SyntaxError: JSON is nested deeper than 500 levels") {
+			t.Errorf("dates=%v: %v", dates, caught)
+		}
+	}
+	res := rt.fetchResponse(&actorsdk.FetchResponse{Status: 200, Body: []byte(deep)})
+	settle, _ := goja.AssertFunction(rt.vm.Get("settle"))
+	jsonFn, _ := goja.AssertFunction(res.Get("json"))
+	p, err := jsonFn(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := settle(goja.Undefined(), p); err != nil {
+		t.Fatal(err)
+	}
+	c := actorsdk.Conn{ID: "c1"}
+	if err := rt.Message(c, actorsdk.Message{Data: []byte(deep)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Timer(actorsdk.Timer{Name: "t", Payload: json.RawMessage(deep)}); err != nil {
+		t.Fatal(err)
+	}
+	r := serve(rt, "GET", "/seen", "", nil)
+	want := `["SyntaxError: JSON is nested deeper than 500 levels","SyntaxError: JSON is nested deeper than 500 levels","timer null"]`
+	if string(r.Body) != want {
+		t.Fatalf("got  %s\nwant %s", r.Body, want)
+	}
+}
+
+// TestCollectionSlug: a collection says whose it is, gnome.slug for the
+// experiment's own.
+func TestCollectionSlug(t *testing.T) {
+	rt, _ := start(t, map[string]string{"actor.js": `
+		gnome.route("GET", "/", () => {
+			const own = gnome.db("c"), other = gnome.dbFrom("other", "c");
+			let write;
+			try { other.insertOne; write = typeof other.insertOne; } catch (e) { write = e.name; }
+			return [own.slug, own.name, other.slug, other.name, own.slug === gnome.slug, write].join(",");
+		});`})
+	if r := serve(rt, "GET", "/", "", nil); string(r.Body) != "demo,c,other,c,true,undefined" {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+}

@@ -36,6 +36,7 @@ func (rt *Runtime) setup() error {
 	jsonObj := vm.Get("JSON").(*goja.Object)
 	rt.jsonParse, _ = goja.AssertFunction(jsonObj.Get("parse"))
 	rt.syntaxErrorCtor = vm.Get("SyntaxError").(*goja.Object)
+	rt.rangeErrorCtor = vm.Get("RangeError").(*goja.Object)
 	parse := rt.fn("parse", rt.jsJSONParse).(*goja.Object)
 	_ = parse.DefineDataProperty("name", vm.ToValue("parse"), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
 	_ = parse.DefineDataProperty("length", vm.ToValue(2), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
@@ -441,7 +442,7 @@ func (rt *Runtime) rawJSON(v goja.Value, what string, optional bool) json.RawMes
 	}
 	b, err := rt.encode(v, true)
 	if err != nil {
-		panic(rt.vm.NewTypeError(what + ": " + err.Error()))
+		panic(rt.encodeError(what, err))
 	}
 	if b == nil {
 		if optional {

@@ -3,6 +3,7 @@ package actorjs
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -11,15 +12,28 @@ import (
 	"github.com/dop251/goja"
 )
 
-// maxDepth bounds the nesting of values rendered as JSON: deeper is an
-// error, not a Go stack that grows until the instance traps.
-const maxDepth = 200
+// maxDepth bounds the nesting of values rendered as JSON, Extended JSON's
+// wrappers counted: deeper is a RangeError, not a Go stack that grows until
+// the instance traps. It is the reader's bound, so that whatever the
+// runtime writes (a timer's payload, a document) it can read back.
+const maxDepth = maxParseDepth
 
 var (
 	errCyclic = errors.New("the value is cyclic (an object contains itself)")
-	errDeep   = errors.New("the value is nested too deeply")
+	errDeep   = fmt.Errorf("the value is nested deeper than %d levels", maxDepth)
 	errBigInt = errors.New("a BigInt cannot be rendered as JSON")
 )
+
+// encodeError is the exception for a value encode refused, what naming
+// the argument: a RangeError for nesting past maxDepth (as an engine's
+// JSON.stringify throws for a value too deep for its stack), a TypeError
+// for the rest (as JSON.stringify throws for a cycle or a BigInt).
+func (rt *Runtime) encodeError(what string, err error) *goja.Object {
+	if errors.Is(err, errDeep) {
+		return rt.newError(rt.rangeErrorCtor, what+": "+err.Error())
+	}
+	return rt.vm.NewTypeError(what + ": " + err.Error())
+}
 
 // encoder renders JavaScript values as JSON as JSON.stringify does (key
 // order kept, undefined, functions and symbols left out of objects, toJSON
@@ -38,7 +52,7 @@ type encoder struct {
 // panics, as in any native function of goja.
 func (rt *Runtime) encode(v goja.Value, ext bool) ([]byte, error) {
 	e := encoder{rt: rt, ext: ext, b: make([]byte, 0, 64)}
-	ok, err := e.value(v, "")
+	ok, err := e.value(v, "", true)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -59,7 +73,10 @@ func skipped(v goja.Value) bool {
 	return false
 }
 
-func (e *encoder) value(v goja.Value, key string) (bool, error) {
+// value writes v; toJSON is false for what a toJSON returned, which
+// JSON.stringify does not hand to toJSON again (else a toJSON returning a
+// new object of its kind would recurse without end).
+func (e *encoder) value(v goja.Value, key string, toJSON bool) (bool, error) {
 	if skipped(v) {
 		return false, nil
 	}
@@ -92,23 +109,31 @@ func (e *encoder) value(v goja.Value, key string) (bool, error) {
 	}
 	class := o.ClassName()
 	if class == "Date" {
+		if e.ext && len(e.stack) >= maxDepth {
+			return false, errDeep // {"$date": ...} is one level more
+		}
 		return true, e.date(o)
 	}
 	if e.ext {
 		if b, ok := bytesOf(o); ok {
+			if len(e.stack)+1 >= maxDepth {
+				return false, errDeep // {"$binary": {...}} is two
+			}
 			e.b = append(e.b, `{"$binary":{"base64":"`...)
 			e.b = base64.StdEncoding.AppendEncode(e.b, b)
 			e.b = append(e.b, `","subType":"00"}}`...)
 			return true, nil
 		}
 	}
-	if tj, ok := goja.AssertFunction(o.Get("toJSON")); ok {
-		r, err := tj(o, e.rt.vm.ToValue(key))
-		if err != nil {
-			panic(err)
-		}
-		if r != v {
-			return e.value(r, key)
+	if toJSON {
+		if tj, ok := goja.AssertFunction(o.Get("toJSON")); ok {
+			r, err := tj(o, e.rt.vm.ToValue(key))
+			if err != nil {
+				panic(err)
+			}
+			if r != v {
+				return e.value(r, key, false)
+			}
 		}
 	}
 	for _, s := range e.stack {
@@ -124,11 +149,11 @@ func (e *encoder) value(v goja.Value, key string) (bool, error) {
 	switch class {
 	case "Number":
 		// Wrapper objects render as their primitive.
-		return e.value(o.ToNumber(), key)
+		return e.value(o.ToNumber(), key, false)
 	case "String":
-		return e.value(e.rt.vm.ToValue(o.String()), key)
+		return e.value(e.rt.vm.ToValue(o.String()), key, false)
 	case "Boolean":
-		return e.value(e.rt.vm.ToValue(o.ToNumber().ToInteger() != 0), key)
+		return e.value(e.rt.vm.ToValue(o.ToNumber().ToInteger() != 0), key, false)
 	case "Array":
 		n := o.Get("length").ToInteger()
 		e.b = append(e.b, '[')
@@ -137,7 +162,7 @@ func (e *encoder) value(v goja.Value, key string) (bool, error) {
 				e.b = append(e.b, ',')
 			}
 			k := strconv.FormatInt(i, 10)
-			ok, err := e.value(o.Get(k), k)
+			ok, err := e.value(o.Get(k), k, true)
 			if err != nil {
 				return false, err
 			}
@@ -161,7 +186,7 @@ func (e *encoder) value(v goja.Value, key string) (bool, error) {
 		}
 		e.b = appendString(e.b, k)
 		e.b = append(e.b, ':')
-		ok, err := e.value(fv, k)
+		ok, err := e.value(fv, k, true)
 		if err != nil {
 			return false, err
 		}

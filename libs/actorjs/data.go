@@ -40,7 +40,10 @@ func (rt *Runtime) setupDB(g *goja.Object, fn fnMaker) {
 		if name == "" {
 			panic(vm.NewTypeError(method + " must be called on a collection (gnome.db(name)." + method + ")"))
 		}
-		if slug != "" {
+		// The experiment's own collections are gnome.db's, known by their
+		// prototype: their slug is gnome.slug, for the script to read,
+		// and the host scopes them to this actor whatever it says.
+		if slug != "" && o.Prototype() != coll {
 			return actorsdk.DBFrom(slug, name)
 		}
 		return &actorsdk.DB(name).Reader
@@ -204,7 +207,7 @@ func (rt *Runtime) setupDB(g *goja.Object, fn fnMaker) {
 	fn(g, "db", func(c goja.FunctionCall) goja.Value {
 		o := vm.CreateObject(coll)
 		_ = o.DefineDataProperty("name", vm.ToValue(rt.str(c.Argument(0), "gnome.db: the collection name")), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
-		_ = o.DefineDataProperty("slug", vm.ToValue(""), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
+		_ = o.DefineDataProperty("slug", vm.ToValue(rt.init.Slug), goja.FLAG_FALSE, goja.FLAG_FALSE, goja.FLAG_TRUE)
 		return o
 	})
 	fn(g, "dbFrom", func(c goja.FunctionCall) goja.Value {
@@ -305,7 +308,7 @@ func (rt *Runtime) setupKV(kv *goja.Object, fn fnMaker) {
 		key := rt.str(c.Argument(0), "kv.putJSON: the key")
 		b, err := rt.encode(c.Argument(1), false)
 		if err != nil {
-			panic(vm.NewTypeError("kv.putJSON: " + err.Error()))
+			panic(rt.encodeError("kv.putJSON", err))
 		}
 		if b == nil {
 			panic(vm.NewTypeError("kv.putJSON: undefined, a function or a symbol cannot be stored as JSON"))
@@ -349,7 +352,10 @@ func (rt *Runtime) jsFetch(c goja.FunctionCall) goja.Value {
 				req.Body = append([]byte(nil), b...)
 			} else {
 				b, err := rt.encode(bv, false)
-				if err != nil || b == nil {
+				if err != nil {
+					panic(rt.encodeError("gnome.fetch: the body", err))
+				}
+				if b == nil {
 					panic(vm.NewTypeError("gnome.fetch: the body cannot be sent as JSON"))
 				}
 				req.Body = b

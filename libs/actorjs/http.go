@@ -409,7 +409,7 @@ func (rt *Runtime) response(v goja.Value) *actorsdk.Response {
 	case hasJSON:
 		b, err := rt.encode(jv, false)
 		if err != nil {
-			panic(rt.vm.NewTypeError("the response's json: " + err.Error()))
+			panic(rt.encodeError("the response's json", err))
 		}
 		if b == nil {
 			b = []byte("null")

@@ -133,7 +133,7 @@ func (rt *Runtime) check(err error) {
 func (rt *Runtime) jsonText(v goja.Value, what string) string {
 	b, err := rt.encode(v, false)
 	if err != nil {
-		panic(rt.vm.NewTypeError(what + ": " + err.Error()))
+		panic(rt.encodeError(what, err))
 	}
 	if b == nil {
 		panic(rt.vm.NewTypeError(what + ": undefined, a function or a symbol cannot be sent"))

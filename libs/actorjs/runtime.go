@@ -60,6 +60,7 @@ type Runtime struct {
 	hostErrorCtor   *goja.Object
 	errorCtor       *goja.Object
 	syntaxErrorCtor *goja.Object
+	rangeErrorCtor  *goja.Object
 	uint8Ctor       *goja.Object
 	dateCtor        *goja.Object
 	protoConn       *goja.Object

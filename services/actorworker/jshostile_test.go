@@ -24,6 +24,11 @@ gnome.route('GET', '/recurse', () => { function f(n) { return f(n + 1) + 1; } re
 gnome.route('GET', '/string', () => { let s = 'x'; for (;;) s = s + s; });
 gnome.route('GET', '/big-response', () => 'x'.repeat(3 << 20));
 gnome.route('GET', '/big-log', () => { gnome.log.info('y'.repeat(8 << 20)); return 'logged'; });
+// 5,000 levels: ten times the runtime's bound of 500, and a few MB (at
+// about 500 bytes a level, 100,000 levels exhaust 64 MB as they are built).
+const deepObj = () => { let o = {}; for (let i = 0; i < 5000; i++) o = { o }; return o; };
+const deepArr = () => { let a = []; for (let i = 0; i < 5000; i++) a = [a]; return a; };
+gnome.route('GET', '/deep-response', () => ({ json: deepObj() }));
 
 // Each trick runs alone (POST /trick/{name}) and answers how it ended.
 const notes = () => gnome.db('notes');
@@ -56,7 +61,16 @@ const tricks = {
   cyclic: () => { const o = { kind: 'cyclic' }; o.self = o; return notes().insertOne(o); },
   cyclicArray: () => { const a = []; a.push(a); return notes().insertOne({ a }); },
   stringifyCyclic: () => { const o = {}; o.o = o; return JSON.stringify(o); },
-  deep: () => { let o = {}; for (let i = 0; i < 100000; i++) o = { o }; return notes().insertOne(o); },
+  deep: () => notes().insertOne(deepObj()),
+  deepArray: () => notes().insertOne({ kind: 'deep', a: deepArr() }),
+  deepFilter: () => notes().find({ $and: [deepObj()] }),
+  deepKV: () => gnome.kv.putJSON('deep', deepArr()),
+  deepPublish: () => gnome.publish('room', deepObj()),
+  deepAfter: () => gnome.after(60000, 'deep', deepObj()),
+  deepFetch: () => gnome.fetch('https://example.com/', { method: 'POST', body: deepArr() }),
+  // A collection's prototype with another experiment's slug: still this
+  // experiment's collection (the other's stays empty).
+  protoThis: () => notes().insertOne.call(Object.create(Object.getPrototypeOf(notes()), { name: { value: 'notes' }, slug: { value: 'jsvictim' } }), { kind: 'proto' }),
   symbolKey: () => notes().insertOne({ [Symbol('s')]: 1, kind: 'symbol' }),
   functionValue: () => notes().insertOne({ kind: 'fn', f() {} }),
   throwingToString: () => gnome.kv.put({ toString() { throw new Error('toString trap'); } }, 'x'),
@@ -114,27 +128,41 @@ func TestJavaScriptActorHostile(t *testing.T) {
 
 	names := []string{"pollutedInsert", "toJSONInsert", "redefineDb", "defineProperty", "dbStillWorks", "detached", "otherThis",
 		"applyNull", "applyNumber", "proxy", "proxyLies", "getter", "cyclic", "cyclicArray", "stringifyCyclic", "deep",
+		"deepArray", "deepFilter", "deepKV", "deepPublish", "deepAfter", "deepFetch", "protoThis",
 		"symbolKey", "functionValue", "throwingToString", "operatorFilter", "hugeKey"}
 	got := map[string]map[string]any{}
+	// Every trick is answered by the instance that served /init: none
+	// restarts it (its counter goes on, the restarts stay).
+	first := w.call("jshostile", "GET", "/init", "", nil)
+	before := restarts()
 	for _, name := range names {
-		before := restarts()
 		r := w.call("jshostile", "POST", "/trick/"+name, "", nil)
 		t.Logf("trick %s: %v", name, r)
 		if r.err != nil || r.status != 200 {
-			// A document nested 100,000 deep exhausts the runtime's
-			// stack: a trap, as deep recursion of the script's own.
-			if name != "deep" {
-				t.Errorf("trick %s broke the instance: %v", name, r)
-			}
-			eventually(t, 10*time.Second, name+": the instance replaced", func() bool { return restarts() > before })
+			t.Errorf("trick %s broke the instance: %v", name, r)
 			w.serving("jshostile", jsWait)
 			continue
 		}
 		got[name] = r.json(t)
 	}
+	if r := w.call("jshostile", "GET", "/deep-response", "", nil); r.status != 500 || !strings.Contains(string(r.body), "RangeError: the response's json: the value is nested deeper than 500 levels") {
+		t.Errorf("/deep-response: %v", r)
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(first.body), "ok %d", &n); err != nil {
+		t.Fatalf("/init: %v", first)
+	}
+	if r := w.call("jshostile", "GET", "/init", "", nil); string(r.body) != fmt.Sprintf("ok %d", n+1) || restarts() != before {
+		t.Errorf("after the tricks /init answered %v (before: %s), restarts %d -> %d: the instance was replaced", r, first.body, before, restarts())
+	}
 	for _, k := range []string{"proxy", "getter", "cyclic", "cyclicArray", "stringifyCyclic", "throwingToString", "hugeKey"} {
 		if got[k] != nil && (got[k]["ok"] != false || got[k]["err"] == "") {
 			t.Errorf("%s: %v, want an error", k, got[k])
+		}
+	}
+	for _, k := range []string{"deep", "deepArray", "deepFilter", "deepKV", "deepPublish", "deepAfter", "deepFetch"} {
+		if got[k]["ok"] != false || !strings.Contains(fmt.Sprint(got[k]["err"]), "nested deeper than 500 levels") {
+			t.Errorf("%s: %v, want the bound named", k, got[k])
 		}
 	}
 	// An inherited toJSON may refuse the document; it never replaces it.
@@ -146,7 +174,7 @@ func TestJavaScriptActorHostile(t *testing.T) {
 			t.Errorf("%s: %v, want a refusal", k, got[k])
 		}
 	}
-	for _, k := range []string{"pollutedInsert", "dbStillWorks"} {
+	for _, k := range []string{"pollutedInsert", "dbStillWorks", "protoThis"} {
 		if got[k] != nil && got[k]["ok"] != true {
 			t.Errorf("%s: %v, want success", k, got[k])
 		}
