@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 )
 
 // Code is a stable error code from schemas/errors.json.
@@ -32,6 +34,23 @@ func (c Code) Known() bool { _, ok := catalogue[c]; return ok }
 
 // Description is the catalogue's description of the code.
 func (c Code) Description() string { return catalogue[c].description }
+
+// Codes is every code of the catalogue, by status then name: the API
+// description (services/edge, openapi.go) lists them from here so that it
+// never lags schemas/errors.json.
+func Codes() []Code {
+	out := make([]Code, 0, len(catalogue))
+	for c := range catalogue {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b Code) int {
+		if d := a.Status() - b.Status(); d != 0 {
+			return d
+		}
+		return strings.Compare(string(a), string(b))
+	})
+	return out
+}
 
 // Error is an error with a catalogue code and a message safe to show callers.
 type Error struct {

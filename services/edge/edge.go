@@ -60,6 +60,8 @@ type Service struct {
 	cacheDir    string
 	// live holds the experiments' live connections (live.go).
 	live *liveHub
+	// expApp is the experiment origins' routes (experimenthost.go).
+	expApp *fiber.App
 	// watching keeps the verifier current until Stop.
 	stopWatch context.CancelFunc
 
@@ -334,6 +336,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 		app.Use(standalone{only: s.Only, experiments: exps}.onlyExperiment)
 	}
 	health.routes(app)
+	newAPIDocs(s.origins, d.Config.EnableRegistration).routes(app)
 	accounts.routes(app)
 	subAuth.ownerRoutes(app)
 	links.routes(app)

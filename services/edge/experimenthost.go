@@ -112,6 +112,7 @@ func (s *Service) newExperimentApp(errHandler fiber.ErrorHandler, files *filesAP
 	app.Use(func(c *fiber.Ctx) error {
 		return httpx.NotFound("%s is not a route of an experiment's origin", c.Path())
 	})
+	s.expApp = app
 	h := app.Handler()
 	return func(c *fiber.Ctx) error {
 		h(c.Context())
