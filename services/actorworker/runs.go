@@ -22,24 +22,55 @@ import (
 const maxSeenRuns = 100_000
 
 // startedRuns remembers the runs this worker marked started, so that a
-// participant's later calls cost no write.
+// participant's later calls cost no write, and the marks still being
+// written, so that run.finish waits for its run's: two writes of one
+// document at once can lose one on a store without document-level
+// atomicity (FerretDB on SQLite rewrites the whole document), which left
+// a run that a call started and finished at once unfinished.
 type startedRuns struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu       sync.Mutex
+	seen     map[string]bool
+	inflight map[string]chan struct{}
 }
 
-// first reports whether key was not seen before, and remembers it.
-func (r *startedRuns) first(key string) bool {
+// first reports whether key was not seen before, and remembers it; when
+// it was not, the caller marks the run and calls done after.
+func (r *startedRuns) first(key string) (bool, func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seen[key] {
-		return false
+		return false, nil
 	}
 	if r.seen == nil || len(r.seen) >= maxSeenRuns {
 		r.seen = map[string]bool{}
 	}
 	r.seen[key] = true
-	return true
+	if r.inflight == nil {
+		r.inflight = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	r.inflight[key] = ch
+	return true, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.inflight, key)
+		close(ch)
+	}
+}
+
+// wait returns once the mark of key being written, if any, is done, or
+// when ctx ends.
+func (r *startedRuns) wait(ctx context.Context, key string) {
+	r.mu.Lock()
+	ch := r.inflight[key]
+	r.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
 }
 
 func (r *startedRuns) forget(key string) {
@@ -56,11 +87,16 @@ func (a *actor) runCalled(m *nats.Msg) {
 		return
 	}
 	bg := a.s.bg.Load()
+	if bg == nil {
+		return
+	}
 	key := a.slug + "/" + run
-	if bg == nil || !a.s.runs.first(key) {
+	first, done := a.s.runs.first(key)
+	if !first {
 		return
 	}
 	bg.Go(func(ctx context.Context) {
+		defer done()
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if _, err := a.s.d.Store.StudyLinks().MarkStarted(ctx, a.slug, run); err != nil {
@@ -91,6 +127,7 @@ func (h *host) runFinish(ctx context.Context, req []byte) (any, error) {
 	if r.Run == "" || len(r.Run) > 64 {
 		return nil, apierr.New(apierr.CodeBadRequest, "run is required: the caller's link.run").OnField("/run")
 	}
+	h.s.runs.wait(ctx, h.slug+"/"+r.Run) // the call's own mark, if still being written
 	run, link, done, err := h.s.d.Store.StudyLinks().Finish(ctx, h.slug, r.Run)
 	if err != nil {
 		return nil, err
