@@ -37,6 +37,10 @@ func (s *Signer) MintExperimentLinked(from *Claims, slug, linked string, now tim
 	if from.Session != "" || from.Kind != "" {
 		return "", nil, errors.New("an experiment token cannot be handed off again")
 	}
+	if from.PAT != "" {
+		// Its experiment token would outlive the personal token's revocation.
+		return "", nil, errors.New("a personal API token is not handed off to experiments")
+	}
 	expires := now.Add(ExperimentTTL)
 	if from.ExpiresAt.Time.Before(expires) {
 		expires = from.ExpiresAt.Time

@@ -52,6 +52,10 @@ type Claims struct {
 	// Run is, in a participant's token (KindParticipant), the study link
 	// they came through and their run.
 	Run *Run `json:"run,omitempty"`
+	// PAT is, in the access token of a personal API token, that token's
+	// ID: revoking it ends this token (personal.go). Its Roles may be
+	// fewer than its user's (RoleInScope).
+	PAT string `json:"pat,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -144,6 +148,8 @@ type Subject struct {
 	Linked string
 	// Run is a study-link participant's run (Claims.Run).
 	Run *Run
+	// PAT is the personal token an access token stands for (Claims.PAT).
+	PAT string
 }
 
 // Mint signs a platform token for sub valid for TokenTTL from now.
@@ -166,7 +172,7 @@ func (s *Signer) sign(sub Subject, kind, audience, session string, now, expires 
 		return "", nil, fmt.Errorf("token id: %w", err)
 	}
 	c := &Claims{
-		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind, Linked: sub.Linked, Run: sub.Run,
+		Email: sub.Email, Roles: sub.Roles, TokenVersion: sub.TokenVersion, Session: session, Kind: kind, Linked: sub.Linked, Run: sub.Run, PAT: sub.PAT,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   sub.ID,
 			Issuer:    Issuer,

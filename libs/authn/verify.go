@@ -95,9 +95,10 @@ func (v *Verifier) verify(token, audience string, now time.Time) (*Claims, error
 	v.mu.RLock()
 	_, denied := v.denied[c.ID]
 	_, sessionEnded := v.denied[c.Session]
+	_, personalEnded := v.denied[c.PAT]
 	current := v.versions[c.Subject]
 	v.mu.RUnlock()
-	if denied || (c.Session != "" && sessionEnded) || c.TokenVersion < current {
+	if denied || (c.Session != "" && sessionEnded) || (c.PAT != "" && personalEnded) || c.TokenVersion < current {
 		return nil, ErrRevoked
 	}
 	return c, nil
@@ -114,7 +115,8 @@ func (v *Verifier) StillValid(c *Claims, now time.Time) bool {
 	defer v.mu.RUnlock()
 	_, denied := v.denied[c.ID]
 	_, sessionEnded := v.denied[c.Session]
-	return !denied && !(c.Session != "" && sessionEnded) && c.TokenVersion >= v.versions[c.Subject]
+	_, personalEnded := v.denied[c.PAT]
+	return !denied && !(c.Session != "" && sessionEnded) && !(c.PAT != "" && personalEnded) && c.TokenVersion >= v.versions[c.Subject]
 }
 
 func (v *Verifier) verifySignature(token, audience string, now time.Time) (*Claims, error) {

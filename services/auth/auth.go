@@ -33,6 +33,7 @@ type Service struct {
 	svc.Base
 	d        *svc.Deps
 	users    users
+	tokens   apiTokens
 	signer   *authn.Signer
 	enforcer *authz.Enforcer
 	revoked  jetstream.KeyValue
@@ -48,7 +49,7 @@ type Service struct {
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
-	s := &Service{d: d, users: users{d.Store.Collection(store.Users)}, Out: os.Stdout}
+	s := &Service{d: d, users: users{d.Store.Collection(store.Users)}, tokens: apiTokens{d.Store.Collection(tokensCollection)}, Out: os.Stdout}
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
@@ -65,6 +66,9 @@ func (s *Service) provision(ctx context.Context) error {
 		return err
 	}
 	if err := d.Store.EnsureIndexes(ctx, store.Users); err != nil {
+		return err
+	}
+	if err := s.tokens.ensureIndexes(ctx); err != nil {
 		return err
 	}
 	if err := d.Store.ExpAccounts().EnsureIndexes(ctx); err != nil {
@@ -118,7 +122,8 @@ func (s *Service) admin(a authapi.Actor) (authapi.Actor, error) {
 	if err != nil {
 		return authapi.Actor{}, err
 	}
-	if !s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess) {
+	// A personal token carrying fewer roles than its user gets no more.
+	if !cl.RoleInScope(authz.RoleAdmin) || !s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess) {
 		return authapi.Actor{}, apierr.New(apierr.CodeForbidden, "administrators only")
 	}
 	return authapi.Actor{Email: cl.Email, RequestID: a.RequestID}, nil
@@ -207,6 +212,10 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointPermsList, s.permsList),
 		bus.Endpoint(authapi.EndpointPermsGrant, s.permsGrant),
 		bus.Endpoint(authapi.EndpointPermsRevoke, s.permsRevoke),
+		bus.Endpoint(authapi.EndpointTokensCreate, s.tokensCreate),
+		bus.Endpoint(authapi.EndpointTokensList, s.tokensList),
+		bus.Endpoint(authapi.EndpointTokensRevoke, s.tokensRevoke),
+		bus.Endpoint(authapi.EndpointTokensExchange, s.tokensExchange),
 	)
 }
 

@@ -150,7 +150,7 @@ func (s *Service) ownerOf(ctx context.Context, actor authapi.Actor, slug, what s
 	if err != nil {
 		return authapi.Actor{}, fmt.Errorf("read experiment %s: %w", slug, err)
 	}
-	admin := s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
+	admin := cl.RoleInScope(authz.RoleAdmin) && s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 	if cfg == nil {
 		return authapi.Actor{}, apierr.New(apierr.CodeNotFound, "no experiment %q", slug)
 	}

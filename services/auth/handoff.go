@@ -37,7 +37,7 @@ func (s *Service) experimentToken(ctx context.Context, req authapi.ExperimentTok
 	if err != nil {
 		return authapi.Session{}, tokenError(err)
 	}
-	if from.Kind != "" || from.Session != "" {
+	if from.Kind != "" || from.Session != "" || from.PAT != "" {
 		// MintExperiment refuses these too; no account is linked first.
 		return authapi.Session{}, apierr.New(apierr.CodeUnauthenticated, "the token is not valid; sign in again")
 	}

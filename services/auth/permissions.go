@@ -56,7 +56,7 @@ func (s *Service) permTarget(ctx context.Context, actor authapi.Actor, slug stri
 	if cfg == nil {
 		return nil, apierr.New(apierr.CodeNotFound, "no experiment %q", slug)
 	}
-	admin := s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
+	admin := cl.RoleInScope(authz.RoleAdmin) && s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 	owner := strings.EqualFold(cfg.OwnerEmail, cl.Email)
 	if !admin && !owner {
 		if cfg.Status == experiments.StatusDraft {

@@ -122,6 +122,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("open hand-off bucket: %w", err)
 	}
 	s.id = newIdentity(authn.NewVerifier(), d.Config.IsProduction(), s.origins)
+	s.id.personal = newPersonalTokens(s.auth, s.id.verifier)
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	if err := s.id.verifier.Watch(watchCtx, d.JS); err != nil {
 		stopWatch()
@@ -338,6 +339,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	health.routes(app)
 	newAPIDocs(s.origins, d.Config.EnableRegistration).routes(app)
 	accounts.routes(app)
+	(&tokensAPI{auth: s.auth, id: s.id}).routes(app)
 	subAuth.ownerRoutes(app)
 	links.routes(app)
 	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)

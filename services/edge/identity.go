@@ -34,6 +34,8 @@ type identity struct {
 	enforcer   *authz.Enforcer
 	production bool
 	origins    *origins
+	// personal trades personal API tokens for access tokens (tokens.go).
+	personal *personalTokens
 	// The cookies' names: in production with the __Host- prefix, which
 	// browsers keep host-only, Secure and on Path=/ (no sibling host and
 	// no plain-HTTP page can set or shadow them).
@@ -55,6 +57,20 @@ func newIdentity(v *authn.Verifier, production bool, o *origins) *identity {
 func (id *identity) identify(c *fiber.Ctx) error {
 	token, byCookie := authn.TokenFromRequest(c.Cookies(id.cookie), c.Get(fiber.HeaderAuthorization))
 	if token == "" {
+		return c.Next()
+	}
+	if !byCookie && authn.IsPersonal(token) && id.personal != nil {
+		// A personal token stands for its access token from here on: the
+		// services called verify that one. (As a cookie it is no JWT and
+		// fails below.)
+		access, claims, err := id.personal.claims(c.UserContext(), token, time.Now())
+		if err != nil {
+			c.Locals(localAuthErr, err)
+			return c.Next()
+		}
+		c.Locals(localClaims, claims)
+		c.Locals(localByCook, false)
+		c.Locals(localToken, access)
 		return c.Next()
 	}
 	claims, err := id.verifier.Verify(token, time.Now())
@@ -81,7 +97,12 @@ func claimsOf(c *fiber.Ctx) *authn.Claims {
 // authError explains why a request is not signed in.
 func authError(c *fiber.Ctx) error {
 	err, _ := c.Locals(localAuthErr).(error)
+	var refused *personalRefusal
 	switch {
+	case errors.As(err, &refused):
+		return apierr.New(refused.code, "%s", refused.msg)
+	case err != nil && !isTokenError(err):
+		return err // the auth service did not answer about a personal token
 	case errors.Is(err, authn.ErrRevoked):
 		return apierr.New(apierr.CodeTokenRevoked, "this session has ended; sign in again")
 	case errors.Is(err, authn.ErrExpired):
@@ -90,6 +111,16 @@ func authError(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodeUnauthenticated, "the token is not valid; sign in again")
 	}
 	return apierr.New(apierr.CodeUnauthenticated, "sign-in required")
+}
+
+// isTokenError reports whether err is the verifier's verdict on a token.
+func isTokenError(err error) bool {
+	for _, e := range []error{authn.ErrMalformed, authn.ErrInvalid, authn.ErrExpired, authn.ErrRevoked, authn.ErrNoKey} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // requireUser refuses anonymous requests: API callers get 401, browsers
@@ -121,7 +152,8 @@ func (id *identity) isAdmin(c *fiber.Ctx) bool {
 	cl := claimsOf(c)
 	// An experiment's own account is never a platform user, whatever its
 	// email says.
-	return cl != nil && cl.Kind == "" && id.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
+	// A personal token may carry fewer roles than its user.
+	return cl != nil && cl.Kind == "" && cl.RoleInScope(authz.RoleAdmin) && id.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 }
 
 func wantsPage(c *fiber.Ctx) bool {

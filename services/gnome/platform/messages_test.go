@@ -165,6 +165,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	exerciseExpAccounts(ctx, t, d)
 	exerciseLinks(ctx, t, d)
 	exercisePermissions(ctx, t, d)
+	exerciseTokens(ctx, t, d.NC)
 
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)
