@@ -70,6 +70,9 @@ type Log struct {
 	// ReusedFrom names the export whose file this one shares.
 	ReusedFrom string `bson:"reused_from,omitempty" json:"reused_from,omitempty"`
 
+	// Data is what a research-data export (type ResearchData) holds.
+	Data *DataQuery `bson:"data,omitempty" json:"data,omitempty"`
+
 	Documents int64 `bson:"documents" json:"documents"`
 	Attempts  int   `bson:"attempts" json:"attempts"`
 	// Worker is the export service instance (svc.Deps.InstanceID) that ran
@@ -191,8 +194,11 @@ func (c Client) Download(ctx context.Context, req Get) (Download, error) {
 // Request asks for an export of the experiment's current version. The edge
 // has already applied the experiment's access rules for the caller.
 type Request struct {
-	Slug   string          `json:"slug"`
-	Type   Type            `json:"type"`
+	Slug string `json:"slug"`
+	Type Type   `json:"type"`
+	// Data is the collection, format and times of a ResearchData export;
+	// no other type takes it.
+	Data   *DataQuery      `json:"data,omitempty"`
 	Caller contract.Caller `json:"caller"`
 }
 

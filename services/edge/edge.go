@@ -347,6 +347,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	exps.routes(app)
 	(&grantsAPI{upload: s.upload, id: s.id}).routes(app)
 	(&secretsAPI{upload: s.upload, id: s.id}).routes(app)
+	(&versionsAPI{upload: s.upload, id: s.id, exps: exps}).routes(app)
 	(&permissionsAPI{auth: s.auth, id: s.id}).routes(app)
 	app.All("/experiments/:slug", s.toExperimentOrigin)
 	app.All("/experiments/:slug/*", s.toExperimentOrigin)

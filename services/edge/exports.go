@@ -78,6 +78,7 @@ func (x *exportsAPI) routes(app *fiber.App) {
 		app.Get("/api/package-"+string(t)+"/:slug", noHead, x.id.requireUser, sameSiteOnly, x.access(experiments.Export),
 			limitExport, x.requestExport(t))
 	}
+	x.researchRoutes(app)
 	app.Get("/api/exports/:id", x.id.requireUser, x.getExport)
 	app.Get("/api/exports/:id/events", x.id.requireUser, x.exportEvents)
 	app.Get("/api/exports/:id/download", x.id.requireUser, limit(x.limiter, ratelimit.Download), x.downloadExport)
@@ -404,7 +405,7 @@ func (x *exportsAPI) downloadExport(c *fiber.Ctx) error {
 		}
 		return apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
 	}
-	c.Set(fiber.HeaderContentType, "application/zip")
+	c.Set(fiber.HeaderContentType, l.ContentType())
 	c.Context().SetBodyStream(&downloadReader{r: r, cancel: rcancel, fctx: c.Context()}, int(obj.Size))
 	return nil
 }

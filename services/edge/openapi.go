@@ -152,6 +152,8 @@ func apiRoutes(registration bool) []apiRoute {
 		{origin: p, method: "GET", path: "/api/experiments/:slug/secrets", tag: manageTag, summary: "The names of the experiment's secrets (never their values)", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("Secrets", "")},
 		{origin: p, method: "PUT", path: "/api/experiments/:slug/secrets/:name", tag: manageTag, summary: "Set a secret (write-only)", who: "owner, admin", auth: signedIn, body: jsonBodyOf("SecretValue"), status: 201, reply: jsonReply("", "the secret's record, without its value; 200 when it replaced one")},
 		{origin: p, method: "DELETE", path: "/api/experiments/:slug/secrets/:name", tag: manageTag, summary: "Remove a secret", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("", "{deleted}")},
+		{origin: p, method: "GET", path: "/api/experiments/:slug/versions", tag: manageTag, summary: "The experiment's kept versions, newest first: checksum, size, uploader, time, whether current and whether its bundle is still stored", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("Versions", "")},
+		{origin: p, method: "POST", path: "/api/experiments/:slug/rollback", tag: manageTag, summary: "Make a kept version current again (no new version; changed is false when it was current already)", who: "owner, admin", auth: signedIn, body: jsonBodyOf("Rollback"), status: 200, reply: jsonReply("RollbackResult", ""), errs: []apierr.Code{apierr.CodeGone}},
 		{origin: p, method: "GET", path: "/api/experiments/:slug/permissions", tag: manageTag, summary: "Who holds which permission on the experiment", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("Permissions", "")},
 		{origin: p, method: "POST", path: "/api/experiments/:slug/permissions", tag: manageTag, summary: "Grant a user a permission on the experiment", who: "owner, admin", auth: signedIn, body: jsonBodyOf("PermissionGrant"), status: 201, reply: jsonReply("Permissions", "200 when it was held already")},
 		{origin: p, method: "DELETE", path: "/api/experiments/:slug/permissions/:email", tag: manageTag, summary: "Revoke a user's permissions on the experiment", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("Permissions", "")},
@@ -172,9 +174,11 @@ func apiRoutes(registration bool) []apiRoute {
 			status: 202, reply: jsonReply("ExportLog", ""), limited: true})
 	}
 	rs = append(rs, []apiRoute{
+		{origin: p, method: "GET", path: "/api/experiments/:slug/data", tag: exportsTag, summary: "The experiment's collections with their documents (research data)", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("DataCollections", "")},
+		{origin: p, method: "POST", path: "/api/experiments/:slug/data", tag: exportsTag, summary: "Ask for one collection as CSV or JSON Lines (a research-data export): 202 queued, or 200 with a ready one; download it at /api/exports/{id}/download", who: "owner, admin", auth: signedIn, body: jsonBodyOf("DataRequest"), status: 202, reply: jsonReply("ExportLog", "the export (200 when a ready one is reused)"), limited: true},
 		{origin: p, method: "GET", path: "/api/exports/:id", tag: exportsTag, summary: "An export's status, progress, size and checksum", who: "requester, admin", auth: signedIn, status: 200, reply: jsonReply("ExportLog", "")},
 		{origin: p, method: "GET", path: "/api/exports/:id/events", tag: exportsTag, summary: "An export's progress as server-sent events", who: "requester, admin", auth: signedIn, status: 200, reply: apiPayload{"text/event-stream", "ExportLog", "each event's data is the export"}},
-		{origin: p, method: "GET", path: "/api/exports/:id/download", tag: exportsTag, summary: "Download the export package", who: "requester, admin", auth: signedIn, status: 200, reply: apiPayload{"application/zip", "", "the package"}, limited: true, errs: []apierr.Code{apierr.CodeGone}},
+		{origin: p, method: "GET", path: "/api/exports/:id/download", tag: exportsTag, summary: "Download the export package (or research data: text/csv or application/jsonl)", who: "requester, admin", auth: signedIn, status: 200, reply: apiPayload{"application/zip", "", "the package; a research-data export's file is CSV or JSON Lines"}, limited: true, errs: []apierr.Code{apierr.CodeGone}},
 		{origin: p, method: "GET", path: "/admin/api/exports", tag: "Admin", summary: "Export logs", auth: adminOnly, query: []apiParam{{"slug", "only this experiment's", false}}, status: 200, reply: jsonReply("ExportLogs", "")},
 		{origin: p, method: "POST", path: "/admin/api/exports/:id/invalidate", tag: "Admin", summary: "Invalidate an export", auth: adminOnly, status: 200, reply: jsonReply("ExportLog", "")},
 
@@ -232,10 +236,15 @@ var apiSchemas = map[string][2]string{
 	"Grants":           {"upload-grants-reply.json", `{"type":"object"}`},
 	"GrantRequest":     {"upload-grant.json", `{"type":"object"}`},
 	"Secrets":          {"upload-secrets-reply.json", `{"type":"object"}`},
+	"Versions":         {"upload-versions-reply.json", `{"type":"object"}`},
+	"Rollback":         {"", `{"type":"object","required":["version"],"properties":{"version":{"type":"integer","minimum":1,"description":"a kept version's number"}}}`},
+	"RollbackResult":   {"", `{"type":"object","properties":{"experiment":{"$ref":"#/components/schemas/Experiment"},"from":{"type":"integer","description":"the version current before"},"changed":{"type":"boolean","description":"false when the version was current already: nothing changed"},"warnings":{"type":"array","items":{"type":"object","properties":{"field":{"type":"string"},"message":{"type":"string"}}}}}}`},
 	"SecretValue":      {"", `{"type":"object","required":["value"],"properties":{"value":{"type":"string","writeOnly":true}}}`},
 	"ExportRequest":    {"export-request.json", `{"type":"object","required":["type"],"properties":{"type":{"type":"string","enum":%TYPES%}}}`},
 	"ExportLog":        {"export-log.json", `{"type":"object"}`},
 	"ExportLogs":       {"export-listed.json", `{"type":"object"}`},
+	"DataCollections":  {"export-data-collections.json", `{"type":"object"}`},
+	"DataRequest":      {"", `{"type":"object","required":["collection"],"properties":{"collection":{"type":"string","pattern":"^[A-Za-z0-9_]{1,64}$","description":"a collection's name, as GET /api/experiments/{slug}/data lists it"},"format":{"type":"string","enum":["csv","jsonl"],"default":"csv"},"from":{"type":"string","format":"date-time","description":"only documents created at or after it (an ObjectId _id's time, else created_at)"},"to":{"type":"string","format":"date-time","description":"only documents created before it"}}}`},
 }
 
 // openAPIPath is a Fiber route path in OpenAPI's syntax: ":name" is

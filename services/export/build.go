@@ -85,6 +85,8 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 		return s.dropBuild(ctx, l, "experiment deleted")
 	case cfg.Checksum != l.VersionChecksum:
 		return s.dropBuild(ctx, l, fmt.Sprintf("new version %d", cfg.Version))
+	case l.Data != nil:
+		return s.buildData(ctx, job, l, cfg)
 	}
 	// The data version is read before any document is: the package holds
 	// at least the data it names.
@@ -275,7 +277,7 @@ func (s *Service) failBuild(ctx context.Context, id, reason string, stale store.
 		return
 	}
 	s.publish(ctx, l)
-	if l.StorageKey == exportapi.StorageKey(l.ID) {
+	if l.StorageKey == l.StorageKeyOf() {
 		s.deleteFile(ctx, l.StorageKey)
 	}
 }

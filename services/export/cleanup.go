@@ -117,7 +117,7 @@ func (s *Service) removeLeftovers(ctx context.Context) error {
 	}
 	var errs []error
 	for _, l := range left {
-		if l.StorageKey == exportapi.StorageKey(l.ID) {
+		if l.StorageKey == l.StorageKeyOf() {
 			if err := s.files.Delete(ctx, l.StorageKey); err != nil {
 				errs = append(errs, err)
 				continue

@@ -46,7 +46,7 @@ type requestLogs interface {
 func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi.Requested, error) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	t, err := exportapi.ParseType(string(req.Type))
+	t, q, err := requestedType(req)
 	if err != nil {
 		return exportapi.Requested{}, err
 	}
@@ -73,6 +73,9 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 		return exportapi.Requested{}, err
 	}
 	key := sourceKey(t, cfg.Checksum, cfg.Seq, dataSeq) + people
+	if q != nil {
+		key += "|" + q.Key()
+	}
 	at := now()
 
 	// A ready package of the same source, with at least half its retention
@@ -105,10 +108,15 @@ func (s *Service) request(ctx context.Context, req exportapi.Request) (exportapi
 		return exportapi.Requested{}, err
 	}
 	l := &exportapi.Log{
-		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email, StorageKey: exportapi.StorageKey(id),
+		ID: id, Slug: cfg.Slug, Type: t, UserEmail: email,
 		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, t), CreatedAt: at, UpdatedAt: at,
 		Status: exportapi.StatusQueued, Step: stepQueued,
 		Version: cfg.Version, VersionChecksum: cfg.Checksum, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key,
+		Data: q,
+	}
+	l.StorageKey = l.StorageKeyOf()
+	if q != nil {
+		l.FileName = exportapi.DataFileName(cfg.Slug, q, at)
 	}
 	if err := s.logs.Insert(ctx, l); err != nil {
 		if !errors.Is(err, store.ErrDuplicate) {
@@ -331,8 +339,11 @@ func (s *Service) download(ctx context.Context, req exportapi.Get) (exportapi.Do
 // (the edge applies them) gets it. The export service decides this itself,
 // whoever asks over the bus, and before anything is reused or queued.
 func mayExport(owner string, t exportapi.Type, c uploadapi.Caller) error {
-	if !t.HasData() || c.IsAdmin || (owner != "" && normEmail(owner) == normEmail(c.Email)) {
+	if !withData(t) || c.IsAdmin || (owner != "" && normEmail(owner) == normEmail(c.Email)) {
 		return nil
+	}
+	if t == exportapi.ResearchData {
+		return apierr.New(apierr.CodeForbidden, "only the experiment's owner and admins download its research data")
 	}
 	return apierr.New(apierr.CodeForbidden, "only the experiment's owner and admins export packages with its data (%s); an upload-ready package holds none", t)
 }

@@ -185,6 +185,7 @@ func NewWith(d *svc.Deps, o Options) *Service {
 				bus.Endpoint(exportapi.EndpointList, s.list),
 				bus.Endpoint(exportapi.EndpointInvalidate, s.invalidate),
 				bus.Endpoint(exportapi.EndpointDownload, s.download),
+				bus.Endpoint(exportapi.EndpointData, s.data),
 			)
 		},
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {
@@ -277,7 +278,7 @@ func sourceKey(t exportapi.Type, checksum string, configSeq, dataSeq int64) stri
 // dataSeq is the data version a package of type t depends on (0 for those
 // without data).
 func (s *Service) dataSeq(ctx context.Context, t exportapi.Type, slug string) (int64, error) {
-	if !t.HasData() {
+	if !withData(t) {
 		return 0, nil
 	}
 	return scoped.DataSeq(ctx, s.d.Store.DB, slug)

@@ -30,6 +30,19 @@ func (s *Service) update(ctx context.Context, req uploadapi.Update) (uploadapi.R
 	if req.Status != nil && !slices.Contains(statuses, *req.Status) {
 		return uploadapi.Result{}, apierr.New(apierr.CodeValidationFailed, "status must be one of %s", strings.Join(statuses, ", ")).OnField("/status")
 	}
+	if req.Version != nil {
+		// As a rollback does (versions.go): a version whose bundle is gone
+		// would be served by no edge and loaded by no worker.
+		if cur, err := s.configs.Get(ctx, req.Slug); err == nil && cur != nil && mayManage(cur, req.Caller) {
+			if i := slices.IndexFunc(cur.Versions, func(v experiments.Version) bool { return v.Version == *req.Version }); i >= 0 && cur.Version != *req.Version {
+				if ok, err := s.bundleStored(ctx, cur.Slug, cur.Versions[i].Checksum); err != nil {
+					return uploadapi.Result{}, err
+				} else if !ok {
+					return uploadapi.Result{}, apierr.New(apierr.CodeGone, "the bundle of version %d of %q is no longer stored; upload that version again", *req.Version, cur.Slug).OnField("/version")
+				}
+			}
+		}
+	}
 	var warnings []uploadapi.Warning
 	var manifest *bundle.Manifest
 	next, _, err := s.configs.Change(ctx, req.Slug, func(cur *experiments.Config) (*experiments.Config, error) {

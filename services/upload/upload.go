@@ -70,6 +70,8 @@ func New(d *svc.Deps) *Service {
 				bus.Endpoint(uploadapi.EndpointProcess, s.process),
 				bus.Endpoint(uploadapi.EndpointUpdate, s.update),
 				bus.Endpoint(uploadapi.EndpointDelete, s.delete),
+				bus.Endpoint(uploadapi.EndpointVersions, s.listVersions),
+				bus.Endpoint(uploadapi.EndpointRollback, s.rollback),
 				bus.Endpoint(uploadapi.EndpointGrants, s.listGrants),
 				bus.Endpoint(uploadapi.EndpointGrant, s.grant),
 				bus.Endpoint(uploadapi.EndpointRevoke, s.revoke),

@@ -513,6 +513,29 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 	if err != nil || dl.StorageKey != exportapi.StorageKey(id) || dl.Export.Checksum != l.Checksum {
 		t.Fatalf("export.download: %+v %v", dl, err)
 	}
+	// Research data: the collections, and one of them as CSV, for the
+	// admin (owners and admins only).
+	dc, err := call(ctx, d.NC, "export-data", exportapi.EndpointData,
+		exportapi.DataList{Slug: slug, Caller: caller(busAdminEmail, true, "export-data")})
+	if err != nil || dc.Slug != slug {
+		t.Fatalf("export.data: %+v %v", dc, err)
+	}
+	rd, err := call(ctx, d.NC, "export-research", exportapi.EndpointRequest, exportapi.Request{Slug: slug, Type: exportapi.ResearchData,
+		Data: &exportapi.DataQuery{Collection: "notes", Format: exportapi.FormatCSV}, Caller: caller(busAdminEmail, true, "export-research")})
+	if err != nil || rd.Export.Data == nil {
+		t.Fatalf("export.request of research data: %+v %v", rd, err)
+	}
+	waitFor(t, 30*time.Second, "the research data to be built", func() bool {
+		l, err := call(ctx, d.NC, "export-research-get", exportapi.EndpointGet, exportapi.Get{ID: rd.Export.ID, Caller: caller(busAdminEmail, true, "export-research-get")})
+		if err != nil || l.Status == exportapi.StatusFailed {
+			t.Fatalf("export.get of research data: %+v %v", l, err)
+		}
+		return l.Status == exportapi.StatusReady
+	})
+	if rdl, err := call(ctx, d.NC, "export-research-download", exportapi.EndpointDownload,
+		exportapi.Get{ID: rd.Export.ID, Caller: caller(busAdminEmail, true, "export-research-download")}); err != nil || rdl.StorageKey != "exports/"+rd.Export.ID+".csv" {
+		t.Fatalf("export.download of research data: %+v %v", rdl, err)
+	}
 	_, err = call(ctx, d.NC, ridExportNotYours, exportapi.EndpointGet,
 		exportapi.Get{ID: id, Caller: caller("dev@example.com", false, ridExportNotYours)})
 	wantCode(t, "export.get by another user", err, apierr.CodeNotFound)

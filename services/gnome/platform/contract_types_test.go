@@ -45,13 +45,21 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 	event := events.Experiment{Slug: "field-notes", Version: 1, Checksum: checksum, Status: "active", OwnerEmail: "dev@example.com",
 		HasActor: true, Seq: 3, Reason: "upload", At: at, RequestID: "req-1"}
 	exportID, otherID := "ex-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", "ex-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+	from, to := ms.Add(-time.Hour), ms
+	researchLog := exportapi.Log{ID: exportID, Slug: "field-notes", Type: exportapi.ResearchData, UserEmail: "reader@example.com",
+		FileSize: 5120, Checksum: checksum, StorageKey: exportapi.DataStorageKey(exportID, exportapi.FormatCSV),
+		FileName: "field-notes-notes-20250601T120500Z.csv", CreatedAt: ms, Status: exportapi.StatusReady, Progress: 1, Step: "done",
+		Version: 1, VersionChecksum: checksum, Documents: 40, Attempts: 1, ExpiresAt: &ms, UpdatedAt: ms,
+		Data: &exportapi.DataQuery{Collection: "notes", Format: exportapi.FormatCSV, From: &from, To: &to}}
+	// The fullest log has a research-data query too, so that every field
+	// is written once.
 	fullLog := exportapi.Log{
 		ID: exportID, ExportID: exportID, Slug: "field-notes", Type: exportapi.Docker, UserEmail: "reader@example.com",
 		FileSize: 48213, Checksum: checksum, StorageKey: exportapi.StorageKey(otherID), FileName: "field-notes-v1-docker.zip",
 		Invalidated: true, CreatedAt: ms, Status: exportapi.StatusInvalidated, Progress: 1, Step: "done", Error: "earlier attempt failed",
 		InvalidatedAt: &ms, InvalidatedBy: "new version 2", Version: 1, VersionChecksum: checksum, ConfigSeq: 3, DataSeq: 7,
 		SourceKey: "docker|" + checksum + "|3|7", ReusedFrom: otherID, Documents: 1200, Attempts: 2, Worker: "gnome-1-4711-a1b2c3",
-		StartedAt: &ms, HeartbeatAt: &ms, FinishedAt: &ms, ExpiresAt: &ms, Expired: true, UpdatedAt: ms,
+		StartedAt: &ms, HeartbeatAt: &ms, FinishedAt: &ms, ExpiresAt: &ms, Expired: true, UpdatedAt: ms, Data: researchLog.Data,
 	}
 	queuedLog := exportapi.Log{ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, UserEmail: "reader@example.com",
 		FileName: "field-notes-v1-standalone.zip", CreatedAt: ms, Status: exportapi.StatusQueued, Step: "queued",
@@ -111,17 +119,22 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		}},
 		{"ExperimentUpdated", []any{event, func() events.Experiment { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
 		{"ExperimentDeleted", []any{func() events.Experiment { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},
-		{"ExportRequest", []any{exportapi.Request{Slug: "field-notes", Type: exportapi.UploadReady, Caller: exportCaller}, exportapi.Request{Caller: exportCaller}}},
-		{"ExportRequested", []any{exportapi.Requested{Export: fullLog, Reused: true}, exportapi.Requested{Export: queuedLog}}},
+		{"ExportRequest", []any{exportapi.Request{Slug: "field-notes", Type: exportapi.ResearchData, Data: researchLog.Data, Caller: exportCaller},
+			exportapi.Request{Slug: "field-notes", Type: exportapi.UploadReady, Caller: exportCaller}, exportapi.Request{Caller: exportCaller}}},
+		{"ExportRequested", []any{exportapi.Requested{Export: fullLog, Reused: true}, exportapi.Requested{Export: queuedLog}, exportapi.Requested{Export: researchLog}}},
 		{"ExportGet", []any{exportapi.Get{ID: exportID, Caller: exportCaller}}},
-		{"ExportLog", []any{fullLog, queuedLog}},
-		{"ExportProgress", []any{fullLog, queuedLog}},
+		{"ExportDataList", []any{exportapi.DataList{Slug: "field-notes", Caller: exportCaller}}},
+		{"ExportDataCollections", []any{exportapi.DataCollections{Slug: "field-notes", Collections: []exportapi.DataCollection{{Name: "notes", Documents: 40}}},
+			exportapi.DataCollections{Slug: "field-notes", Collections: []exportapi.DataCollection{}}}},
+		{"ExportLog", []any{fullLog, queuedLog, researchLog}},
+		{"ExportProgress", []any{fullLog, queuedLog, researchLog}},
 		{"ExportList", []any{exportapi.List{Slug: "field-notes", Limit: 10, Caller: caller}, exportapi.List{Caller: caller}}},
-		{"ExportListed", []any{exportapi.Listed{Exports: []exportapi.Log{fullLog}}, exportapi.Listed{Exports: []exportapi.Log{}}}},
+		{"ExportListed", []any{exportapi.Listed{Exports: []exportapi.Log{fullLog}}, exportapi.Listed{Exports: []exportapi.Log{researchLog}}, exportapi.Listed{Exports: []exportapi.Log{}}}},
 		{"ExportInvalidate", []any{exportapi.Invalidate{ID: exportID, DeleteFiles: true, Caller: caller}}},
 		{"ExportDownload", []any{
 			exportapi.Download{Export: fullLog, StorageKey: exportapi.StorageKey(exportID), URL: "https://s3.example.com/exports/x.zip?X-Amz-Signature=1", URLExpires: &at},
 			exportapi.Download{Export: queuedLog, StorageKey: exportapi.StorageKey(exportID)},
+			exportapi.Download{Export: researchLog, StorageKey: researchLog.StorageKey},
 		}},
 		{"ExportBuildJob", []any{exportapi.BuildJob{ID: exportID, Slug: "field-notes", Type: exportapi.Standalone, Version: 1, Checksum: checksum,
 			RequestedBy: "reader@example.com", RequestedAt: at}}},

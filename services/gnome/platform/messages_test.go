@@ -171,6 +171,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	exerciseUpload(ctx, t, d)
 	exerciseGrants(ctx, t, d)
 	exerciseSecrets(ctx, t, d)
+	exerciseVersions(ctx, t, d)
 
 	// Actors: an experiment with an actor, called through the edge.
 	exerciseActor(ctx, t, d, edgeAddr)

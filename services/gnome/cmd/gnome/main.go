@@ -12,25 +12,26 @@ import (
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/svc"
+	"github.com/gnome-platform/gnome/services/gnome/cli"
 	"github.com/gnome-platform/gnome/services/gnome/platform"
 )
 
 func main() {
-	if err := root().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "gnome:", err)
-		os.Exit(1)
-	}
+	// The client's verbs promise exit codes scripts can trust (cli.ExitCode).
+	os.Exit(cli.Run(root()))
 }
 
 func root() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "gnome",
 		Short:         "g.nome runs many small web experiments side by side",
+		Long:          "g.nome runs many small web experiments side by side: gnome serve runs the platform,\nthe other verbs are its command-line client.\n\n" + cli.ExitCodesHelp,
 		Version:       buildinfo.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	cmd.AddCommand(serveCmd(), standaloneCmd(), natsConfigCmd())
+	cmd.AddCommand(cli.Commands()...)
 	return cmd
 }
 
