@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,9 +64,22 @@ func build(dir string) error {
 	return nil
 }
 
-// freeAddr returns a loopback address with a port free right now.
+// freeAddr returns a loopback address with a port free right now, for a
+// process the test starts. The port is drawn at random below the kernel's
+// ephemeral range (32768 and up here): a port the kernel hands out (to
+// port 0, or to any process's outgoing connection) can be taken by another
+// test run on the same machine between this check and the process's own
+// listen, which failed runs with "address already in use" when two ran at
+// once; one of these is taken only by another draw of the same kind.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	for range 50 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+mrand.IntN(12000)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			_ = l.Close()
+			return addr
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
