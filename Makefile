@@ -8,7 +8,7 @@ PKGS    := $(foreach m,$(MODULES),./$(m)/...)
 # parallel with each other across packages: the machine has 2 cores.
 TESTFLAGS ?= -count=1 -timeout 20m -p 2
 
-.PHONY: all build jsruntime run test check fmt vet generate generate-check examples bench clean
+.PHONY: all build gnome jsruntime run test check fmt vet generate generate-check examples bench clean
 
 all: build
 
@@ -23,7 +23,14 @@ JSRUNTIME := services/actorworker/jsruntime/dist/jsruntime.wasm
 jsruntime:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags=-s -o $(JSRUNTIME) ./libs/actorjs/cmd/jsruntime
 
-run: build
+# make run builds only what gnome serve needs: the JavaScript runtime it
+# embeds and bin/gnome (every service runs inside it), not the per-service
+# binaries make build adds.
+gnome: jsruntime
+	@mkdir -p bin
+	$(GO) build -o bin/gnome ./services/gnome/cmd/gnome
+
+run: gnome
 	./bin/gnome serve
 
 # Everything: formatting, vet, generated code, unit and integration tests

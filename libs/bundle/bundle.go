@@ -9,8 +9,10 @@
 // deterministic ZIP, enforcing every declared size again as it unpacks, so
 // that the same content always gives the same bytes and checksum.
 //
-// Bundles come in two layouts: files at the archive's root, or under
-// experiments/{slug}/ as the Python platform exported them. Files that
+// Bundles come in three layouts: files at the archive's root, under
+// experiments/{slug}/ as the Python platform exported them, or under one
+// top-level folder (with {folder}/manifest.json) as a desktop compresses a
+// folder. Files that
 // operating systems and the Python platform leave in archives (__MACOSX/,
 // .DS_Store, __pycache__/, *.pyc) are dropped, and so is the wrapper of an
 // export, everything outside experiments/{slug}/; Bundle.Dropped lists them.
@@ -99,6 +101,9 @@ const (
 	// LayoutExport: the files under experiments/{slug}/, as the Python
 	// platform exported them; everything else is the export's wrapper.
 	LayoutExport Layout = "export"
+	// LayoutFolder: every file under one top-level folder, as a desktop's
+	// "Compress" makes it; a manifest without a slug takes the folder's name.
+	LayoutFolder Layout = "folder"
 )
 
 // File is one file of the bundle.
@@ -140,7 +145,7 @@ type Bundle struct {
 
 	r       io.ReaderAt
 	lim     Limits
-	slugDir string   // {slug} of experiments/{slug}/ in LayoutExport
+	slugDir string   // {slug} of experiments/{slug}/ in LayoutExport, the folder in LayoutFolder
 	entries []*entry // the files, in the order of Files
 }
 
@@ -182,6 +187,11 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.Layout == LayoutFolder {
+		if raw, err = slugFromFolder(raw, b.slugDir); err != nil {
+			return nil, err
+		}
+	}
 	b.Manifest, b.RawManifest, b.Warnings, err = parseManifest(raw)
 	if err != nil {
 		return nil, err
@@ -215,6 +225,9 @@ func Open(r io.ReaderAt, size int64, lim Limits) (*Bundle, error) {
 			size = int64(len(b.RawManifest))
 		}
 		b.Files = append(b.Files, File{Path: p, Size: size, Mode: e.mode})
+	}
+	if w, ok := pythonWarning(b.Files, b.Manifest.Actor != nil); ok {
+		b.Warnings = append(b.Warnings, w)
 	}
 	return b, nil
 }
@@ -286,6 +299,16 @@ func (b *Bundle) selectFiles(entries []entry) (map[string]*entry, error) {
 	}
 	sort.Strings(slugs)
 	sort.Strings(elsewhere)
+	if len(slugs) == 0 {
+		if folder, ok := oneFolder(files); ok {
+			b.Layout, b.slugDir = LayoutFolder, folder
+			kept := make(map[string]*entry, len(files))
+			for p, e := range files {
+				kept[strings.TrimPrefix(p, folder+"/")] = e
+			}
+			return kept, nil
+		}
+	}
 	switch {
 	case len(slugs) == 0 && len(elsewhere) == 0:
 		return nil, apierr.New(apierr.CodeManifestMissing, "the bundle has no manifest.json at its root or at experiments/{slug}/manifest.json")

@@ -138,7 +138,9 @@ func TestOpenRefuses(t *testing.T) {
 		{"no manifest", zipOf(t, zfile{name: "index.html", body: "<p>hi</p>"}), small, apierr.CodeManifestMissing, ""},
 		{"no entries at all", craft(t, nil, zopts{}), small, apierr.CodeManifestMissing, ""},
 		{"only directories", zipOf(t, zfile{name: "static/"}, zfile{name: "experiments/"}), small, apierr.CodeManifestMissing, ""},
-		{"manifest in a folder", zipOf(t, zfile{name: "demo/manifest.json", body: minimalManifest}), small, apierr.CodeManifestMissing, `"demo/manifest.json"`},
+		// One top-level folder is a layout of its own (folder_test.go); a
+		// file beside the folder makes it none.
+		{"manifest in a folder, a file beside it", zipOf(t, zfile{name: "demo/manifest.json", body: minimalManifest}, zfile{name: "readme.txt", body: "x"}), small, apierr.CodeManifestMissing, `"demo/manifest.json"`},
 		{"manifest only among platform files", zipOf(t, zfile{name: "__MACOSX/manifest.json", body: minimalManifest}), small, apierr.CodeManifestMissing, ""},
 		{"manifest too deep in experiments", zipOf(t, zfile{name: "experiments/demo/sub/manifest.json", body: minimalManifest}), small, apierr.CodeManifestMissing, ""},
 		{"two experiments", zipOf(t,

@@ -32,6 +32,9 @@ func FuzzOpen(f *testing.F) {
 		craft(f, withManifest(), zopts{count: u64(7)}),
 		craft(f, nil, zopts{}),
 		zipOf(f, manifestFile(`{"slug": "x", "name": "X", "managed_indexes": {"c": [{"name": "i", "keys": {"a": 1, "b": -1}}]}}`)),
+		// One top-level folder; the slug taken from it (folder.go).
+		zipOf(f, zfile{name: "stroop/manifest.json", body: "\ufeff {\"name\": \"S\"}"}, zfile{name: "stroop/app.py", body: "x"}),
+		zipOf(f, zfile{name: "a-b/manifest.json", body: `{}`}, zfile{name: "a-b/i.html", body: "x"}),
 		[]byte("PK\x03\x04 not really"),
 		nil,
 	} {

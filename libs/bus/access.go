@@ -83,6 +83,7 @@ var uses = map[string][]resource{
 		kv(BucketActorState).reads(), kv(BucketActorLeases).reads(),
 		stream(StreamEvents, SubjectEvents).reads(),
 		stream(StreamActorJobs, SubjectActorJobs).writes(),
+		stream(StreamActorLogs, SubjectActorLogs).reads(),
 		obj(ObjectUploads).writes(), obj(ObjectBundles).reads(),
 		// Downloads of exports kept in the object store are streamed by the edge.
 		obj(ObjectExports).reads(),
@@ -108,6 +109,7 @@ var uses = map[string][]resource{
 		kv(BucketActorTimers).owns(),
 		stream(StreamActorJobs, SubjectActorJobs).owns().takes(),
 		stream(StreamEvents, SubjectEvents).reads(),
+		stream(StreamActorLogs, SubjectActorLogs).owns(),
 		obj(ObjectBundles).reads(),
 	},
 }

@@ -21,10 +21,14 @@ const (
 	StreamExportJobs = "JOBS_EXPORT"
 	// StreamActorJobs is the actor start job work queue. Owner: actorworker.
 	StreamActorJobs = "JOBS_ACTOR"
+	// StreamActorLogs holds actors' log lines for a day, one subject per
+	// experiment (actorapi.LogSubject). Owner: actorworker.
+	StreamActorLogs = "ACTOR_LOGS"
 
 	SubjectEvents     = "events.>"
 	SubjectExportJobs = "jobs.export.>"
 	SubjectActorJobs  = "jobs.actor.>"
+	SubjectActorLogs  = "gnome.logs.actor.*"
 
 	// Buckets.
 	BucketRateLimit     = "ratelimit"      // owner: edge
@@ -111,6 +115,17 @@ func (t Topology) Stream(name string) (jetstream.StreamConfig, error) {
 		base.Discard = jetstream.DiscardNew
 		base.MaxMsgs = 100_000
 		base.Description = "actor start jobs"
+	case StreamActorLogs:
+		// Bounded three ways: a day, a total size, and a count per
+		// experiment so that one chatty actor cannot push out every other
+		// experiment's lines. The worker's output budgets bound the rate.
+		base.Subjects = []string{SubjectActorLogs}
+		base.Retention = jetstream.LimitsPolicy
+		base.MaxAge = 24 * time.Hour
+		base.MaxBytes = 256 << 20
+		base.MaxMsgsPerSubject = 20_000
+		base.MaxMsgSize = 64 << 10
+		base.Description = "actors' log lines, by experiment"
 	default:
 		return base, fmt.Errorf("unknown stream %q", name)
 	}

@@ -131,6 +131,11 @@ type Result struct {
 	Experiment experiments.Config `json:"experiment"`
 	Warnings   []Warning          `json:"warnings"`
 	Created    bool               `json:"created"`
+	// Unchanged says that an upload was the very bundle (and manifest)
+	// of the current version: no version was made and nothing announced.
+	Unchanged bool `json:"unchanged,omitempty"`
+	// Message says so in words, for people reading the answer.
+	Message string `json:"message,omitempty"`
 }
 
 // Warning is a manifest field accepted with a remark.

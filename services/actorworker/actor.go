@@ -123,7 +123,11 @@ type actor struct {
 }
 
 func newActor(s *Service, sp *spec, index int, leaseRev uint64) *actor {
-	log := s.d.Log.With("slug", sp.slug)
+	log := s.d.Log
+	if s.logs != nil {
+		log = slog.New(&logTee{next: log.Handler(), pub: s.logs})
+	}
+	log = log.With("slug", sp.slug)
 	if index > 0 {
 		log = log.With("instance", index)
 	}
@@ -330,14 +334,16 @@ func (a *actor) startInstance(ctx context.Context) {
 	a.startDeadline = time.Now().Add(mod.Limits().StartTimeout)
 	go func() {
 		var res startResult
-		res.host, res.err = a.s.newHost(sctx, sp, a.log)
+		// The instance's lines carry the version it runs (logs.go).
+		vlog := withLogVersion(a.log, sp.version)
+		res.host, res.err = a.s.newHost(sctx, sp, vlog)
 		t := time.Now()
 		if res.err == nil {
 			cfg := sp.actor.Config
 			if cfg == nil {
 				cfg = map[string]any{} // the init envelope's config is {} when the manifest has none
 			}
-			res.inst, res.err = mod.Instantiate(sctx, a.slug, res.host, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg, Script: sp.script}, a.log)
+			res.inst, res.err = mod.Instantiate(sctx, a.slug, res.host, actorhost.Init{Slug: sp.slug, Version: sp.version, Config: cfg, Script: sp.script}, vlog)
 			if res.err != nil && isScriptError(sp, res.err) {
 				// The runtime refused the scripts (a syntax error, an
 				// exception at the top level): they fail the same way on

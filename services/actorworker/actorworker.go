@@ -115,13 +115,14 @@ type Service struct {
 	bundles jetstream.ObjectStore
 	configs store.Experiments
 	tmpDir  string
-	grants  grantWatch   // the data_grants bucket (hostops.go)
-	runs    startedRuns  // study-link runs marked started (runs.go)
-	freed   memoryReturn // memory of unloaded actors returned (idle.go)
-	fetch   fetchState   // outbound HTTP of actors (httpfetch.go)
-	timers  timerService // actors' timers (timers.go)
-	js      jsRuntimes   // the compiled JavaScript runtime (jsactor.go)
-	live    *liveMetrics // live channels (live.go)
+	grants  grantWatch    // the data_grants bucket (hostops.go)
+	runs    startedRuns   // study-link runs marked started (runs.go)
+	freed   memoryReturn  // memory of unloaded actors returned (idle.go)
+	fetch   fetchState    // outbound HTTP of actors (httpfetch.go)
+	timers  timerService  // actors' timers (timers.go)
+	js      jsRuntimes    // the compiled JavaScript runtime (jsactor.go)
+	live    *liveMetrics  // live channels (live.go)
+	logs    *logPublisher // actors' log lines to the bus (logs.go)
 	bg      atomic.Pointer[svc.Background]
 
 	mu sync.Mutex
@@ -156,6 +157,7 @@ func New(d *svc.Deps) *Service {
 		// actors.
 		Background: func(ctx context.Context, bg *svc.Background) error {
 			s.bg.Store(bg)
+			bg.Go(s.logs.run)
 			if err := s.watchGrants(bg); err != nil {
 				return err
 			}
@@ -172,7 +174,7 @@ func New(d *svc.Deps) *Service {
 
 func (s *Service) provision(ctx context.Context) error {
 	d := s.d
-	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs, bus.StreamEvents); err != nil {
+	if err := d.Topology.EnsureStreams(ctx, bus.StreamActorJobs, bus.StreamEvents, bus.StreamActorLogs); err != nil {
 		return err
 	}
 	if err := d.Topology.EnsureBuckets(ctx, bus.BucketActorLeases, bus.BucketActorState, bus.BucketActorKV, bus.BucketDataGrants); err != nil {
@@ -207,6 +209,9 @@ func (s *Service) provision(ctx context.Context) error {
 	}
 	s.metrics = newMetrics(d.Telemetry.Registry)
 	s.live = newLiveMetrics(d.Telemetry.Registry)
+	if s.logs == nil {
+		s.logs = newLogPublisher(d.NC, d.Telemetry.Registry)
+	}
 	if err := s.provisionTimers(ctx); err != nil {
 		return err
 	}

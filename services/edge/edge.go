@@ -348,6 +348,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	(&grantsAPI{upload: s.upload, id: s.id}).routes(app)
 	(&secretsAPI{upload: s.upload, id: s.id}).routes(app)
 	(&versionsAPI{upload: s.upload, id: s.id, exps: exps}).routes(app)
+	(&logsAPI{js: d.JS, topology: d.Topology, id: s.id, access: exps.access}).routes(app)
 	(&permissionsAPI{auth: s.auth, id: s.id}).routes(app)
 	app.All("/experiments/:slug", s.toExperimentOrigin)
 	app.All("/experiments/:slug/*", s.toExperimentOrigin)

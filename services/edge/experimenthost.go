@@ -136,14 +136,18 @@ func routeTemplate(c *fiber.Ctx) error {
 // visited without a session is first sent through the hand-off.
 func (id *identity) identifyExperiment(c *fiber.Ctx) error {
 	slug := expSlugOf(c)
-	if auth := c.Get(fiber.HeaderAuthorization); auth != "" {
+	if auth, ok := bearerOf(c); ok {
 		// A script's platform token. (No page can send this header to
 		// another origin without a CORS preflight, which is never granted.)
+		// One that does not verify is refused, as on the platform.
 		token, _ := authn.TokenFromRequest("", auth)
 		claims, err := id.verifier.Verify(token, time.Now())
+		if token == "" {
+			err = authn.ErrMalformed
+		}
 		if err != nil {
 			c.Locals(localAuthErr, err)
-			return c.Next()
+			return refuseBearer(c)
 		}
 		c.Locals(localClaims, claims)
 		return c.Next()

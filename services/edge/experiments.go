@@ -266,6 +266,10 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 	if err != nil || e == nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was stored but could not be read back")
 	}
+	if res.Unchanged {
+		// No version was made: 200, not 201, and the answer says why.
+		return c.JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings, "created": false, "unchanged": true, "message": res.Message})
+	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings, "created": res.Created})
 }
 

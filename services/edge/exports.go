@@ -97,7 +97,7 @@ func noHead(c *fiber.Ctx) error {
 // sameSiteOnly refuses a cookie-borne request that the browser says came
 // from another site (Sec-Fetch-Site), for GET routes that change state.
 func sameSiteOnly(c *fiber.Ctx) error {
-	if c.Get(fiber.HeaderAuthorization) == "" {
+	if _, ok := bearerOf(c); !ok {
 		if site := strings.ToLower(c.Get("Sec-Fetch-Site")); site != "" && site != "same-origin" && site != "none" {
 			return apierr.New(apierr.CodeCsrfRejected, "request refused: it came from another site")
 		}

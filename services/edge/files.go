@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/bundle"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 )
@@ -93,11 +94,13 @@ func (fs *filesAPI) serveStatic(c *fiber.Ctx) error {
 }
 
 // private are the bundle's files that are not web content: the manifest
-// (its actor config may hold settings meant for the backend only) and the
-// actor module or entry script (the scripts it loads may be shared with the
+// (its actor config may hold settings meant for the backend only), Python
+// backend sources of the original platform (they hold server-side logic and
+// often credentials, whether or not an actor replaced them), and the actor
+// module or entry script (the scripts it loads may be shared with the
 // pages, so they stay served).
 func private(e *entry, name string) bool {
-	if name == "manifest.json" {
+	if name == "manifest.json" || bundle.IsServerSource(name) {
 		return true
 	}
 	if e.manifest == nil || e.manifest.Actor == nil {

@@ -32,3 +32,41 @@ func TestFiles(t *testing.T) {
 		{name: "sign-in required, signed in", path: "/experiments/members/", token: w.token("ann@example.com", "user"), status: 200, want: []string{"members"}},
 	})
 }
+
+// Python backend files of the original platform are never served, with an
+// actor or without, however the path is spelled; the files beside them are.
+func TestPythonFilesAreNotServed(t *testing.T) {
+	w := startWorld(t, nil)
+	py := map[string]string{"index.html": "page", "app.py": "SECRET = 'db password'", "backend/main.py": "import ray",
+		"backend/Models.PY": "x", "static/app.js": "1", "backend/readme.txt": "notes"}
+	clone := func() map[string]string {
+		out := map[string]string{}
+		for k, v := range py {
+			out[k] = v
+		}
+		return out
+	}
+	w.experiment("legacy", "dev@example.com", "active", `{"slug":"legacy","name":"Legacy","status":"active"}`, clone())
+	ported := clone()
+	ported["actor.wasm"] = "\x00asm"
+	w.experiment("ported", "dev@example.com", "active", `{"slug":"ported","name":"Ported","status":"active","actor":{"module":"actor.wasm"}}`, ported)
+	for _, slug := range []string{"legacy", "ported"} {
+		p := "/experiments/" + slug + "/"
+		w.run([]scenario{
+			{name: slug + ": app.py", path: p + "app.py", status: 404, code: "not_found"},
+			{name: slug + ": a nested .py", path: p + "backend/main.py", status: 404, code: "not_found"},
+			{name: slug + ": upper-case .PY", path: p + "backend/Models.PY", status: 404, code: "not_found"},
+			{name: slug + ": percent-encoded dot", path: p + "app%2Epy", status: 404, code: "not_found"},
+			{name: slug + ": percent-encoded slash", path: p + "backend%2Fmain.py", status: 404, code: "not_found"},
+			{name: slug + ": dot segments", path: p + "static/../app.py", status: 404, code: "not_found"},
+			{name: slug + ": doubled slash", path: p + "backend//main.py", status: 404, code: "not_found"},
+			{name: slug + ": under /static/", path: p + "static/../backend/main.py", status: 404, code: "not_found"},
+			{name: slug + ": HEAD", method: "HEAD", path: p + "app.py", status: 404},
+			{name: slug + ": the page", path: p, status: 200, want: []string{"page"}},
+			{name: slug + ": a file beside them", path: p + "backend/readme.txt", status: 200, want: []string{"notes"}},
+		})
+		if r := w.do("GET", p+"app.py", "", nil, ""); r.status == 200 || len(r.body) > 0 && string(r.body) == py["app.py"] {
+			t.Errorf("%s: app.py served: %d %s", slug, r.status, r.body)
+		}
+	}
+}

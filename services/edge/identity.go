@@ -54,8 +54,19 @@ func newIdentity(v *authn.Verifier, production bool, o *origins) *identity {
 
 // identify verifies the request's token, if any, and records who is asking.
 // It never refuses: routes that need a user say so with requireUser.
+//
+// The one refusal is a Bearer credential that does not verify (forged,
+// malformed, expired, revoked): a script that presents credentials must
+// learn they are dead, not be served quietly as an anonymous visitor with
+// a different answer. A dead cookie, which browsers keep after sign-out or
+// expiry, still degrades to anonymous (and is cleared).
 func (id *identity) identify(c *fiber.Ctx) error {
-	token, byCookie := authn.TokenFromRequest(c.Cookies(id.cookie), c.Get(fiber.HeaderAuthorization))
+	bearer, presented := bearerOf(c)
+	token, byCookie := authn.TokenFromRequest(c.Cookies(id.cookie), bearer)
+	if presented && token == "" {
+		c.Locals(localAuthErr, authn.ErrMalformed)
+		return refuseBearer(c)
+	}
 	if token == "" {
 		return c.Next()
 	}
@@ -66,7 +77,7 @@ func (id *identity) identify(c *fiber.Ctx) error {
 		access, claims, err := id.personal.claims(c.UserContext(), token, time.Now())
 		if err != nil {
 			c.Locals(localAuthErr, err)
-			return c.Next()
+			return refuseBearer(c)
 		}
 		c.Locals(localClaims, claims)
 		c.Locals(localByCook, false)
@@ -79,13 +90,50 @@ func (id *identity) identify(c *fiber.Ctx) error {
 		if byCookie {
 			// The browser keeps sending a dead cookie otherwise.
 			id.clearCookie(c)
+			return c.Next()
 		}
-		return c.Next()
+		return refuseBearer(c)
 	}
 	c.Locals(localClaims, claims)
 	c.Locals(localByCook, byCookie)
 	c.Locals(localToken, token)
 	return c.Next()
+}
+
+// bearerOf is the request's Authorization header when it uses the Bearer
+// scheme, and whether it does. Other schemes are not the platform's (a
+// proxy's Basic sign-in passes through to us, for one): they are ignored,
+// and the session cookie still counts.
+func bearerOf(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	return h, true
+}
+
+// refuseBearer answers a request whose Bearer token did not verify with
+// the reason (authError), except on the routes where that token means
+// nothing: signing in and up (a script starting over), signing out (which
+// is idempotent: an ended session is already signed out), the API's
+// description (public, whatever the caller holds) and /metrics (whose
+// Bearer token is the scraper's METRICS_TOKEN, checked there).
+func refuseBearer(c *fiber.Ctx) error {
+	if signInForm(c.Path()) || bearerIgnored(c.Path()) {
+		return c.Next()
+	}
+	return authError(c)
+}
+
+// bearerIgnored reports the paths on which a Bearer token that does not
+// verify is not refused (see refuseBearer).
+func bearerIgnored(path string) bool {
+	switch path {
+	case "/auth/logout", "/_gnome/logout", "/api/openapi.json", "/api/docs", "/metrics":
+		return true
+	}
+	return false
 }
 
 // claimsOf is the verified caller, or nil for an anonymous request.
@@ -200,8 +248,9 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return c.Next()
 	}
-	if c.Get(fiber.HeaderAuthorization) != "" {
-		// A browser never attaches this header on its own.
+	if _, ok := bearerOf(c); ok {
+		// A browser never attaches a Bearer header on its own (it does
+		// attach a proxy's Basic credentials, which exempt nothing).
 		return c.Next()
 	}
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))

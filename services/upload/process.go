@@ -54,7 +54,8 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	slug := b.Manifest.Slug
 
 	// Refuse a slug owned by someone else before any work is stored.
-	if cur, err := s.configs.Get(ctx, slug); err != nil {
+	cur, err := s.configs.Get(ctx, slug)
+	if err != nil {
 		return uploadapi.Result{}, err
 	} else if cur != nil && !mayManage(cur, req.Caller) {
 		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
@@ -69,6 +70,15 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	sum, err := b.Normalise(norm)
 	if err != nil {
 		return uploadapi.Result{}, err
+	}
+	if unchanged(cur, sum.Checksum, b.RawManifest) {
+		// A push from CI on every commit, or a second click, must not
+		// fill the kept versions with copies and evict real ones, nor
+		// restart the actor: nothing is stored, announced or audited.
+		s.d.Log.InfoContext(ctx, "experiment upload unchanged", "slug", slug, "version", cur.Version, "checksum", sum.Checksum, "by", req.Caller.Email)
+		warnings := toWarnings(b.Warnings)
+		return uploadapi.Result{Experiment: *cur, Warnings: warnings, Unchanged: true,
+			Message: fmt.Sprintf("unchanged: this bundle is version %d of %q already; no new version was made", cur.Version, slug)}, nil
 	}
 	if _, err := norm.Seek(0, io.SeekStart); err != nil {
 		return uploadapi.Result{}, fmt.Errorf("rewind bundle: %w", err)
@@ -143,6 +153,14 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 		warnings = []uploadapi.Warning{}
 	}
 	return uploadapi.Result{Experiment: *next, Warnings: warnings, Created: created}, nil
+}
+
+// unchanged reports whether a bundle of checksum with manifest raw is the
+// experiment's current version as it stands. The manifest is compared too:
+// after a change of manifest fields (PATCH) the same bundle restores the
+// uploaded manifest, which is a change.
+func unchanged(cur *experiments.Config, checksum string, raw []byte) bool {
+	return cur != nil && cur.Checksum == checksum && cur.Manifest == string(raw)
 }
 
 // stage copies the staged upload to a work file: a ZIP is read from its

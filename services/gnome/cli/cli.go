@@ -1,7 +1,8 @@
 // Package cli is the command-line client of the platform: the verbs of
 // gnome that talk to a running server over its HTTP API (login, ls,
-// status, push, export, tokens, users), with output for people and, with
-// --json, for scripts, and exit codes scripts can trust.
+// status, push, export, versions, rollback, data, new, tokens, users), with
+// output for people and, with --json, for scripts, and exit codes scripts
+// can trust.
 package cli
 
 import (
@@ -81,7 +82,7 @@ func isCobraUsage(err error) bool {
 
 // Commands are the client's verbs, for the gnome root command.
 func Commands() []*cobra.Command {
-	return []*cobra.Command{loginCmd(), logoutCmd(), lsCmd(), statusCmd(), pushCmd(), exportCmd(), tokensCmd(), usersCmd()}
+	return []*cobra.Command{loginCmd(), logoutCmd(), lsCmd(), statusCmd(), logsCmd(), pushCmd(), exportCmd(), versionsCmd(), rollbackCmd(), dataCmd(), newCmd(), tokensCmd(), usersCmd()}
 }
 
 // Run executes root, prints a failure (as text, or as JSON on stdout when

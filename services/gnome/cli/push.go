@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,6 +96,9 @@ func bundleFile(cmd *cobra.Command, arg string) (path string, size int64, cleanu
 	}
 	if !st.IsDir() {
 		return arg, st.Size(), func() {}, nil
+	}
+	if err := checkActorBuilt(arg); err != nil {
+		return "", 0, nil, err
 	}
 	tmp, err := os.CreateTemp("", "gnome-push-*.zip")
 	if err != nil {
@@ -194,4 +198,31 @@ func newPercentBar(w io.Writer) *progressbar.ProgressBar {
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
 		progressbar.OptionSetRenderBlankState(true),
 	)
+}
+
+// checkActorBuilt refuses, before anything is sent, a folder whose
+// manifest declares a WebAssembly actor that was not built: Go sources are
+// never uploaded, only actor.wasm, and the server's refusal would not say
+// how to build it.
+func checkActorBuilt(dir string) error {
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		return nil // the packer names a missing manifest
+	}
+	var m struct {
+		Actor *struct {
+			Module string `json:"module"`
+		} `json:"actor"`
+	}
+	if json.Unmarshal(raw, &m) != nil || m.Actor == nil || m.Actor.Module == "" || !filepath.IsLocal(m.Actor.Module) {
+		return nil // the server names what is wrong with the manifest
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(m.Actor.Module))); err == nil {
+		return nil
+	}
+	how := "build it first"
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		how = "build the Go actor first, in " + dir + ": " + GoBuildCommand + " (or make)"
+	}
+	return fmt.Errorf("manifest.json declares the actor module %s, which is not in %s: %s", oneLine(m.Actor.Module, 200), dir, how)
 }

@@ -190,14 +190,20 @@ func TestCommandLineClient(t *testing.T) {
 				Version  int    `json:"version"`
 				Checksum string `json:"checksum"`
 			} `json:"experiment"`
-			Created  bool `json:"created"`
-			Warnings []struct {
+			Created   bool `json:"created"`
+			Unchanged bool `json:"unchanged"`
+			Warnings  []struct {
 				Field, Message string
 			} `json:"warnings"`
 		}
 		again := decodeOut[pushed](t, admin.must("", "push", examples, "--json"))
-		if again.Experiment.Slug != "clicks-js" || again.Created || len(again.Experiment.Checksum) != 64 || again.Warnings == nil {
-			t.Errorf("second push = %+v, want clicks-js, not created, a checksum and a warnings list", again)
+		if again.Experiment.Slug != "clicks-js" || again.Created || !again.Unchanged || again.Experiment.Version != 1 ||
+			len(again.Experiment.Checksum) != 64 || again.Warnings == nil {
+			t.Errorf("second push = %+v, want clicks-js, not created, unchanged at version 1, a checksum and a warnings list", again)
+		}
+		// The same folder a third time: no version, and push says so.
+		if r := admin.must("", "push", examples); !strings.Contains(r.stdout, "Pushed clicks-js (unchanged") || !strings.Contains(r.stdout, "version 1") {
+			t.Errorf("an unchanged push says:\n%s", r.stdout)
 		}
 	})
 

@@ -393,6 +393,15 @@ func exerciseActor(ctx context.Context, t *testing.T, d *svc.Deps, edgeAddr stri
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
+	// A line the actor logs is published into ACTOR_LOGS.
+	resp, err := client.Get(testenv.ExperimentURL(edgeAddr, slug, "/experiments/"+slug+"/api/log"))
+	if err != nil {
+		t.Fatalf("the actor's log route: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the actor's log route: %d", resp.StatusCode)
+	}
 	admin.RequestID = "actor-delete"
 	if _, err := call(ctx, d.NC, "actor-delete", uploadapi.EndpointDelete,
 		uploadapi.Delete{Slug: slug, Confirm: slug, Caller: admin}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/actorapi"
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
@@ -114,8 +115,13 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		{"GrantResult", []any{uploadapi.GrantResult{Grant: uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}, Created: true}}},
 		{"Grant", []any{uploadapi.Grant{From: "field-notes", To: "class-survey", GrantedBy: "dev@example.com", GrantedAt: ms}}},
 		{"UploadResult", []any{
+			uploadapi.Result{Experiment: config, Warnings: []uploadapi.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Unchanged: true, Message: "unchanged: this bundle is version 3 of \"field-notes\" already"},
 			uploadapi.Result{Experiment: config, Warnings: []uploadapi.Warning{{Field: "/runtime_s3_uri", Message: "ignored"}}, Created: true},
 			uploadapi.Result{Experiment: func() experiments.Config { c := config; c.Indexes = []experiments.IndexState{}; return c }(), Warnings: []uploadapi.Warning{}},
+		}},
+		{"ActorLogLine", []any{
+			actorapi.LogLine{Time: ms, Level: "warn", Message: "slow response", Stream: actorapi.LogStreamLog, Instance: 1, Version: 3, RequestID: "req-1", Cut: true},
+			actorapi.LogLine{Time: ms, Level: "info", Message: "", Stream: actorapi.LogStreamStdout, Version: 1},
 		}},
 		{"ExperimentUpdated", []any{event, func() events.Experiment { e := event; e.RequestID, e.Reason = "", "rollback"; return e }()}},
 		{"ExperimentDeleted", []any{func() events.Experiment { e := event; e.Reason, e.Seq = "delete", 4; return e }()}},

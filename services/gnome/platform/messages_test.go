@@ -303,6 +303,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 		"ProcessUpload": 1, "UpdateExperiment": 1, "DeleteExperiment": 2, "UploadResult": 3,
 		// Each event is published, then handed to the edge's catalog.
 		"ExperimentUpdated": 4, "ExperimentDeleted": 2,
+		"ActorLogLine": 1,
 	}
 	for name, n := range want {
 		if seen[name] < n {

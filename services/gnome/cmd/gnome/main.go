@@ -46,6 +46,9 @@ func serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkPorts(serveAddrs(cfg, !infraOnly, "HTTP_ADDR")); err != nil {
+				return err
+			}
 			ctx, stop := svc.SignalContext()
 			defer stop()
 			// After the first signal starts a graceful stop, a second one

@@ -44,6 +44,15 @@ EMBEDDED_STORE_ADDR say otherwise. The other settings are gnome serve's.`,
 			if err != nil {
 				return err
 			}
+			httpSetBy := "--addr (or HTTP_ADDR)"
+			if cmd.Flags().Changed("addr") {
+				httpSetBy = "--addr"
+			} else if v, ok := os.LookupEnv("HTTP_ADDR"); ok && v != "" {
+				httpSetBy = "HTTP_ADDR"
+			}
+			if err := checkPorts(serveAddrs(cfg, true, httpSetBy)); err != nil {
+				return err
+			}
 			ctx, stop := svc.SignalContext()
 			defer stop()
 			// After the first signal starts a graceful stop, a second one
