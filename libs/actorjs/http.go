@@ -9,107 +9,24 @@ import (
 	"github.com/gnome-platform/gnome/libs/actorsdk"
 )
 
-// route is one gnome.route: patterns as the Go SDK's Route takes them.
+// route is one gnome.route: patterns parsed and matched by the Go SDK, so
+// that a JavaScript actor routes exactly as a Go one.
 type route struct {
-	method   string // "" for any
-	segments []segment
-	rest     string
-	hasRest  bool
-	literals int
-	order    int
-	h        goja.Callable
-}
-
-type segment struct {
-	literal string
-	param   string
-}
-
-func parsePattern(p string) (*route, error) {
-	if !strings.HasPrefix(p, "/") {
-		return nil, fmt.Errorf("does not start with /")
-	}
-	r := &route{}
-	parts := strings.Split(p[1:], "/")
-	seen := map[string]bool{}
-	for i, part := range parts {
-		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") {
-			name := part[1 : len(part)-1]
-			if rest, ok := strings.CutSuffix(name, "..."); ok {
-				if i != len(parts)-1 {
-					return nil, fmt.Errorf("{%s} is not the last segment", name)
-				}
-				name = rest
-				r.hasRest = true
-				r.rest = name
-			}
-			if name == "" || seen[name] {
-				return nil, fmt.Errorf("wildcard %q is empty or repeated", part)
-			}
-			seen[name] = true
-			if !r.hasRest {
-				r.segments = append(r.segments, segment{param: name})
-			}
-			continue
-		}
-		if strings.ContainsAny(part, "{}") {
-			return nil, fmt.Errorf("segment %q mixes text and a wildcard", part)
-		}
-		r.segments = append(r.segments, segment{literal: part})
-		r.literals++
-	}
-	return r, nil
-}
-
-// match is the Go SDK's matching: {name} takes one non-empty segment, a
-// trailing {name...} the rest.
-func (r *route) match(path string) (map[string]string, bool) {
-	rest := strings.TrimPrefix(path, "/")
-	var params map[string]string
-	for i, s := range r.segments {
-		part, next, found := strings.Cut(rest, "/")
-		if !found && i < len(r.segments)-1 {
-			return nil, false
-		}
-		switch {
-		case s.param != "":
-			if part == "" {
-				return nil, false
-			}
-			if params == nil {
-				params = make(map[string]string, len(r.segments)+1)
-			}
-			params[s.param] = part
-		case s.literal != part:
-			return nil, false
-		}
-		if i == len(r.segments)-1 {
-			if found && !r.hasRest {
-				return nil, false
-			}
-			if !found {
-				next = ""
-			}
-		}
-		rest = next
-	}
-	if r.hasRest {
-		if params == nil {
-			params = map[string]string{}
-		}
-		params[r.rest] = rest
-	}
-	return params, true
+	*actorsdk.Pattern
+	method string // "" for any
+	order  int
+	h      goja.Callable
 }
 
 func (rt *Runtime) jsRoute(c goja.FunctionCall) goja.Value {
 	method := rt.str(c.Argument(0), "gnome.route: the method")
 	pattern := rt.str(c.Argument(1), "gnome.route: the pattern")
 	h := rt.callable(c.Argument(2), "gnome.route: the handler")
-	r, err := parsePattern(pattern)
+	p, err := actorsdk.ParsePattern(pattern)
 	if err != nil {
 		panic(rt.vm.NewTypeError(fmt.Sprintf("gnome.route: the pattern %q %v", pattern, err)))
 	}
+	r := &route{Pattern: p}
 	r.method = strings.ToUpper(method)
 	if r.method == "*" {
 		r.method = ""
@@ -118,8 +35,8 @@ func (rt *Runtime) jsRoute(c goja.FunctionCall) goja.Value {
 	r.order = len(rt.routes)
 	rt.routes = append(rt.routes, r)
 	sort.SliceStable(rt.routes, func(i, j int) bool {
-		if rt.routes[i].literals != rt.routes[j].literals {
-			return rt.routes[i].literals > rt.routes[j].literals
+		if li, lj := rt.routes[i].Literals(), rt.routes[j].Literals(); li != lj {
+			return li > lj
 		}
 		return rt.routes[i].order < rt.routes[j].order
 	})
@@ -136,7 +53,7 @@ func (rt *Runtime) Serve(req *actorsdk.Request) *actorsdk.Response {
 	defer func() { rt.current = nil }()
 	var allowed []string
 	for _, r := range rt.routes {
-		params, ok := r.match(req.Path)
+		params, ok := r.Match(req.Path)
 		if !ok {
 			continue
 		}

@@ -69,13 +69,8 @@ func (r *jsRequest) make(i int) goja.Value {
 		// In the pattern's order, as a script reading them expects.
 		o := vm.NewObject()
 		if r.route != nil {
-			for _, s := range r.route.segments {
-				if s.param != "" {
-					_ = o.Set(s.param, r.params[s.param])
-				}
-			}
-			if r.route.hasRest {
-				_ = o.Set(r.route.rest, r.params[r.route.rest])
+			for _, name := range r.route.Params() {
+				_ = o.Set(name, r.params[name])
 			}
 		}
 		return o

@@ -279,11 +279,11 @@ func TestRouteMatchAgreesWithSplitting(t *testing.T) {
 		{"/{rest...}", "/x/y", true, map[string]string{"rest": "x/y"}},
 		{"/{x}/{y}", "//y", false, nil},
 	} {
-		r, err := parsePattern(tc.pattern)
+		r, err := ParsePattern(tc.pattern)
 		if err != nil {
 			t.Fatal(err)
 		}
-		params, ok := r.match(tc.path)
+		params, ok := r.Match(tc.path)
 		if ok != tc.ok || (ok && !reflect.DeepEqual(params, tc.params)) {
 			t.Errorf("%s against %s: %v %v, want %v %v", tc.pattern, tc.path, params, ok, tc.params, tc.ok)
 		}

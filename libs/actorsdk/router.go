@@ -10,13 +10,20 @@ import (
 type HandlerFunc func(req *Request) *Response
 
 type route struct {
-	method   string // "" for any
+	*Pattern
+	method string // "" for any
+	order  int
+	h      HandlerFunc
+}
+
+// Pattern is a route pattern as Route takes it, parsed: what a router of
+// its own (the platform's JavaScript runtime has one) uses to match paths
+// exactly as Route does.
+type Pattern struct {
 	segments []segment
 	rest     string // name of the trailing {name...}, or ""
 	hasRest  bool
 	literals int
-	order    int
-	h        HandlerFunc
 }
 
 type segment struct {
@@ -39,10 +46,11 @@ func Route(method, pattern string, h HandlerFunc) {
 	if h == nil {
 		panic("actorsdk: Route with a nil handler")
 	}
-	r, err := parsePattern(pattern)
+	p, err := ParsePattern(pattern)
 	if err != nil {
 		panic(fmt.Sprintf("actorsdk: route %q: %v", pattern, err))
 	}
+	r := &route{Pattern: p}
 	r.method = strings.ToUpper(method)
 	if r.method == "*" {
 		r.method = ""
@@ -62,11 +70,13 @@ func Route(method, pattern string, h HandlerFunc) {
 // answers every request.
 func Handle(h HandlerFunc) { fallback = h }
 
-func parsePattern(p string) (*route, error) {
+// ParsePattern parses a pattern such as "/items/{id}" or "/files/{path...}"
+// (see Route), or says what is wrong with it.
+func ParsePattern(p string) (*Pattern, error) {
 	if !strings.HasPrefix(p, "/") {
 		return nil, fmt.Errorf("does not start with /")
 	}
-	r := &route{}
+	r := &Pattern{}
 	parts := strings.Split(p[1:], "/")
 	seen := map[string]bool{}
 	for i, part := range parts {
@@ -98,10 +108,28 @@ func parsePattern(p string) (*route, error) {
 	return r, nil
 }
 
-// match reports whether path matches r, with its wildcards' values. It
-// walks the path in place: a route that does not match costs no
+// Literals is the number of literal segments: among patterns that match a
+// path, Route prefers the one with the most.
+func (r *Pattern) Literals() int { return r.literals }
+
+// Params are the names of the pattern's wildcards, in the pattern's order.
+func (r *Pattern) Params() []string {
+	var out []string
+	for _, s := range r.segments {
+		if s.param != "" {
+			out = append(out, s.param)
+		}
+	}
+	if r.hasRest {
+		out = append(out, r.rest)
+	}
+	return out
+}
+
+// Match reports whether path matches r, with its wildcards' values. It
+// walks the path in place: a pattern that does not match costs no
 // allocation.
-func (r *route) match(path string) (map[string]string, bool) {
+func (r *Pattern) Match(path string) (map[string]string, bool) {
 	rest := strings.TrimPrefix(path, "/")
 	var params map[string]string
 	for i, s := range r.segments {
@@ -157,7 +185,7 @@ func Serve(req *Request) *Response {
 	req.Method = strings.ToUpper(req.Method)
 	var allowed []string
 	for _, r := range routes {
-		params, ok := r.match(req.Path)
+		params, ok := r.Match(req.Path)
 		if !ok {
 			continue
 		}
