@@ -23,6 +23,18 @@ func NotFound(format string, args ...any) error {
 // clients get the contract's JSON shape; browsers asking for HTML get a
 // readable page with the same code and request ID.
 func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
+	return ErrorHandlerWithPages(log, nil)
+}
+
+// ErrorPage renders the page a browser gets for an error (status is the
+// response's, already set; the body is empty). It answers false to leave
+// the request to the built-in page: the platform renders its own in its
+// layout, while other origins keep the plain one.
+type ErrorPage func(c *fiber.Ctx, status int, e *apierr.Error) (bool, error)
+
+// ErrorHandlerWithPages is ErrorHandler with the pages browsers get drawn
+// by page where it accepts the request.
+func ErrorHandlerWithPages(log func(c *fiber.Ctx, err error), page ErrorPage) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		ae := toAPIError(err)
 		if ae.Code == apierr.CodeInternal && log != nil {
@@ -39,12 +51,17 @@ func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
 		// a read timeout) come here directly: they get the platform's
 		// headers here, and SecurityHeaders refines them for the others.
 		platformHeaders(h)
-		if wantsHTML(c) {
+		if WantsErrorPage(c) {
+			// The page replaces whatever the handler wrote before failing.
+			c.Response().ResetBody()
+			if page != nil {
+				if done, err := page(c, status, ae); done {
+					return err
+				}
+			}
 			nonce := CSPNonce(c)
 			c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 			h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; style-src 'nonce-"+nonce+"'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-			// The page replaces whatever the handler wrote before failing.
-			c.Response().ResetBody()
 			return errorPage.Execute(c.Response().BodyWriter(), map[string]any{
 				"Status": status, "Code": ae.Code, "Message": ae.Message, "RequestID": GetRequestID(c), "Nonce": nonce,
 			})
@@ -81,8 +98,22 @@ func toAPIError(err error) *apierr.Error {
 	return apierr.From(err)
 }
 
-func wantsHTML(c *fiber.Ctx) bool {
-	if strings.HasPrefix(c.Path(), "/api/") || strings.HasPrefix(c.Path(), "/admin/api/") || strings.Contains(c.Path(), "/api/") {
+// WantsErrorPage reports whether an error is answered with a page rather
+// than the contract's JSON: a browser asking for HTML (a navigation), never
+// an API path, a script's XMLHttpRequest, a fetch that is no navigation
+// (Sec-Fetch-Mode cors, no-cors, same-origin) or a Bearer caller, which
+// all read the JSON shape.
+func WantsErrorPage(c *fiber.Ctx) bool {
+	if strings.Contains(c.Path(), "/api/") {
+		return false
+	}
+	if c.Get("X-Requested-With") != "" {
+		return false
+	}
+	if mode := c.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" && mode != "nested-navigate" {
+		return false
+	}
+	if scheme, _, _ := strings.Cut(strings.TrimSpace(c.Get(fiber.HeaderAuthorization)), " "); strings.EqualFold(scheme, "bearer") {
 		return false
 	}
 	accept := c.Get(fiber.HeaderAccept)

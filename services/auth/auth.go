@@ -216,6 +216,7 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointTokensList, s.tokensList),
 		bus.Endpoint(authapi.EndpointTokensRevoke, s.tokensRevoke),
 		bus.Endpoint(authapi.EndpointTokensExchange, s.tokensExchange),
+		bus.Endpoint(authapi.EndpointPasswordChange, s.changePassword),
 	)
 }
 

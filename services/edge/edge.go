@@ -273,13 +273,18 @@ func (s *Service) declaredLimit(method, path string) (int64, error) {
 // newApp builds the Fiber app: the middleware chain, then the routes.
 func (s *Service) newApp() (*fiber.App, error) {
 	d := s.d
-	errHandler := httpx.ErrorHandler(func(c *fiber.Ctx, err error) {
+	logFailure := func(c *fiber.Ctx, err error) {
 		d.Log.ErrorContext(c.UserContext(), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
-	})
+	}
+	errHandler := httpx.ErrorHandler(logFailure)
+	pages := &renderer{id: s.id, registration: d.Config.EnableRegistration}
+	// Browsers on the platform get its error pages (errorpages.go); the
+	// experiment origins keep errHandler's plain page.
+	platformErrors := httpx.ErrorHandlerWithPages(logFailure, s.errorPage(pages))
 	app := fiber.New(fiber.Config{
 		AppName:               "g.nome",
 		DisableStartupMessage: true,
-		ErrorHandler:          errHandler,
+		ErrorHandler:          platformErrors,
 		// /experiments/{slug} and /experiments/{slug}/ are different routes.
 		StrictRouting: true,
 		// Bodies above this are refused with 413 before a handler runs;
@@ -296,7 +301,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	onExperiment := func(c *fiber.Ctx) bool { return s.origins.slugOf(httpx.Host(c)) != "" }
 	httpx.Install(app, httpx.ChainOptions{
 		Log: d.Log, Metrics: s.metrics, TrustedProxies: d.Config.TrustedProxies,
-		Production: d.Config.IsProduction(), ErrorHandler: errHandler, PublicURL: s.origins.publicURL,
+		Production: d.Config.IsProduction(), ErrorHandler: platformErrors, PublicURL: s.origins.publicURL,
 		CanonicalOrigin: func(c *fiber.Ctx) string {
 			if slug := s.origins.slugOf(httpx.Host(c)); slug != "" {
 				return s.origins.experiment(slug)
@@ -307,7 +312,6 @@ func (s *Service) newApp() (*fiber.App, error) {
 		FormTargets: []string{httpx.ExperimentSource(s.origins.experiment("{slug}"))},
 	})
 
-	pages := &renderer{id: s.id, registration: d.Config.EnableRegistration}
 	exps := &experimentsAPI{upload: s.upload, id: s.id, catalog: s.catalog, pages: pages, maxUploadMB: d.Config.MaxUploadSizeMB}
 	actors := &actorsAPI{nc: d.NC, js: d.JS, topology: d.Topology, log: d.Log, access: exps.access, production: s.id.production}
 	exps.actors = actors
@@ -340,6 +344,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	newAPIDocs(s.origins, d.Config.EnableRegistration).routes(app)
 	accounts.routes(app)
 	(&tokensAPI{auth: s.auth, id: s.id}).routes(app)
+	(&accountAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages}).routes(app)
 	subAuth.ownerRoutes(app)
 	links.routes(app)
 	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)

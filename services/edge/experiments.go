@@ -74,6 +74,7 @@ func entryOf(c *fiber.Ctx) *entry { e, _ := c.Locals(localEntry).(*entry); retur
 
 func (x *experimentsAPI) routes(app *fiber.App) {
 	app.Get("/", x.homePage)
+	app.Get("/my-experiments", x.developerOrAdmin, x.myExperimentsPage)
 	app.Get("/api/experiments", x.listExperiments)
 	app.Post("/api/experiments", x.id.requireUser, x.uploadExperiment)
 	app.Post("/admin/api/upload-experiment", x.id.requireUser, x.uploadExperiment)

@@ -12,6 +12,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/authz"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
@@ -98,7 +99,7 @@ var pageFS embed.FS
 
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"login", "register", "admin", "index"} {
+	for _, name := range []string{"login", "register", "admin", "index", "myexperiments"} {
 		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/layout.html", "pages/"+name+".html"))
 	}
 	// An experiment's origin has pages of its own, which know nothing of
@@ -126,6 +127,11 @@ type page struct {
 	Experiments  []listItem
 	Exports      []exportView
 	ExportsError string
+	// IsDeveloper shows the link to My experiments (myexperiments.go).
+	IsDeveloper bool
+	Mine        []myRow
+	Statuses    []string
+	MaxUploadMB int64
 }
 
 // listItem is an experiment on the home page.
@@ -142,6 +148,7 @@ func (r *renderer) render(c *fiber.Ctx, status int, name string, p page) error {
 	p.User = claimsOf(c)
 	if p.User != nil {
 		p.IsAdmin = r.id.isAdmin(c)
+		p.IsDeveloper = p.User.Kind == "" && p.User.HasRole(authz.RoleDeveloper)
 	}
 	p.CSRF = r.id.csrfToken(c)
 	p.Nonce = httpx.CSPNonce(c)

@@ -182,6 +182,8 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	// progress, and the invalidation of an export by its experiment's
 	// deletion.
 	exerciseExports(t, d)
+	// Last: it ends the admin's sessions.
+	exercisePassword(ctx, t, d.NC)
 
 	// The running resources match the document.
 	checkLiveTopology(ctx, t, doc, d.JS)
