@@ -132,17 +132,22 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 
 	at := now()
 	expires := at.Add(s.d.Config.ExportRetention)
-	ready, err := s.logs.Ready(ctx, l.ID, store.Built{
+	return s.markReady(ctx, l, store.Built{
 		Size: sum.Size, Checksum: sum.SHA256, Documents: sum.Documents, Step: exportpkg.StepDone,
 		FileName: exportpkg.FileName(cfg.Slug, cfg.Version, l.Type), StorageKey: l.StorageKey,
 		Version: cfg.Version, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key, At: at, ExpiresAt: expires,
 	})
+}
+
+// markReady records l's stored file as built and tells the requester; an
+// export invalidated (or failed) while the last bytes were stored loses
+// its file, unless a concurrent attempt that won keeps it.
+func (s *Service) markReady(ctx context.Context, l *exportapi.Log, built store.Built) error {
+	ready, err := s.logs.Ready(ctx, l.ID, built)
 	if err != nil {
 		return err
 	}
 	if ready == nil {
-		// Invalidated (or failed) while the last bytes were stored; a
-		// concurrent attempt that won keeps its file.
 		cur, err := s.logs.Get(ctx, l.ID)
 		if err != nil {
 			return err

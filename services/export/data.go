@@ -121,27 +121,12 @@ func (s *Service) buildData(ctx context.Context, job *jobs.Job, l *exportapi.Log
 		return fmt.Errorf("the store kept %d bytes of a %d-byte file", obj.Size, sum.Size)
 	}
 	at := now()
-	ready, err := s.logs.Ready(ctx, l.ID, store.Built{
+	return s.markReady(ctx, l, store.Built{
 		Size: sum.Size, Checksum: sum.SHA256, Documents: sum.Documents, Step: exportpkg.StepDone,
 		FileName: l.FileName, StorageKey: l.StorageKey,
 		Version: cfg.Version, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key, At: at,
 		ExpiresAt: at.Add(s.d.Config.ExportRetention),
 	})
-	if err != nil {
-		return err
-	}
-	if ready == nil {
-		cur, err := s.logs.Get(ctx, l.ID)
-		if err != nil {
-			return err
-		}
-		if cur == nil || cur.Status != exportapi.StatusReady {
-			s.deleteFile(context.WithoutCancel(ctx), l.StorageKey)
-		}
-		return nil
-	}
-	s.publish(ctx, ready)
-	return nil
 }
 
 // streamData writes the file through a pipe into the store, as stream does
