@@ -30,6 +30,19 @@ import (
 	"github.com/gnome-platform/gnome/libs/config"
 )
 
+// Link describes a download link. The storage answers the link with the
+// file name and type given here, so a browser saves "clicks-v3.zip", not
+// the storage key.
+type Link struct {
+	// TTL is how long the link works; <= 0: the backend's default.
+	TTL time.Duration
+	// FileName is the name the browser saves the file as (Content-
+	// Disposition: attachment); empty: the storage's default.
+	FileName string
+	// ContentType is the answer's media type; empty: the stored one.
+	ContentType string
+}
+
 // Store keeps export packages by key (a path such as "exports/<id>.zip").
 // Its methods are safe for concurrent use; concurrent Puts of one key are
 // not coordinated (the last to complete wins).
@@ -47,11 +60,11 @@ type Store interface {
 	// Delete removes the object; deleting a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// DownloadURL returns a link that downloads the object without
-	// credentials until ttl has passed (ttl <= 0: the backend's default),
-	// with ok true, where the backend has such links (S3). Without them
-	// (the object store), it returns ok false and the caller streams the
-	// object itself through Open. It does not check that the object exists.
-	DownloadURL(ctx context.Context, key string, ttl time.Duration) (url string, ok bool, err error)
+	// credentials as l describes, with ok true, where the backend has such
+	// links (S3). Without them (the object store), it returns ok false and
+	// the caller streams the object itself through Open. It does not check
+	// that the object exists.
+	DownloadURL(ctx context.Context, key string, l Link) (url string, ok bool, err error)
 	// Name describes the backend for logs and health reports, without
 	// credentials.
 	Name() string

@@ -108,6 +108,19 @@ func TestS3Conformance(t *testing.T) {
 	}
 }
 
+func TestAttachment(t *testing.T) {
+	for name, want := range map[string]string{
+		"clicks-v3.zip":            `attachment; filename="clicks-v3.zip"`,
+		`a "b" \c.zip`:             `attachment; filename="a b c.zip"; filename*=UTF-8''a%20%22b%22%20%5Cc.zip`,
+		"naïve, ok=1.zip":          `attachment; filename="na_ve, ok=1.zip"; filename*=UTF-8''na%C3%AFve%2C%20ok%3D1.zip`,
+		"x\r\nSet-Cookie: a=b.csv": `attachment; filename="xSet-Cookie: a=b.csv"; filename*=UTF-8''x%0D%0ASet-Cookie%3A%20a%3Db.csv`,
+	} {
+		if got := exportstore.Attachment(name); got != want {
+			t.Errorf("Attachment(%q) = %s\nwant %s", name, got, want)
+		}
+	}
+}
+
 func TestS3DownloadURL(t *testing.T) {
 	srv := s3test.Start(t)
 	cfg := srv.NewBucket(t)
@@ -121,7 +134,7 @@ func TestS3DownloadURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	for ttl, want := range map[time.Duration]string{0: "900", 90 * time.Second: "90"} {
-		link, ok, err := s.DownloadURL(ctx, "exports/e1.zip", ttl)
+		link, ok, err := s.DownloadURL(ctx, "exports/e1.zip", exportstore.Link{TTL: ttl})
 		if err != nil || !ok {
 			t.Fatalf("DownloadURL(%s): %q %v %v", ttl, link, ok, err)
 		}
@@ -136,7 +149,7 @@ func TestS3DownloadURL(t *testing.T) {
 			t.Errorf("link %s is not presigned, or shows the secret", link)
 		}
 	}
-	if _, _, err := s.DownloadURL(ctx, "exports/e1.zip", 8*24*time.Hour); err == nil {
+	if _, _, err := s.DownloadURL(ctx, "exports/e1.zip", exportstore.Link{TTL: 8 * 24 * time.Hour}); err == nil {
 		t.Error("a link of 8 days was given; SigV4 allows 7")
 	}
 	st, err := s.Stat(ctx, "exports/e1.zip")
@@ -523,7 +536,7 @@ func TestFromConfig(t *testing.T) {
 	// A link is signed for B2's region, found in the endpoint, offline.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	link, ok, err := s.DownloadURL(ctx, "exports/a.zip", 0)
+	link, ok, err := s.DownloadURL(ctx, "exports/a.zip", exportstore.Link{})
 	if err != nil || !ok || !strings.HasPrefix(link, "https://") || !strings.Contains(link, "%2Fus-west-004%2Fs3%2Faws4_request") {
 		t.Errorf("B2 link %q %v %v: want https, signed for us-west-004", link, ok, err)
 	}

@@ -399,7 +399,7 @@ func (s *ObjectStore) Delete(ctx context.Context, key string) error {
 }
 
 // DownloadURL implements Store: the object store has no links of its own.
-func (s *ObjectStore) DownloadURL(context.Context, string, time.Duration) (string, bool, error) {
+func (s *ObjectStore) DownloadURL(context.Context, string, Link) (string, bool, error) {
 	return "", false, nil
 }
 

@@ -261,23 +261,76 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// DownloadURL implements Store: a presigned GET link, valid for ttl
+// DownloadURL implements Store: a presigned GET link, valid for l.TTL
 // (default S3Config.PresignTTL); the storage refuses it (403) afterwards.
-func (s *S3) DownloadURL(ctx context.Context, key string, ttl time.Duration) (string, bool, error) {
+// The file name and type ride in the signed response-content-disposition
+// and response-content-type parameters, which S3 echoes as headers.
+func (s *S3) DownloadURL(ctx context.Context, key string, l Link) (string, bool, error) {
 	if err := checkKey(key); err != nil {
 		return "", false, err
 	}
+	ttl := l.TTL
 	if ttl <= 0 {
 		ttl = s.presignTTL
 	}
 	if ttl < time.Second || ttl > maxPresignTTL {
 		return "", false, fmt.Errorf("exportstore: link lifetime %s is outside 1s..7 days", ttl)
 	}
-	u, err := s.core.PresignedGetObject(ctx, s.bucket, key, ttl, nil)
+	params := url.Values{}
+	if l.FileName != "" {
+		params.Set("response-content-disposition", Attachment(l.FileName))
+	}
+	if l.ContentType != "" {
+		params.Set("response-content-type", l.ContentType)
+	}
+	u, err := s.core.PresignedGetObject(ctx, s.bucket, key, ttl, params)
 	if err != nil {
 		return "", false, s.err("presign", key, err)
 	}
 	return u.String(), true, nil
+}
+
+// Attachment is the Content-Disposition value that saves a download as
+// name: a plain ASCII fallback (quotes, backslashes and controls dropped,
+// other non-ASCII as "_") and, when name is not plain ASCII, its UTF-8
+// form as RFC 6266's filename*.
+func Attachment(name string) string {
+	var ascii strings.Builder
+	plain := true
+	for _, r := range name {
+		switch {
+		case r == '"' || r == '\\' || r < 0x20 || r == 0x7f:
+			plain = false
+		case r > 0x7e:
+			plain = false
+			ascii.WriteByte('_')
+		default:
+			ascii.WriteRune(r)
+		}
+	}
+	v := `attachment; filename="` + ascii.String() + `"`
+	if !plain {
+		v += "; filename*=UTF-8''" + extValue(name)
+	}
+	return v
+}
+
+// extValue percent-encodes s as RFC 8187's value-chars: every byte but
+// attr-char.
+func extValue(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$&+-.^_`|~", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
 }
 
 func isNotFound(err error) bool {

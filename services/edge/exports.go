@@ -383,7 +383,7 @@ func (x *exportsAPI) downloadExport(c *fiber.Ctx) error {
 	if name == "" {
 		name = exportpkg.FileName(l.Slug, l.Version, l.Type)
 	}
-	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+strings.NewReplacer(`"`, "", `\`, "").Replace(name)+`"`)
+	c.Set(fiber.HeaderContentDisposition, exportstore.Attachment(name))
 	if l.Checksum != "" && ifNoneMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}

@@ -229,7 +229,7 @@ func (s *sinkStore) Stat(context.Context, string) (exportstore.Object, error) {
 	return exportstore.Object{}, exportstore.ErrNotFound
 }
 func (s *sinkStore) Delete(context.Context, string) error { return nil }
-func (s *sinkStore) DownloadURL(context.Context, string, time.Duration) (string, bool, error) {
+func (s *sinkStore) DownloadURL(context.Context, string, exportstore.Link) (string, bool, error) {
 	return "", false, nil
 }
 func (s *sinkStore) Name() string               { return "sink" }

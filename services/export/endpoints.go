@@ -8,6 +8,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
+	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/store"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
@@ -317,7 +318,10 @@ func (s *Service) download(ctx context.Context, req exportapi.Get) (exportapi.Do
 		return exportapi.Download{}, apierr.New(apierr.CodeNotFound, "the export has expired")
 	}
 	d := exportapi.Download{Export: *l, StorageKey: l.StorageKey}
-	url, ok, err := s.files.DownloadURL(ctx, l.StorageKey, s.d.Config.ExportLinkTTL)
+	// The link names the file as the edge's own download would: the
+	// storage key is an ID, not what a person wants on their disk.
+	link := exportstore.Link{TTL: s.d.Config.ExportLinkTTL, FileName: l.FileName, ContentType: l.ContentType()}
+	url, ok, err := s.files.DownloadURL(ctx, l.StorageKey, link)
 	if err != nil {
 		return exportapi.Download{}, apierr.Wrap(apierr.CodeUnavailable, err, "export storage is unavailable right now")
 	}

@@ -790,6 +790,10 @@ func TestS3StorageGivesPresignedLinks(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || sha(body) != l.Checksum || int64(len(body)) != l.FileSize {
 		t.Errorf("presigned download: %d, %d bytes, sha256 %s, %v; want %d bytes, %s", resp.StatusCode, len(body), sha(body), err, l.FileSize, l.Checksum)
 	}
+	// Saved under the package's name, not the storage key.
+	if cd, want := resp.Header.Get("Content-Disposition"), exportstore.Attachment(l.FileName); l.FileName == "" || cd != want {
+		t.Errorf("presigned download: Content-Disposition %q, want %q", cd, want)
+	}
 	if objs := w.objects(); len(objs) != 0 {
 		t.Errorf("the object store holds %v with S3 configured", objs)
 	}

@@ -283,7 +283,8 @@ func downloadURL(t *testing.T, ctx context.Context, s exportstore.Store) {
 	if _, err := s.Put(ctx, key, bytes.NewReader(data)); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	link, ok, err := s.DownloadURL(ctx, key, time.Minute)
+	const name = `clicks "v3", naïve.zip`
+	link, ok, err := s.DownloadURL(ctx, key, exportstore.Link{TTL: time.Minute, FileName: name, ContentType: "application/zip"})
 	if err != nil {
 		t.Fatalf("DownloadURL: %v", err)
 	}
@@ -293,15 +294,21 @@ func downloadURL(t *testing.T, ctx context.Context, s exportstore.Store) {
 		}
 		return // the caller streams through Open, tested above
 	}
-	status, got := fetch(t, ctx, link)
+	status, got, h := fetchHeader(t, ctx, link)
 	if status != http.StatusOK || !bytes.Equal(got, data) {
 		t.Errorf("GET of the link: %d, %d bytes; want 200 and the %d bytes put", status, len(got), len(data))
 	}
-	if link, ok, err := s.DownloadURL(ctx, key, 0); err != nil || !ok {
+	if cd := h.Get("Content-Disposition"); cd != exportstore.Attachment(name) {
+		t.Errorf("GET of the link: Content-Disposition %q, want %q", cd, exportstore.Attachment(name))
+	}
+	if ct := h.Get("Content-Type"); ct != "application/zip" {
+		t.Errorf("GET of the link: Content-Type %q, want application/zip", ct)
+	}
+	if link, ok, err := s.DownloadURL(ctx, key, exportstore.Link{}); err != nil || !ok {
 		t.Errorf("DownloadURL with the default lifetime: %q %v %v", link, ok, err)
 	}
 
-	short, _, err := s.DownloadURL(ctx, key, time.Second)
+	short, _, err := s.DownloadURL(ctx, key, exportstore.Link{TTL: time.Second})
 	if err != nil {
 		t.Fatalf("DownloadURL 1s: %v", err)
 	}
@@ -339,6 +346,12 @@ func read(t *testing.T, ctx context.Context, s exportstore.Store, key string) []
 
 func fetch(t *testing.T, ctx context.Context, link string) (int, []byte) {
 	t.Helper()
+	status, b, _ := fetchHeader(t, ctx, link)
+	return status, b
+}
+
+func fetchHeader(t *testing.T, ctx context.Context, link string) (int, []byte, http.Header) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 	if err != nil {
 		t.Fatalf("link %q: %v", link, err)
@@ -353,7 +366,7 @@ func fetch(t *testing.T, ctx context.Context, link string) (int, []byte) {
 	if err != nil {
 		t.Fatalf("GET %s: %v", link, err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, b, resp.Header
 }
 
 func checkModTime(t *testing.T, op string, got, start time.Time) {
