@@ -6,11 +6,16 @@ package apierr
 //go:generate go run ./gen ../../schemas/errors.json catalogue_gen.go
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // Code is a stable error code from schemas/errors.json.
@@ -85,17 +90,71 @@ func Wrap(code Code, cause error, message string) *Error {
 // OnField sets the JSON pointer of the offending field.
 func (e *Error) OnField(pointer string) *Error { e.Field = pointer; return e }
 
-// From finds the catalogue error in err's chain; anything else is internal,
-// with a message that reveals nothing of the cause.
+// From finds the catalogue error in err's chain; a dependency that is
+// unavailable (Unavailable) is unavailable, with a Retry-After, even when
+// wrapped as internal; anything else is internal, with a message that
+// reveals nothing of the cause. It is the one place where errors become
+// codes: the bus server's replies and the edge's responses both pass here.
 func From(err error) *Error {
 	if err == nil {
 		return nil
 	}
 	var e *Error
-	if errors.As(err, &e) {
+	if errors.As(err, &e) && e.Code != CodeInternal {
+		return e
+	}
+	if Unavailable(err) {
+		return &Error{Code: CodeUnavailable, Message: "a dependency is not available now; try again shortly", RetryAfter: DefaultRetryAfter, err: err}
+	}
+	if e != nil {
 		return e
 	}
 	return Wrap(CodeInternal, err, "internal error")
+}
+
+// DefaultRetryAfter, in seconds, is what an unavailable answer without a
+// better estimate tells clients to wait: long enough for a NATS leader
+// election or a database fail-over.
+const DefaultRetryAfter = 5
+
+var (
+	unavailableMu sync.RWMutex
+	unavailableFn []func(error) bool
+)
+
+// RegisterUnavailable adds a test of whether an error means a dependency
+// could not be reached. The packages that talk to a dependency (libs/bus
+// for NATS, libs/store for the database) register theirs when they load,
+// so that this package needs to know none of them.
+func RegisterUnavailable(is func(error) bool) {
+	unavailableMu.Lock()
+	defer unavailableMu.Unlock()
+	unavailableFn = append(unavailableFn, is)
+}
+
+// Unavailable reports whether err means a dependency was unreachable or
+// did not answer in time: a deadline passed while waiting on it, a network
+// error, or any registered test.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	unavailableMu.RLock()
+	defer unavailableMu.RUnlock()
+	for _, is := range unavailableFn {
+		if is(err) {
+			return true
+		}
+	}
+	return false
 }
 
 // Body is the contract's JSON error shape.

@@ -29,9 +29,10 @@ const (
 	HeaderError     = "Nats-Service-Error"
 )
 
-// AckWait bounds the wait for JetStream's acknowledgement of one published
-// message (an object's chunk among them) when the caller's context allows
-// longer: past it the storage is taken to be unavailable.
+// AckWait bounds the wait for JetStream's acknowledgement of one message
+// published asynchronously when the caller's context allows longer: past
+// it the storage is taken to be unavailable. An object's chunks are
+// bounded by OpTimeout instead (PutObject).
 const AckWait = 30 * time.Second
 
 // Connect dials the NATS cluster at url (comma-separated for several

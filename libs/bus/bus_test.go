@@ -217,7 +217,7 @@ func TestNoRespondersIsUnavailable(t *testing.T) {
 	}
 }
 
-func TestSlowReplyIsTimeout(t *testing.T) {
+func TestSlowReplyIsUnavailable(t *testing.T) {
 	env := testenv.Start(t)
 	srv, _ := serve(t, env, bus.ServerOptions{Name: "slow"})
 	release := make(chan struct{})
@@ -228,8 +228,8 @@ func TestSlowReplyIsTimeout(t *testing.T) {
 	})
 	nc := connect(t, env, "client")
 	_, err := bus.Call[struct{}](timeout(t, 200*time.Millisecond), nc, bus.Subject("slow", "wait"), struct{}{})
-	if ae := apierr.From(err); ae.Code != apierr.CodeTimeout {
-		t.Errorf("err = %v, want timeout", err)
+	if ae := apierr.From(err); ae.Code != apierr.CodeUnavailable || ae.RetryAfter <= 0 {
+		t.Errorf("err = %v (retry after %d s), want unavailable with a Retry-After", err, ae.RetryAfter)
 	}
 }
 

@@ -93,16 +93,21 @@ func Follow[T any](ctx, base context.Context, js jetstream.JetStream, o FollowOp
 		o.Log = slog.Default()
 	}
 	var cons jetstream.Consumer
-	var err error
-	if o.Durable != nil {
-		cfg := *o.Durable
-		cfg.FilterSubjects = o.Subjects
-		cons, err = js.CreateOrUpdateConsumer(ctx, o.Stream, cfg)
-	} else {
-		cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
-			FilterSubjects: o.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy,
-		})
-	}
+	// Made at start, like the streams: retried while JetStream cannot
+	// answer yet (a cluster starting with its services).
+	err := Retry(ctx, "consumer", o.Stream, func(ctx context.Context) error {
+		var err error
+		if o.Durable != nil {
+			cfg := *o.Durable
+			cfg.FilterSubjects = o.Subjects
+			cons, err = js.CreateOrUpdateConsumer(ctx, o.Stream, cfg)
+		} else {
+			cons, err = js.OrderedConsumer(ctx, o.Stream, jetstream.OrderedConsumerConfig{
+				FilterSubjects: o.Subjects, DeliverPolicy: jetstream.DeliverNewPolicy,
+			})
+		}
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("follow %v on %s: %w", o.Subjects, o.Stream, err)
 	}

@@ -133,9 +133,15 @@ func (s *Server) Handle(endpoint string, h RawHandler) error {
 			if err != nil {
 				ae := apierr.From(err)
 				span.SetStatus(codes.Error, string(ae.Code))
-				if ae.Code == apierr.CodeInternal {
+				switch {
+				case ae.Code == apierr.CodeInternal:
 					span.RecordError(err)
 					s.log.ErrorContext(ctx, "handler failed", "subject", subject, "err", err)
+				case ae.Code == apierr.CodeUnavailable && errors.Unwrap(ae) != nil:
+					// An outage met on the way (the caller gets 503): its
+					// cause is for the operator.
+					span.RecordError(err)
+					s.log.WarnContext(ctx, "handler met an outage", "subject", subject, "err", err)
 				}
 				be := ae.ToBody(rid).Error
 				if be.Code == "" {
@@ -297,7 +303,7 @@ func JSON[Req, Resp any](fn func(ctx context.Context, req Req) (Resp, error)) Ra
 
 // Call sends req to subject and decodes the reply into a Resp. A service
 // error comes back as the same *apierr.Error; no instance listening is
-// unavailable, and no answer in time is timeout. Services call each other
+// unavailable, and so is no answer in time. Services call each other
 // through their contracts' typed clients instead (libs/contract).
 func Call[Resp any](ctx context.Context, nc *nats.Conn, subject string, req any) (Resp, error) {
 	var resp Resp
@@ -326,11 +332,20 @@ func CallRaw(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([
 		span.SetStatus(codes.Error, err.Error())
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			return nil, apierr.Wrap(apierr.CodeUnavailable, ErrNoResponders, "service "+subject+" is not available")
+			ae := apierr.Wrap(apierr.CodeUnavailable, ErrNoResponders, "service "+subject+" is not available")
+			ae.RetryAfter = apierr.DefaultRetryAfter
+			return nil, ae
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-			return nil, apierr.Wrap(apierr.CodeTimeout, err, "service "+subject+" did not answer in time")
+			// A service that does not answer in time is one that died with
+			// the request or is overloaded: the caller may try again, as
+			// with any other outage (503, not 504).
+			ae := apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" did not answer in time")
+			ae.RetryAfter = apierr.DefaultRetryAfter
+			return nil, ae
 		}
-		return nil, apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" could not be reached")
+		ae := apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" could not be reached")
+		ae.RetryAfter = apierr.DefaultRetryAfter
+		return nil, ae
 	}
 	if code := reply.Header.Get(HeaderErrorCode); code != "" {
 		var be apierr.BodyError

@@ -1,9 +1,11 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +69,96 @@ type Topology struct {
 	// owns, which is all its bus permissions allow. Empty or Admin: it
 	// changes any.
 	Service string
+	// Bound is how long one Ensure call keeps retrying a resource that
+	// cannot be provisioned yet (PROVISION_TIMEOUT_SECONDS); 0 means
+	// DefaultProvisionBound.
+	Bound time.Duration
+	// Attempt bounds one attempt; 0 means provisionAttempt.
+	Attempt time.Duration
+	// Retrying, when set, hears of every attempt that failed and will be
+	// repeated (services log them: a cluster that is slow to form shows).
+	Retrying func(kind, name string, attempt int, err error)
+}
+
+// DefaultProvisionBound is how long provisioning retries by default: long
+// enough for a cluster whose nodes start with the services to elect its
+// leaders.
+const DefaultProvisionBound = 60 * time.Second
+
+// provisionAttempt bounds one attempt: on a clustered JetStream, creating
+// one replicated resource from several clients at once can take long or
+// never answer (nats.go issue #949), and the next attempt may find it made.
+const provisionAttempt = 5 * time.Second
+
+func (t Topology) bound() time.Duration {
+	if t.Bound <= 0 {
+		return DefaultProvisionBound
+	}
+	return t.Bound
+}
+
+// Retry runs attempt as provisioning does (back-off with jitter, each
+// attempt bounded, "already exists" retried at once) for up to
+// DefaultProvisionBound or until ctx ends: for what is made at start
+// besides the topology, such as durable consumers. kind and name name the
+// resource in the error.
+func Retry(ctx context.Context, kind, name string, attempt func(ctx context.Context) error) error {
+	return Topology{}.provision(ctx, kind, name, attempt)
+}
+
+// ProvisionError is a resource that could not be provisioned within the
+// bound; it names the resource.
+type ProvisionError struct {
+	Kind, Name string
+	Attempts   int
+	Err        error
+}
+
+func (e *ProvisionError) Error() string {
+	if e.Attempts > 1 {
+		return fmt.Sprintf("provision %s %s: %v (gave up after %d attempts)", e.Kind, e.Name, e.Err, e.Attempts)
+	}
+	return fmt.Sprintf("provision %s %s: %v", e.Kind, e.Name, e.Err)
+}
+
+func (e *ProvisionError) Unwrap() error { return e.Err }
+
+// provision runs attempt until it succeeds, fails for a reason retrying
+// cannot mend, or the bound (or ctx) ends. Attempts are spaced by an
+// exponential back-off with full jitter, so instances started together do
+// not ask again together. "Already exists" from a resource another
+// instance created meanwhile is retried at once: the next attempt finds it
+// and checks or updates its configuration.
+func (t Topology) provision(ctx context.Context, kind, name string, attempt func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, t.bound())
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for n := 1; ; n++ {
+		actx, acancel := context.WithTimeout(ctx, cmp.Or(t.Attempt, provisionAttempt))
+		err := attempt(actx)
+		acancel()
+		if err == nil {
+			return nil
+		}
+		raced := errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrBucketExists) ||
+			errors.Is(err, jetstream.ErrConsumerExists) || errors.Is(err, jetstream.ErrConsumerNameAlreadyInUse)
+		if !raced && !IsUnavailable(err) {
+			return &ProvisionError{Kind: kind, Name: name, Attempts: n, Err: err}
+		}
+		if t.Retrying != nil {
+			t.Retrying(kind, name, n, err)
+		}
+		wait := time.Duration(0)
+		if !raced || n > 3 {
+			wait = time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return &ProvisionError{Kind: kind, Name: name, Attempts: n, Err: err}
+		case <-time.After(wait):
+		}
+	}
 }
 
 // mayUpdate reports whether t changes the existing configuration of the
@@ -132,20 +224,26 @@ func (t Topology) Stream(name string) (jetstream.StreamConfig, error) {
 	return base, nil
 }
 
-// EnsureStreams creates or updates the named streams.
+// EnsureStreams creates or updates the named streams, retrying each within
+// the bound while JetStream cannot answer yet (provision).
 func (t Topology) EnsureStreams(ctx context.Context, names ...string) error {
 	for _, n := range names {
 		cfg, err := t.Stream(n)
 		if err != nil {
 			return err
 		}
-		if t.mayUpdate(n) {
-			_, err = t.JS.CreateOrUpdateStream(ctx, cfg)
-		} else if _, err = t.JS.CreateStream(ctx, cfg); errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			err = nil // its owner's configuration stands
-		}
+		err = t.provision(ctx, "stream", n, func(ctx context.Context) error {
+			if t.mayUpdate(n) {
+				_, err := t.JS.CreateOrUpdateStream(ctx, cfg)
+				return err
+			}
+			if _, err := t.JS.CreateStream(ctx, cfg); !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return err
+			}
+			return nil // its owner's configuration stands
+		})
 		if err != nil {
-			return fmt.Errorf("provision stream %s: %w", n, err)
+			return err
 		}
 	}
 	return nil
@@ -199,20 +297,26 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 	return cfg, nil
 }
 
-// EnsureBuckets creates or updates the named key-value buckets.
+// EnsureBuckets creates or updates the named key-value buckets, retrying
+// each within the bound (provision).
 func (t Topology) EnsureBuckets(ctx context.Context, names ...string) error {
 	for _, n := range names {
 		cfg, err := t.KeyValue(n)
 		if err != nil {
 			return err
 		}
-		if t.mayUpdate("KV_" + n) {
-			_, err = t.JS.CreateOrUpdateKeyValue(ctx, cfg)
-		} else if _, err = t.JS.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
-			err = nil
-		}
+		err = t.provision(ctx, "bucket", n, func(ctx context.Context) error {
+			if t.mayUpdate("KV_" + n) {
+				_, err := t.JS.CreateOrUpdateKeyValue(ctx, cfg)
+				return err
+			}
+			if _, err := t.JS.CreateKeyValue(ctx, cfg); !errors.Is(err, jetstream.ErrBucketExists) {
+				return err
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("provision bucket %s: %w", n, err)
+			return err
 		}
 	}
 	return nil
@@ -235,20 +339,26 @@ func (t Topology) ObjectStore(name string) (jetstream.ObjectStoreConfig, error) 
 	return cfg, nil
 }
 
-// EnsureObjectStores creates or updates the named object stores.
+// EnsureObjectStores creates or updates the named object stores, retrying
+// each within the bound (provision).
 func (t Topology) EnsureObjectStores(ctx context.Context, names ...string) error {
 	for _, n := range names {
 		cfg, err := t.ObjectStore(n)
 		if err != nil {
 			return err
 		}
-		if t.mayUpdate("OBJ_" + n) {
-			_, err = t.JS.CreateOrUpdateObjectStore(ctx, cfg)
-		} else if _, err = t.JS.CreateObjectStore(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
-			err = nil
-		}
+		err = t.provision(ctx, "object store", n, func(ctx context.Context) error {
+			if t.mayUpdate("OBJ_" + n) {
+				_, err := t.JS.CreateOrUpdateObjectStore(ctx, cfg)
+				return err
+			}
+			if _, err := t.JS.CreateObjectStore(ctx, cfg); !errors.Is(err, jetstream.ErrBucketExists) {
+				return err
+			}
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("provision object store %s: %w", n, err)
+			return err
 		}
 	}
 	return nil

@@ -40,6 +40,12 @@ type Config struct {
 	// NATSReplicas is the replica count of every stream, bucket and object
 	// store the services provision (1 on a single server, 3 on a cluster).
 	NATSReplicas int
+	// ProvisionTimeout bounds how long a service retries creating the
+	// streams, buckets and object stores it needs while JetStream cannot
+	// answer yet (PROVISION_TIMEOUT_SECONDS, 60 by default): services
+	// started with, or before, their NATS cluster wait for it, reporting
+	// not ready, and exit only past it.
+	ProvisionTimeout time.Duration
 	// NATSAuth is how this process authenticates to an external NATS
 	// cluster (NATS_USER/NATS_PASSWORD, NATS_CREDS or NATS_NKEY_SEED). The
 	// embedded server generates its own credentials under DATA_DIR.
@@ -50,6 +56,10 @@ type Config struct {
 	MongoMinPool      uint64
 	MongoMaxPool      uint64
 	EmbeddedStoreAddr string
+	// EmbeddedEngine is the engine under the embedded store
+	// (EMBEDDED_STORE): sqlite, postgres or auto (docs/architecture.md,
+	// "The embedded store").
+	EmbeddedEngine string
 
 	SecretKey string
 	// SecretKeyPrevious is the SECRET_KEY before the last change
@@ -73,6 +83,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MetricsAllowed are the networks that may read /metrics; loopback always may.
 	MetricsAllowed []netip.Prefix
+	// MetricsAddr is where a service binary serves /metrics and /health
+	// on a listener of its own (METRICS_ADDR, host:port; empty: none), and
+	// what its probe subcommand asks.
+	MetricsAddr string
 	// MetricsToken, when set, lets a scraper read /metrics from anywhere
 	// with `Authorization: Bearer <token>` (METRICS_TOKEN).
 	MetricsToken string
@@ -235,6 +249,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		NATSURL:          str("NATS_URL", ""),
 		EmbeddedNATSAddr: str("EMBEDDED_NATS_ADDR", "127.0.0.1:4222"),
 		NATSReplicas:     int(integer("NATS_REPLICAS", 1, 1)),
+		ProvisionTimeout: time.Duration(integer("PROVISION_TIMEOUT_SECONDS", 60, 1)) * time.Second,
 		NATSAuth: NATSAuth{
 			User: str("NATS_USER", ""), Password: str("NATS_PASSWORD", ""),
 			CredsFile: str("NATS_CREDS", ""), NKeySeedFile: str("NATS_NKEY_SEED", ""),
@@ -244,6 +259,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		MongoMinPool:       uint64(integer("MONGO_MAIN_MIN_POOL_SIZE", 10, 0)),
 		MongoMaxPool:       uint64(integer("MONGO_MAIN_MAX_POOL_SIZE", 50, 1)),
 		EmbeddedStoreAddr:  str("EMBEDDED_STORE_ADDR", "127.0.0.1:27017"),
+		EmbeddedEngine:     strings.ToLower(str("EMBEDDED_STORE", "sqlite")),
 		SecretKey:          str("SECRET_KEY", str("FLASK_SECRET_KEY", "")),
 		SecretKeyPrevious:  str("SECRET_KEY_PREVIOUS", ""),
 		EnableRegistration: boolean("ENABLE_REGISTRATION", false),
@@ -255,6 +271,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		TrustedProxies:     cidrs("TRUSTED_PROXIES"),
 		MetricsAllowed:     cidrs("METRICS_ALLOWED_CIDRS"),
 		MetricsToken:       str("METRICS_TOKEN", ""),
+		MetricsAddr:        str("METRICS_ADDR", ""),
 		PublicURL:          strings.TrimRight(str("PUBLIC_URL", ""), "/"),
 		ExperimentOrigin:   strings.TrimRight(str("EXPERIMENT_ORIGIN", ""), "/"),
 		B2: B2Config{
@@ -280,12 +297,21 @@ func LoadFrom(get Getenv) (*Config, error) {
 	if c.Env != Development && c.Env != Production {
 		errs = append(errs, &Error{"G_NOME_ENV", fmt.Sprintf("must be %q or %q, got %q", Development, Production, c.Env)})
 	}
-	for name, addr := range map[string]string{"HTTP_ADDR": c.HTTPAddr, "EMBEDDED_NATS_ADDR": c.EmbeddedNATSAddr, "EMBEDDED_STORE_ADDR": c.EmbeddedStoreAddr} {
+	addrs := map[string]string{"HTTP_ADDR": c.HTTPAddr, "EMBEDDED_NATS_ADDR": c.EmbeddedNATSAddr, "EMBEDDED_STORE_ADDR": c.EmbeddedStoreAddr}
+	if c.MetricsAddr != "" {
+		addrs["METRICS_ADDR"] = c.MetricsAddr
+	}
+	for name, addr := range addrs {
 		if _, port, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, &Error{name, fmt.Sprintf("must be host:port, got %q", addr)})
 		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			errs = append(errs, &Error{name, fmt.Sprintf("port must be a number from 0 to 65535, got %q", port)})
 		}
+	}
+	switch c.EmbeddedEngine {
+	case "sqlite", "postgres", "auto":
+	default:
+		errs = append(errs, &Error{"EMBEDDED_STORE", fmt.Sprintf("must be sqlite, postgres or auto, got %q", c.EmbeddedEngine)})
 	}
 	if c.MongoMinPool > c.MongoMaxPool {
 		errs = append(errs, &Error{"MONGO_MAIN_MIN_POOL_SIZE", fmt.Sprintf("%d is above MONGO_MAIN_MAX_POOL_SIZE %d", c.MongoMinPool, c.MongoMaxPool)})

@@ -55,6 +55,26 @@ type Caller struct {
 	IsAdmin   bool     `json:"is_admin"`
 	RequestID string   `json:"request_id,omitempty"`
 	Token     string   `json:"token,omitempty"`
+	// Scoped is set by the serving side when Token stands for a personal
+	// API token, whose Roles may be fewer than its user's; never read from
+	// a message.
+	Scoped bool `json:"-"`
+}
+
+// ManagesOwn reports whether the caller may act as the owner of the
+// experiments it owns: managing needs the developer role, and a personal
+// token made with fewer roles (["user"], say) gets no more than those,
+// even for its user's own experiments. Sessions keep what their user holds.
+func (c Caller) ManagesOwn() bool {
+	if !c.Scoped {
+		return true
+	}
+	for _, r := range c.Roles {
+		if r == "developer" || r == "admin" {
+			return true
+		}
+	}
+	return false
 }
 
 // Empty is an empty request or reply.

@@ -1,6 +1,7 @@
 // Package embedded starts the infrastructure `gnome serve` brings along when no
-// cluster is given: a NATS server with JetStream on disk, and FerretDB on
-// SQLite as the MongoDB-compatible store. Both listen on loopback only.
+// cluster is given: a NATS server with JetStream on disk, and FerretDB as the
+// MongoDB-compatible store, on SQLite or on a PostgreSQL child process (see
+// engine.go). They listen on loopback only (PostgreSQL on a unix socket).
 package embedded
 
 import (
@@ -124,65 +125,43 @@ func (n *NATS) Shutdown() {
 // stores started at once in one process (parallel tests) would race.
 var ferretNew sync.Mutex
 
-// Store is an embedded FerretDB with the SQLite backend.
+// Store is an embedded FerretDB: on SQLite files (EngineSQLite), or on a
+// PostgreSQL server run as a child process (EnginePostgres, see
+// engine.go).
 type Store struct {
 	db     *ferretdb.FerretDB
 	cancel context.CancelFunc
 	done   chan struct{}
 	uri    string
+	engine string
+	pg     *Postgres
 }
 
 // StartStore starts FerretDB storing its SQLite files under dir and
 // listening on addr (loopback; port 0 picks a free one).
 func StartStore(dir, addr string, log *slog.Logger) (*Store, error) {
-	host, port, err := loopback(addr)
-	if err != nil {
-		return nil, fmt.Errorf("EMBEDDED_STORE_ADDR: %w", err)
-	}
-	if port != 0 {
-		if err := portFree(host, port); err != nil {
-			return nil, fmt.Errorf("EMBEDDED_STORE_ADDR: cannot listen on %s (%v); set EMBEDDED_STORE_ADDR to a free address or MONGO_URI to an existing MongoDB", addr, err)
-		}
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("resolve store dir: %w", err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("create store dir: %w", err)
-	}
-	if log == nil {
-		log = slog.Default()
-	}
-	ferretNew.Lock()
-	db, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: net.JoinHostPort(host, strconv.Itoa(port))},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
-		// FerretDB logs every connection at info and unsupported commands (such as the driver's endSessions) as warnings; keep only its errors.
-		Logger: slog.New(levelFloor{log.Handler(), slog.LevelError}).With("component", "store"),
-	})
-	ferretNew.Unlock()
-	if err != nil {
-		return nil, fmt.Errorf("create embedded store: %w", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &Store{db: db, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(s.done); _ = db.Run(ctx) }()
-	// MongoDBURI blocks until the listener is bound.
-	s.uri = db.MongoDBURI()
-	return s, nil
+	return StartStoreEngine(dir, addr, EngineSQLite, log)
 }
 
 // URI is the MongoDB connection string of the store.
 func (s *Store) URI() string { return s.uri }
 
-// Shutdown stops the listener and closes the SQLite files.
+// Engine is the engine under the store: EngineSQLite or EnginePostgres.
+func (s *Store) Engine() string { return s.engine }
+
+// Postgres is the PostgreSQL child process under the store, nil on SQLite.
+func (s *Store) Postgres() *Postgres { return s.pg }
+
+// Shutdown stops the listener, then closes the SQLite files or stops the
+// PostgreSQL server.
 func (s *Store) Shutdown() {
 	s.cancel()
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
+	}
+	if s.pg != nil {
+		s.pg.Shutdown()
 	}
 }
 

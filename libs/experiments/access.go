@@ -13,6 +13,16 @@ type Viewer struct {
 	Roles []string
 	// IsAdmin is decided by the shared policy (admin_panel access).
 	IsAdmin bool
+	// Scoped marks a personal API token's roles, which may be fewer than
+	// its user's: managing even one's own experiment then needs the
+	// developer role in the token (ManagesOwn).
+	Scoped bool
+}
+
+// ManagesOwn reports whether v may manage the experiments its user owns:
+// a personal token made with fewer roles gets no more than those.
+func (v *Viewer) ManagesOwn() bool {
+	return v != nil && (!v.Scoped || slices.Contains(v.Roles, "developer") || slices.Contains(v.Roles, "admin"))
 }
 
 // Permissions decides resource:action pairs of required_permissions.
@@ -96,6 +106,11 @@ func Decide(r Rules, v *Viewer, perms Permissions, a Action) Decision {
 		return Allow
 	}
 	owner := v != nil && v.Email != "" && strings.EqualFold(v.Email, r.Owner)
+	if a == Manage && owner && !v.ManagesOwn() {
+		// The owner's personal token made without the developer role
+		// reads and opens, but changes nothing.
+		return Deny
+	}
 	return decide(r, v, owner, perms, a)
 }
 

@@ -19,7 +19,9 @@ func NotFound(format string, args ...any) error {
 
 // ErrorHandler renders every error of the edge: apierr errors with their
 // catalogue status, Fiber's own (unknown route, wrong method, body too large)
-// mapped to catalogue codes, anything else as internal without details. API
+// mapped to catalogue codes, outages as unavailable with a Retry-After
+// (apierr.From), anything else as internal without details; log hears of
+// the internal ones and of outages with a cause. API
 // clients get the contract's JSON shape; browsers asking for HTML get a
 // readable page with the same code and request ID.
 func ErrorHandler(log func(c *fiber.Ctx, err error)) fiber.ErrorHandler {
@@ -37,12 +39,20 @@ type ErrorPage func(c *fiber.Ctx, status int, e *apierr.Error) (bool, error)
 func ErrorHandlerWithPages(log func(c *fiber.Ctx, err error), page ErrorPage) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		ae := toAPIError(err)
-		if ae.Code == apierr.CodeInternal && log != nil {
+		// Faults are logged, and so are outages met on the way (503 with a
+		// cause): the client sees neither cause, the operator needs both.
+		if log != nil && (ae.Code == apierr.CodeInternal || (ae.Code == apierr.CodeUnavailable && errors.Unwrap(ae) != nil)) {
 			log(c, err)
 		}
 		status := ae.Code.Status()
-		if ae.RetryAfter > 0 {
-			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
+		retry := ae.RetryAfter
+		if ae.Code == apierr.CodeUnavailable && retry <= 0 {
+			// An outage always says when to come back, whichever service
+			// met it (Retry-After does not cross the bus).
+			retry = apierr.DefaultRetryAfter
+		}
+		if retry > 0 {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
 		}
 		c.Status(status)
 		h := &c.Response().Header

@@ -202,7 +202,13 @@ func (q *Queue) NewWorker(ctx context.Context, o WorkerOptions, h Handler) (*Wor
 	for _, k := range o.Kinds {
 		cfg.FilterSubjects = append(cfg.FilterSubjects, q.prefix+"."+k)
 	}
-	cons, err := q.js.CreateOrUpdateConsumer(ctx, q.stream, cfg)
+	// Made at start, like the streams: retried while JetStream cannot
+	// answer yet (a cluster starting with its services).
+	var cons jetstream.Consumer
+	err := bus.Retry(ctx, "consumer", q.stream+"/"+o.Durable, func(ctx context.Context) (err error) {
+		cons, err = q.js.CreateOrUpdateConsumer(ctx, q.stream, cfg)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s on %s: %w", o.Durable, q.stream, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +79,9 @@ func newPoolMetrics(reg prometheus.Registerer) *poolMetrics {
 }
 
 // Open connects and pings. Pool use is exported as gnome_db_pool_* metrics
-// and commands slower than SlowCommand are logged.
+// and commands slower than SlowCommand are logged. Against FerretDB (the
+// embedded store) updates of one collection run one at a time (see
+// serialWrites).
 func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -102,14 +105,24 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 			m.checkedOut.Dec()
 		}
 	}}
+	// ferret: the server is FerretDB, known once connected (before any
+	// command of the caller's runs).
+	var ferret atomic.Bool
 	cmd := &event.CommandMonitor{
+		Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+			if ferret.Load() {
+				processWrites.started(ctx, e, o.Log)
+			}
+		},
 		Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+			processWrites.finished(e.RequestID)
 			if e.Duration >= SlowCommand {
 				m.slow.Inc()
 				o.Log.WarnContext(ctx, "slow database command", "command", e.CommandName, "database", e.DatabaseName, "duration_ms", e.Duration.Milliseconds())
 			}
 		},
 		Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+			processWrites.finished(e.RequestID)
 			if e.Duration >= SlowCommand {
 				m.slow.Inc()
 				o.Log.WarnContext(ctx, "slow database command failed", "command", e.CommandName, "duration_ms", e.Duration.Milliseconds(), "err", e.Failure)
@@ -131,6 +144,12 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		_ = client.Disconnect(context.Background())
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
+	isFerret, err := isFerretDB(pctx, client)
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("ask the database what it is: %w", err)
+	}
+	ferret.Store(isFerret)
 	return &Store{Client: client, DB: client.Database(o.Database)}, nil
 }
 

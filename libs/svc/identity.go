@@ -105,7 +105,7 @@ func (id *Identity) Caller(c contract.Caller, isAdmin func(email string, roles [
 	roles := append([]string{}, cl.Roles...)
 	return contract.Caller{
 		Email: cl.Email, Roles: roles, IsAdmin: isAdmin(cl.Email, roles),
-		RequestID: c.RequestID, Token: c.Token,
+		RequestID: c.RequestID, Token: c.Token, Scoped: cl.PAT != "",
 	}, nil
 }
 

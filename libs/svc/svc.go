@@ -81,7 +81,7 @@ func Connect(ctx context.Context, cfg *config.Config, tel *telemetry.Telemetry, 
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Options{
+	st, err := openStore(ctx, cfg, store.Options{
 		URI: mongoURI, Database: cfg.MongoDB, MinPool: cfg.MongoMinPool, MaxPool: cfg.MongoMaxPool,
 		AppName: "gnome-" + name, Log: tel.Logger, Registry: tel.Registry,
 	})
@@ -91,10 +91,42 @@ func Connect(ctx context.Context, cfg *config.Config, tel *telemetry.Telemetry, 
 	}
 	return &Deps{
 		Config: cfg, Log: tel.Logger, Telemetry: tel, NC: nc, JS: js,
-		Topology: bus.Topology{JS: js, Replicas: cfg.NATSReplicas, Service: name},
+		Topology: newTopology(js, cfg, name, tel.Logger),
 		Store:    st, InstanceID: id, Version: buildinfo.Version, Started: time.Now(),
 		identity: &identityState{},
 	}, nil
+}
+
+// openStore opens the database, waiting for it while it does not answer
+// (a replica set started with the services, not yet initiated), within
+// PROVISION_TIMEOUT_SECONDS as provisioning does.
+func openStore(ctx context.Context, cfg *config.Config, o store.Options) (*store.Store, error) {
+	deadline := time.Now().Add(cfg.ProvisionTimeout)
+	backoff := 250 * time.Millisecond
+	for {
+		st, err := store.Open(ctx, o)
+		if err == nil || !store.IsUnavailable(err) || time.Now().After(deadline) {
+			return st, err
+		}
+		o.Log.Warn("database not reachable yet; waiting for it", "err", err, "bound", cfg.ProvisionTimeout)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// newTopology provisions as service name with the settings' replicas and
+// bound, logging each attempt that will be repeated.
+func newTopology(js jetstream.JetStream, cfg *config.Config, name string, log *slog.Logger) bus.Topology {
+	return bus.Topology{
+		JS: js, Replicas: cfg.NATSReplicas, Service: name, Bound: cfg.ProvisionTimeout,
+		Retrying: func(kind, res string, attempt int, err error) {
+			log.Warn("provisioning not done yet; retrying", "kind", kind, "name", res, "attempt", attempt, "err", err, "bound", cfg.ProvisionTimeout)
+		},
+	}
 }
 
 // BusAuth is how bus user name authenticates: the settings' credentials,
@@ -122,7 +154,7 @@ func (d *Deps) WithBus(natsURL, name string, auth config.NATSAuth, opts ...nats.
 	}
 	c := *d
 	c.NC, c.JS, c.sharedStore, c.identity = nc, js, true, &identityState{}
-	c.Topology = bus.Topology{JS: js, Replicas: d.Config.NATSReplicas, Service: name}
+	c.Topology = newTopology(js, d.Config, name, d.Log)
 	return &c, nil
 }
 
@@ -131,15 +163,24 @@ func connectBus(natsURL, name, id string, auth config.NATSAuth, tel *telemetry.T
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, append(opts, extra...)...)
+	opts = append(opts, extra...)
+	nc, err := bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, opts...)
+	if errors.Is(err, nats.ErrNoServers) {
+		// No server answers yet (a cluster starting with its services):
+		// connect in the background and let provisioning wait for it
+		// within its bound. Refused credentials still fail at once.
+		tel.Logger.Warn("nats not reachable yet; waiting for it", "err", err)
+		nc, err = bus.Connect(natsURL, "gnome-"+name+"-"+id, tel.Logger, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	// An object store's Put waits for each chunk's acknowledgement up to
-	// the publish-async timeout (5 s by default), even when its context
-	// allows longer: a busy disk or machine then fails an upload that
-	// would have been stored. The caller's context bounds the wait anyway.
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(bus.AckWait))
+	// An asynchronous publish waits up to bus.AckWait for its
+	// acknowledgement. Calls without a deadline of their own, and each
+	// chunk of an object put (bus.PutObject), wait at most bus.OpTimeout
+	// (jetstream's 5 s default fails uploads on a busy disk): a lost node
+	// fails them within seconds, not at the request's deadline.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(bus.AckWait), jetstream.WithDefaultTimeout(bus.OpTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("open jetstream: %w", err)
@@ -213,17 +254,48 @@ func SignalContext() (context.Context, context.CancelFunc) {
 }
 
 // Main is the whole main function of a separately deployed service binary:
-// it reads the config, refuses to embed anything, connects, runs the
-// services built by build until SIGTERM, and stops them gracefully.
+// it runs the service until SIGTERM (Run), or with the argument probe asks
+// the running instance's health (a container health check without a
+// shell), and exits with Run's code.
 func Main(name string, build func(*Deps) []Service) {
-	if err := run(name, build); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
-		os.Exit(1)
-	}
+	ctx, stop := SignalContext()
+	// After the first signal starts a graceful stop, a second one ends the
+	// process at once.
+	go func() { <-ctx.Done(); stop() }()
+	code := Run(ctx, name, os.Args[1:], config.Load, build)
+	stop()
+	os.Exit(code)
 }
 
-func run(name string, build func(*Deps) []Service) error {
-	cfg, err := config.Load()
+// Run is Main's body, with the signals' context, the arguments and the
+// settings given: without arguments it reads the config, refuses to embed
+// anything, serves METRICS_ADDR when set, connects, runs the services built
+// by build until ctx ends and stops them gracefully; `probe` asks the
+// /health at METRICS_ADDR. It returns the process's exit code: 0, 1 on a
+// failure (printed to stderr), 2 on a wrong argument.
+func Run(ctx context.Context, name string, args []string, load func() (*config.Config, error), build func(*Deps) []Service) int {
+	switch {
+	case len(args) == 0:
+	case len(args) == 1 && args[0] == "probe":
+		cfg, err := load()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s probe: %v\n", name, err)
+			return 1
+		}
+		return probe(cfg, os.Stderr)
+	default:
+		fmt.Fprintf(os.Stderr, "usage: %s [probe]\n  without arguments: run the %s service\n  probe: exit 0 when the instance at METRICS_ADDR is healthy, 1 otherwise\n", name, name)
+		return 2
+	}
+	if err := run(ctx, name, load, build); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, name string, load func() (*config.Config, error), build func(*Deps) []Service) error {
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -238,16 +310,25 @@ func run(name string, build func(*Deps) []Service) error {
 	if err := cfg.EnsureSecretKey(); err != nil {
 		return err
 	}
-	ctx, stop := SignalContext()
-	defer stop()
-	// After the first signal starts a graceful stop, a second one ends the
-	// process at once.
-	go func() { <-ctx.Done(); stop() }()
 	tel, err := telemetry.New(ctx, telemetry.Options{Service: "gnome-" + name, Version: buildinfo.Version, LogLevel: cfg.LogLevel, LogFormat: cfg.LogFormat})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	// The health listener comes first: while NATS is awaited and
+	// provisioning retries (up to PROVISION_TIMEOUT_SECONDS), the instance
+	// is up but not ready, rather than restarted by its orchestrator.
+	var obs *Observer
+	if cfg.MetricsAddr != "" {
+		if obs, err = Observe(cfg.MetricsAddr, cfg, tel); err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = obs.Close(cctx)
+		}()
+	}
 	deps, err := Connect(ctx, cfg, tel, cfg.NATSURL, cfg.MongoURI, name)
 	if err != nil {
 		return err
@@ -257,8 +338,14 @@ func run(name string, build func(*Deps) []Service) error {
 		deps.Close(context.Background())
 		return err
 	}
-	tel.Logger.Info("ready", "service", name, "instance", deps.InstanceID)
+	if obs != nil {
+		obs.Ready(deps.Check)
+	}
+	tel.Logger.Info("ready", "service", name, "instance", deps.InstanceID, "metrics_addr", cfg.MetricsAddr)
 	<-ctx.Done()
+	if obs != nil {
+		obs.NotReady()
+	}
 	tel.Logger.Info("shutting down", "service", name, "grace", cfg.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()

@@ -59,7 +59,14 @@ func (c Client) Upload(ctx context.Context, r io.Reader, caller Caller) (Result,
 	id := NewUploadID()
 	size, err := c.Staging.Put(ctx, id, r)
 	if err != nil {
-		_ = c.Staging.Delete(context.WithoutCancel(ctx), id)
+		// Whatever part of it was stored goes, in the background: the
+		// answer (503 when the storage is down) does not wait for a
+		// storage that may not answer.
+		go func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			_ = c.Staging.Delete(dctx, id)
+		}()
 		return Result{}, &StageError{err}
 	}
 	return c.Process(ctx, ProcessUpload{UploadID: id, Size: size, Caller: caller})

@@ -65,7 +65,7 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRevokedTokens, bus.BucketAuthKeys, bus.BucketUserVersions); err != nil {
 		return err
 	}
-	if err := d.Store.EnsureIndexes(ctx, store.Users); err != nil {
+	if err := d.Store.EnsureIndexes(ctx, store.Users, store.AuditLog); err != nil {
 		return err
 	}
 	if err := s.tokens.ensureIndexes(ctx); err != nil {
@@ -217,6 +217,8 @@ func (s *Service) endpoints(srv *bus.Server) error {
 		bus.Endpoint(authapi.EndpointTokensRevoke, s.tokensRevoke),
 		bus.Endpoint(authapi.EndpointTokensExchange, s.tokensExchange),
 		bus.Endpoint(authapi.EndpointPasswordChange, s.changePassword),
+		bus.Endpoint(authapi.EndpointPasswordReset, s.resetPassword), bus.Endpoint(authapi.EndpointPasswordResetComplete, s.completeReset),
+		bus.Endpoint(authapi.EndpointAuditList, s.auditList),
 	)
 }
 

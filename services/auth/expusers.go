@@ -154,7 +154,9 @@ func (s *Service) ownerOf(ctx context.Context, actor authapi.Actor, slug, what s
 	if cfg == nil {
 		return authapi.Actor{}, apierr.New(apierr.CodeNotFound, "no experiment %q", slug)
 	}
-	if !admin && !strings.EqualFold(cfg.OwnerEmail, cl.Email) {
+	// A personal token made without the developer role does not manage
+	// even its user's own experiments.
+	if !admin && !(strings.EqualFold(cfg.OwnerEmail, cl.Email) && cl.RoleInScope(authz.RoleDeveloper)) {
 		return authapi.Actor{}, apierr.New(apierr.CodeForbidden, "only the experiment's owner and administrators manage %s", what)
 	}
 	return authapi.Actor{Email: cl.Email, RequestID: actor.RequestID}, nil

@@ -58,8 +58,8 @@ func (s *Service) permTarget(ctx context.Context, actor authapi.Actor, slug stri
 	}
 	admin := cl.RoleInScope(authz.RoleAdmin) && s.enforcer.Allowed(cl.Email, authz.ObjAdminPanel, authz.ActAccess)
 	owner := strings.EqualFold(cfg.OwnerEmail, cl.Email)
-	if !admin && !owner {
-		if cfg.Status == experiments.StatusDraft {
+	if !admin && !(owner && cl.RoleInScope(authz.RoleDeveloper)) {
+		if cfg.Status == experiments.StatusDraft && !owner {
 			// A draft exists for its owner and administrators alone.
 			return nil, apierr.New(apierr.CodeNotFound, "no experiment %q", slug)
 		}

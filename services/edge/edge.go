@@ -318,7 +318,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	exports := &exportsAPI{export: s.export, id: s.id, limiter: s.limiter, access: exps.access, nc: d.NC, files: s.exportFiles}
 	health := &healthAPI{probe: s.health}
 	accounts := &accountsAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages, registration: d.Config.EnableRegistration}
-	admin := &adminAPI{auth: s.auth, id: s.id, pages: pages, exports: exports}
+	admin := &adminAPI{auth: s.auth, id: s.id, pages: pages, exports: exports, catalog: s.catalog}
 	files := &filesAPI{bundles: s.bundles, access: exps.access}
 	subAuth, err := newExpAuth(s.auth, s.id, s.limiter, s.catalog, d.Config.SecretKey)
 	if err != nil {
@@ -345,6 +345,7 @@ func (s *Service) newApp() (*fiber.App, error) {
 	accounts.routes(app)
 	(&tokensAPI{auth: s.auth, id: s.id}).routes(app)
 	(&accountAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages}).routes(app)
+	(&passwordResetAPI{auth: s.auth, id: s.id, limiter: s.limiter, pages: pages, origins: s.origins}).routes(app)
 	subAuth.ownerRoutes(app)
 	links.routes(app)
 	app.Get("/auth/experiment", limit(s.limiter, ratelimit.Handoff), s.handoffs.start)

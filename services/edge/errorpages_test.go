@@ -57,7 +57,7 @@ func TestBrowsersGetErrorPagesScriptsGetJSON(t *testing.T) {
 	anon["Content-Type"] = "application/x-www-form-urlencoded"
 	page("403 anonymous", w.do("POST", "/auth/login", "", anon, "email=a%40example.com&password=x"), 403,
 		`href="/auth/login?next=%2Fauth%2Flogin"`, "csrf_rejected")
-	page("5xx", w.do("GET", "/admin", "", browser(admin), ""), 500, "Something went wrong", `<code id="request-id">req-page-0123456789</code>`)
+	page("5xx", w.do("GET", "/admin/users", "", browser(admin), ""), 500, "Something went wrong", `<code id="request-id">req-page-0123456789</code>`)
 
 	// The login page allows 20 a minute per client: the 21st from one
 	// address is refused with when to try again.
@@ -91,7 +91,7 @@ func TestBrowsersGetErrorPagesScriptsGetJSON(t *testing.T) {
 	if r := w.do("GET", "/admin", user, bearer, ""); r.status != 403 || r.code() != "forbidden" {
 		t.Errorf("Bearer: %d %s", r.status, r.body)
 	}
-	if r := w.do("GET", "/admin", admin, map[string]string{"Accept": "application/json"}, ""); r.status != 500 || r.code() != "internal" || strings.Contains(string(r.body), "hunter2") {
+	if r := w.do("GET", "/admin/users", admin, map[string]string{"Accept": "application/json"}, ""); r.status != 500 || r.code() != "internal" || strings.Contains(string(r.body), "hunter2") {
 		t.Errorf("5xx as JSON: %d %s", r.status, r.body)
 	}
 	if r := w.do("GET", "/api/nope", "", browser(""), ""); r.status != 404 || r.code() != "not_found" {

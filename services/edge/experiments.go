@@ -75,6 +75,7 @@ func entryOf(c *fiber.Ctx) *entry { e, _ := c.Locals(localEntry).(*entry); retur
 func (x *experimentsAPI) routes(app *fiber.App) {
 	app.Get("/", x.homePage)
 	app.Get("/my-experiments", x.developerOrAdmin, x.myExperimentsPage)
+	app.Get("/my-experiments/:slug", x.id.requireUser, x.access(experiments.Manage), x.experimentPage)
 	app.Get("/api/experiments", x.listExperiments)
 	app.Post("/api/experiments", x.id.requireUser, x.uploadExperiment)
 	app.Post("/admin/api/upload-experiment", x.id.requireUser, x.uploadExperiment)
@@ -257,6 +258,11 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 		if counted.over {
 			return tooLarge
 		}
+		if !counted.failed {
+			// The body was read as far as it went: the storage failed
+			// (unavailable, 503, when it did not answer).
+			return se.Err
+		}
 		return apierr.Wrap(apierr.CodeBadRequest, se.Err, "the upload could not be read")
 	}
 	if err != nil {
@@ -274,18 +280,23 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings, "created": res.Created})
 }
 
-// limitReader fails once more than left bytes are read.
+// limitReader fails once more than left bytes are read; failed tells the
+// client's faults (a body cut short, over the limit) from the storage's.
 type limitReader struct {
-	r    io.Reader
-	left int64
-	over bool
+	r      io.Reader
+	left   int64
+	over   bool
+	failed bool
 }
 
 func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		l.failed = true
+	}
 	l.left -= int64(n)
 	if l.left < 0 {
-		l.over = true
+		l.over, l.failed = true, true
 		return n, errors.New("upload over the size limit")
 	}
 	return n, err

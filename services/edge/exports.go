@@ -499,7 +499,7 @@ func (x *exportsAPI) invalidateExport(c *fiber.Ctx) error {
 		return err
 	}
 	if form {
-		return c.Redirect("/admin#exports", fiber.StatusSeeOther)
+		return c.Redirect("/admin/exports", fiber.StatusSeeOther)
 	}
 	return c.JSON(viewOfExport(l, time.Now()))
 }

@@ -299,7 +299,7 @@ func (id *identity) csrf(c *fiber.Ctx) error {
 // signInForm reports whether path takes the sign-in or sign-up form.
 func signInForm(path string) bool {
 	switch path {
-	case "/auth/login", "/auth/register", "/_gnome/auth/login", "/_gnome/auth/register":
+	case "/auth/login", "/auth/register", "/auth/reset", "/_gnome/auth/login", "/_gnome/auth/register":
 		return true
 	}
 	return false

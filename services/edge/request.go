@@ -71,14 +71,14 @@ func (id *identity) viewer(c *fiber.Ctx) *experiments.Viewer {
 		// platform user: it never matches an owner, an allow-list or a role.
 		return &experiments.Viewer{}
 	}
-	return &experiments.Viewer{Email: cl.Email, Roles: cl.Roles, IsAdmin: id.isAdmin(c)}
+	return &experiments.Viewer{Email: cl.Email, Roles: cl.Roles, IsAdmin: id.isAdmin(c), Scoped: cl.PAT != ""}
 }
 
 // caller is the signed-in caller as the upload and export services take
 // it; only routes behind requireUser ask for it.
 func (id *identity) caller(c *fiber.Ctx) uploadapi.Caller {
 	v := id.viewer(c)
-	return uploadapi.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c), Token: tokenOf(c)}
+	return uploadapi.Caller{Email: v.Email, Roles: v.Roles, IsAdmin: v.IsAdmin, RequestID: httpx.GetRequestID(c), Token: tokenOf(c), Scoped: v.Scoped}
 }
 
 // actorOf is the signed-in caller as the auth service records it in its
@@ -99,7 +99,7 @@ var pageFS embed.FS
 
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"login", "register", "admin", "index", "myexperiments"} {
+	for _, name := range []string{"login", "register", "index", "myexperiments"} {
 		out[name] = template.Must(template.New(name).ParseFS(pageFS, "pages/layout.html", "pages/"+name+".html"))
 	}
 	// An experiment's origin has pages of its own, which know nothing of

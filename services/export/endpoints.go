@@ -343,7 +343,7 @@ func (s *Service) download(ctx context.Context, req exportapi.Get) (exportapi.Do
 // (the edge applies them) gets it. The export service decides this itself,
 // whoever asks over the bus, and before anything is reused or queued.
 func mayExport(owner string, t exportapi.Type, c uploadapi.Caller) error {
-	if !withData(t) || c.IsAdmin || (owner != "" && normEmail(owner) == normEmail(c.Email)) {
+	if !withData(t) || c.IsAdmin || (owner != "" && normEmail(owner) == normEmail(c.Email) && c.ManagesOwn()) {
 		return nil
 	}
 	if t == exportapi.ResearchData {

@@ -226,7 +226,7 @@ func canUpload(c uploadapi.Caller) bool {
 }
 
 func mayManage(cfg *experiments.Config, c uploadapi.Caller) bool {
-	return c.IsAdmin || strings.EqualFold(cfg.OwnerEmail, c.Email)
+	return c.IsAdmin || (strings.EqualFold(cfg.OwnerEmail, c.Email) && c.ManagesOwn())
 }
 
 func toWarnings(in []bundle.Warning) []uploadapi.Warning {

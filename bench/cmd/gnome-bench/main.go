@@ -43,6 +43,8 @@ var benchmarks = []benchmark{
 	{"health", "GET /health at max rate over N connections: gnome serve vs a bare Fiber server", benchHealth},
 	{"startup", "gnome serve on an existing DATA_DIR, exec to first /health 200, vs gnome --version", benchStartup},
 	{"me", "GET /api/me with a session token vs GET /health on the same server", benchMe},
+	{"revoke", "a personal API token revoked on one edge until another edge refuses it, p50/p99 of 50, vs a session signed out (separate processes)", benchRevoke},
+	{"console", "the home page (signed out, signed in) and the admin list of 200 experiments: first byte, full body and Chromium DOMContentLoaded, vs GET /health on the same server", benchConsole},
 	{"login", "sequential sign-ins vs the password hash check alone", benchLogin},
 	{"upload", "10 MB experiment from POST to served vs unzip + SHA-256 of it in process", benchUpload},
 	{"uploadmem", "edge resident memory growth during a 100 MB upload (services as separate processes)", benchUploadMemory},

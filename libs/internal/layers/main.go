@@ -58,6 +58,7 @@ var repositories = []string{
 	"libs/testenv/",                   // test infrastructure
 	"services/auth/users.go",          // the auth service's accounts, which no other service reads
 	"services/auth/tokenstore.go",     // the auth service's personal API tokens, which no other service reads
+	"services/auth/resetstore.go",     // the auth service's pending password resets, which no other service reads
 	"services/actorworker/hostops.go", // actors' data operations: Extended JSON to BSON for libs/scoped
 }
 

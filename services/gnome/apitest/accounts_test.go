@@ -123,7 +123,7 @@ func TestAccountScenarios(t *testing.T) {
 					t.Errorf("Location = %q", loc)
 				}
 			}},
-		{name: "admin page", as: "admin", method: "GET", path: "/admin", headers: map[string]string{"Accept": "text/html"}, status: 200, contains: []string{"<h1>Administration</h1>", "dev@example.com"}},
+		{name: "admin page", as: "admin", method: "GET", path: "/admin/users", headers: map[string]string{"Accept": "text/html"}, status: 200, contains: []string{"<h1>Administration</h1>", "dev@example.com"}},
 		{name: "grant unknown role", as: "admin", method: "POST", path: "/admin/api/users/dev@example.com/roles/root", status: 422, contains: []string{"unknown role"}},
 		{name: "grant to unknown user", as: "admin", method: "POST", path: "/admin/api/users/ghost@example.com/roles/user", status: 404},
 		{name: "grant as developer", as: "dev", method: "POST", path: "/admin/api/users/dev@example.com/roles/admin", status: 403,

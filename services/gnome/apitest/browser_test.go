@@ -581,6 +581,7 @@ func TestBrowserExperimentExportAdmin(t *testing.T) {
 		if b.path() != "/admin" {
 			t.Fatalf("the Admin link leads to %s", b.path())
 		}
+		b.submit("open Exports", chromedp.Click(chromedp.CSS(`nav.tabs a[href="/admin/exports"]`)))
 		form := `form[action="/admin/api/exports/` + exportID + `/invalidate"]`
 		row := `(() => { const f = document.querySelector('` + form + `'); return f ? f.closest("tr").innerText : ""; })()`
 		b.do("find the export", chromedp.WaitVisible(chromedp.CSS("#exports")), chromedp.WaitVisible(chromedp.CSS(form+" button")))
@@ -595,7 +596,7 @@ func TestBrowserExperimentExportAdmin(t *testing.T) {
 			t.Fatal("the delete file box is not ticked")
 		}
 		resp := b.submit("press Invalidate", chromedp.Click(chromedp.CSS(form+" button")))
-		if resp.Status != 200 || b.path() != "/admin" {
+		if resp.Status != 200 || b.path() != "/admin/exports" {
 			t.Fatalf("after Invalidate: %d at %s", resp.Status, b.path())
 		}
 		if n := value(b, "look for the form", chromedp.Evaluate[int](`document.querySelectorAll('`+form+`').length`)); n != 0 {

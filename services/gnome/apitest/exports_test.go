@@ -457,7 +457,7 @@ func TestExportLifecycle(t *testing.T) {
 			t.Errorf("list by a non-admin: %d", r.status)
 		}
 	}
-	page := admin.do("GET", "/admin", nil, map[string]string{"Accept": "text/html"})
+	page := admin.do("GET", "/admin/exports", nil, map[string]string{"Accept": "text/html"})
 	if page.status != 200 || !strings.Contains(string(page.body), "/admin/api/exports/"+got.ID+"/invalidate") {
 		t.Errorf("admin page lacks the exports: %d", page.status)
 	}

@@ -50,6 +50,10 @@ func usagef(format string, args ...any) error {
 	return &usageError{fmt.Errorf(format, args...)}
 }
 
+// Usagef is a usage error (exit 2) for the verbs outside this package
+// (gnome admin, which works on the server's machine rather than over HTTP).
+func Usagef(format string, args ...any) error { return usagef(format, args...) }
+
 // notSignedIn is the error of a verb run without credentials.
 var errNotSignedIn = errors.New("not signed in: run `gnome login` (or set GNOME_URL and GNOME_TOKEN)")
 

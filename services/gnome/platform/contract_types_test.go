@@ -95,6 +95,8 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		{"TokenRevoke", []any{authapi.TokenRevoke{Actor: actor, ID: "9c1e5b7d2f4a6c8e0b1d3f5a7c9e1b3d", Email: "dev@example.com"}}},
 		{"TokenExchange", []any{authapi.TokenExchange{Token: "gnome_pat_9c1e5b7d2f4a6c8e0b1d3f5a7c9e1b3d_q2X7wZk1mQ0aBcDeFgAhIjKlMnOpQrStUvWxYz01234"}}},
 		{"TokenAccess", []any{authapi.TokenAccess{Token: "aGVhZGVy.Y2xhaW1z.c2ln", ExpiresAt: at}}},
+		{"AuditList", []any{authapi.AuditList{Actor: actor, Who: "root@example.com", What: "role.", Target: "dev@example.com", Since: &ms, Until: &at, Limit: 50, Cursor: "MjAyNTA2MDE"}, authapi.AuditList{Actor: actor}}},
+		{"AuditPage", []any{authapi.AuditPage{Entries: []authapi.AuditEntry{{ID: "665b1c2e9f1a2b3c4d5e6f70", When: ms, Who: "root@example.com", What: "role.grant", Target: "dev@example.com", RequestID: "req-1", Details: map[string]any{"roles": []string{"user"}}}}, Next: "MjAyNTA2MDE"}, authapi.AuditPage{Entries: []authapi.AuditEntry{}}}},
 		{"ProcessUpload", []any{
 			uploadapi.ProcessUpload{UploadID: "up-7f3c9a1e5b2d4f6a8c0e1b3d5f7a9c2e", Size: 48213, Caller: caller},
 			uploadapi.ProcessUpload{UploadID: "up-1", Caller: uploadapi.Caller{Email: "root@example.com", IsAdmin: true}},

@@ -166,6 +166,7 @@ func TestBusMessagesMatchAsyncAPI(t *testing.T) {
 	exerciseLinks(ctx, t, d)
 	exercisePermissions(ctx, t, d)
 	exerciseTokens(ctx, t, d.NC)
+	exerciseAudit(ctx, t, d.NC)
 
 	// Experiments: upload, change and delete, which publish events.
 	exerciseUpload(ctx, t, d)

@@ -57,7 +57,7 @@ func StartInfra(cfg *config.Config, tel *telemetry.Telemetry) (*Infra, error) {
 		in.nats, in.NATSURL = n, n.URL()
 	}
 	if cfg.EmbeddedStore() {
-		s, err := embedded.StartStore(filepath.Join(cfg.DataDir, "db"), cfg.EmbeddedStoreAddr, tel.Logger)
+		s, err := embedded.StartStoreEngine(filepath.Join(cfg.DataDir, "db"), cfg.EmbeddedStoreAddr, cfg.EmbeddedEngine, tel.Logger)
 		if err != nil {
 			in.Shutdown()
 			return nil, err

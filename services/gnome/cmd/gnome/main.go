@@ -30,7 +30,7 @@ func root() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	cmd.AddCommand(serveCmd(), standaloneCmd(), natsConfigCmd())
+	cmd.AddCommand(serveCmd(), standaloneCmd(), natsConfigCmd(), adminCmd())
 	cmd.AddCommand(cli.Commands()...)
 	return cmd
 }

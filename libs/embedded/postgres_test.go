@@ -1,0 +1,301 @@
+package embedded_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/embedded"
+	"github.com/gnome-platform/gnome/libs/scoped"
+)
+
+// pgBase is a directory the system user postgres can enter, as PostgreSQL
+// runs as that user when the tests run as root (t.TempDir's parents are
+// 0700).
+func pgBase(t *testing.T) string {
+	t.Helper()
+	if _, err := embedded.FindPostgres(); err != nil {
+		t.Skipf("PostgreSQL-backed store not tested: %v", err)
+	}
+	base, err := os.MkdirTemp("", "gnome-pg-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	return base
+}
+
+// The PostgreSQL-backed store does what the platform asks of a store,
+// through the scoped layer as actors reach it, keeps its data across a
+// restart, and leaves no process behind.
+func TestPostgresStoreBasicsAndCleanStop(t *testing.T) {
+	dir := filepath.Join(pgBase(t), "db")
+	st, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", embedded.EnginePostgres, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := st.Postgres()
+	if st.Engine() != embedded.EnginePostgres || pg == nil {
+		t.Fatalf("engine %q, postgres %v; want postgres", st.Engine(), pg)
+	}
+	pid := pg.PID()
+	t.Cleanup(func() {
+		// Whatever failed, stop it: a test leaves no server behind.
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	})
+
+	// Unix socket only: postmaster.pid's listen address line is empty when
+	// no TCP address is listened on, and the socket's directory is the
+	// owner's alone.
+	b, err := os.ReadFile(filepath.Join(pg.Dir(), "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) < 6 || strings.TrimSpace(lines[5]) != "" {
+		t.Errorf("postgres listens on %q; want no TCP address", lines[5])
+	}
+	if fi, err := os.Stat(pg.Dir()); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket dir %s mode %v (%v); want 0700", pg.Dir(), fi.Mode().Perm(), err)
+	}
+	if !strings.HasPrefix(st.URI(), "mongodb://127.0.0.1:") {
+		t.Errorf("store URI %q is not loopback", st.URI())
+	}
+
+	basics(t, st.URI(), true)
+	companions(t, st)
+	st.Shutdown()
+	noProcessLeft(t, pid)
+
+	// Restarted on the same directory: no initdb, the data is there.
+	st2, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", embedded.EnginePostgres, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid2 := st2.Postgres().PID()
+	t.Cleanup(func() { _ = syscall.Kill(-pid2, syscall.SIGKILL) })
+	basics(t, st2.URI(), false)
+	st2.Shutdown()
+	noProcessLeft(t, pid2)
+}
+
+// basics runs what the platform needs of a store; fresh says the store is
+// empty (else the documents of the first run must be there).
+func basics(t *testing.T, uri string, fresh bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	db := client.Database("gnome")
+	kind, err := scoped.DetectStore(ctx, db)
+	if err != nil || kind != scoped.StoreFerretDB {
+		t.Fatalf("DetectStore = %v, %v; want ferretdb", kind, err)
+	}
+	s, err := scoped.New(db, "demo", nil, scoped.WithStore(kind))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clicks, counts := scoped.Own("clicks"), scoped.Own("counts")
+	if !fresh {
+		n, err := s.Count(ctx, clicks, nil)
+		if err != nil || n != 3 {
+			t.Fatalf("after restart: %d clicks (%v); want the 3 stored before", n, err)
+		}
+		c, err := s.FindOne(ctx, counts, bson.D{{Key: "_id", Value: "red"}}, scoped.FindOptions{})
+		if err != nil || c == nil || c.Lookup("n").AsInt64() != 2 {
+			t.Fatalf("after restart: counter %v (%v); want n 2", c, err)
+		}
+		return
+	}
+
+	// Index creation as an upload makes it, then a unique index enforced.
+	unique := bundle.IndexSpec{Name: "key_1", Keys: bundle.IndexKeys{{Field: "key", Direction: 1}}, Options: map[string]any{"unique": true}}
+	if err := scoped.CreateIndex(ctx, db, "demo", "clicks", unique); err != nil {
+		t.Fatalf("create unique index: %v", err)
+	}
+	if err := scoped.CreateIndex(ctx, db, "demo", "clicks", bundle.IndexSpec{Name: "at_-1", Keys: bundle.IndexKeys{{Field: "at", Direction: -1}}}); err != nil {
+		t.Fatalf("create index: %v", err)
+	}
+	specs, err := db.Collection(scoped.CollectionName("demo", "clicks")).Indexes().ListSpecifications(ctx)
+	if err != nil || len(specs) != 3 {
+		t.Fatalf("indexes: %d (%v); want _id_, key_1, at_-1", len(specs), err)
+	}
+
+	// Insert, then find by an indexed field and sort with a limit.
+	for i, b := range []string{"red", "blue", "red"} {
+		if _, err := s.InsertOne(ctx, clicks, bson.D{{Key: "key", Value: "k" + strconv.Itoa(i)}, {Key: "button", Value: b}, {Key: "at", Value: int64(i)}}); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+	}
+	if _, err := s.InsertOne(ctx, clicks, bson.D{{Key: "key", Value: "k0"}}); err == nil {
+		t.Error("a duplicate of a unique key was stored")
+	}
+	found, err := s.Find(ctx, clicks, bson.D{{Key: "key", Value: "k1"}}, scoped.FindOptions{})
+	if err != nil || len(found) != 1 || found[0].Lookup("button").StringValue() != "blue" {
+		t.Fatalf("find by key: %v (%v); want the blue click", found, err)
+	}
+	if found[0].Lookup(scoped.Field).StringValue() != "demo" {
+		t.Errorf("stored click %v lacks experiment_id demo", found[0])
+	}
+	latest, err := s.Find(ctx, clicks, nil, scoped.FindOptions{Sort: bson.D{{Key: "at", Value: -1}}, Limit: 2})
+	if err != nil || len(latest) != 2 || latest[0].Lookup("key").StringValue() != "k2" || latest[1].Lookup("key").StringValue() != "k1" {
+		t.Fatalf("sort by at, limit 2: %v (%v); want k2, k1", latest, err)
+	}
+
+	// Counters with $inc and an upsert, as the clicks example keeps them.
+	for range 2 {
+		if _, err := s.UpdateOne(ctx, counts, bson.D{{Key: "_id", Value: "red"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, scoped.UpdateOptions{Upsert: true}); err != nil {
+			t.Fatalf("$inc upsert: %v", err)
+		}
+	}
+	c, err := s.FindOne(ctx, counts, bson.D{{Key: "_id", Value: "red"}}, scoped.FindOptions{})
+	if err != nil || c == nil || c.Lookup("n").AsInt64() != 2 {
+		t.Fatalf("counter after two $inc: %v (%v); want n 2", c, err)
+	}
+	// An update of a field, and a count with a filter.
+	res, err := s.UpdateOne(ctx, clicks, bson.D{{Key: "key", Value: "k1"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "button", Value: "red"}}}}, scoped.UpdateOptions{})
+	if err != nil || res.Modified != 1 {
+		t.Fatalf("$set: %+v (%v); want 1 modified", res, err)
+	}
+	if n, err := s.Count(ctx, clicks, bson.D{{Key: "button", Value: "red"}}); err != nil || n != 3 {
+		t.Fatalf("count of red: %d (%v); want 3", n, err)
+	}
+	if _, err := s.UpdateOne(ctx, clicks, bson.D{{Key: "key", Value: "k1"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "button", Value: "blue"}}}}, scoped.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// An aggregation with $match, $group and $sort.
+	groups, err := s.Aggregate(ctx, clicks, bson.A{
+		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$button"}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
+		bson.D{{Key: "$sort", Value: bson.D{{Key: "_id", Value: 1}}}},
+	})
+	if err != nil || len(groups) != 2 || groups[0].Lookup("_id").StringValue() != "blue" || groups[0].Lookup("n").AsInt64() != 1 || groups[1].Lookup("n").AsInt64() != 2 {
+		t.Fatalf("$group: %v (%v); want blue 1, red 2", groups, err)
+	}
+}
+
+// companions checks that FerretDB's indexes got their GIN companions,
+// which serve its equality filters, and that a dropped index takes its
+// companion along. It reads the catalogue with psql, when installed.
+func companions(t *testing.T, st *embedded.Store) {
+	t.Helper()
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Log("index companions not checked: no psql")
+		return
+	}
+	gins := func() string {
+		out, err := exec.Command(psql, "-h", st.Postgres().Dir(), "-U", embedded.PostgresUser, "-At", "-c",
+			`SELECT string_agg(indexdef, E'\n' ORDER BY indexdef) FROM pg_indexes WHERE schemaname = 'gnome' AND tablename LIKE 'x_demo_clicks%' AND indexdef LIKE '%USING gin%'`, "postgres").CombinedOutput()
+		if err != nil {
+			t.Fatalf("psql: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	before := gins()
+	for _, field := range []string{"'_id'", "'key'", "'at'"} {
+		if !strings.Contains(before, "_jsonb -> "+field) || !strings.Contains(before, "jsonb_path_ops") {
+			t.Errorf("no GIN companion on %s among:\n%s", field, before)
+		}
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(st.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+	if err := client.Database("gnome").Collection(scoped.CollectionName("demo", "clicks")).Indexes().DropOne(context.Background(), "key_1"); err != nil {
+		t.Fatal(err)
+	}
+	if after := gins(); strings.Contains(after, "_jsonb -> 'key'") || !strings.Contains(after, "_jsonb -> 'at'") {
+		t.Errorf("after dropping key_1, companions:\n%s\nwant the one on at and none on key", after)
+	}
+}
+
+// noProcessLeft checks that the postmaster and every process of its group
+// are gone.
+func noProcessLeft(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("postgres %d still there after Shutdown (kill 0: %v)", pid, err)
+	}
+	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("processes of postgres's group %d still there after Shutdown (kill 0: %v)", pid, err)
+	}
+}
+
+func TestEngineSetting(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", "mysql", nil); err == nil || !strings.Contains(err.Error(), "EMBEDDED_STORE") {
+		t.Errorf("engine mysql: %v; want an error naming EMBEDDED_STORE", err)
+	}
+	for _, e := range []string{"", embedded.EngineSQLite} {
+		if got, err := embedded.ChooseEngine(dir, e, nil); err != nil || got != embedded.EngineSQLite {
+			t.Errorf("ChooseEngine(%q) = %q, %v; want sqlite (today's default)", e, got, err)
+		}
+	}
+	// auto never moves a directory with SQLite data to PostgreSQL, where
+	// that data is not.
+	if err := os.WriteFile(filepath.Join(dir, "gnome.sqlite"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := embedded.ChooseEngine(dir, embedded.EngineAuto, nil); err != nil || got != embedded.EngineSQLite {
+		t.Errorf("auto with SQLite data = %q, %v; want sqlite", got, err)
+	}
+	// A directory that already has a PostgreSQL cluster stays on it.
+	pgDir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(pgDir, "postgres"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(pgDir, "postgres", "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := embedded.ChooseEngine(pgDir, embedded.EngineAuto, nil); err != nil || got != embedded.EnginePostgres {
+		t.Errorf("auto with a cluster = %q, %v; want postgres", got, err)
+	}
+	// An empty directory PostgreSQL can reach: PostgreSQL when installed.
+	base, err := os.MkdirTemp("", "gnome-engine-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(base)
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	want := embedded.EngineSQLite
+	if _, err := embedded.FindPostgres(); err == nil {
+		want = embedded.EnginePostgres
+	}
+	if got, err := embedded.ChooseEngine(filepath.Join(base, "db"), embedded.EngineAuto, nil); err != nil || got != want {
+		t.Errorf("auto on an empty directory = %q, %v; want %s", got, err, want)
+	}
+	// As root, PostgreSQL runs as user postgres: behind a directory that
+	// user cannot enter, auto stays on SQLite, and postgres says why.
+	if os.Geteuid() == 0 && want == embedded.EnginePostgres {
+		closed := filepath.Join(t.TempDir(), "db") // t.TempDir's parents are 0700
+		if got, err := embedded.ChooseEngine(closed, embedded.EngineAuto, nil); err != nil || got != embedded.EngineSQLite {
+			t.Errorf("auto behind a closed directory = %q, %v; want sqlite", got, err)
+		}
+		if _, err := embedded.StartStoreEngine(closed, "127.0.0.1:0", embedded.EnginePostgres, nil); err == nil || !strings.Contains(err.Error(), "cannot enter") {
+			t.Errorf("postgres behind a closed directory: %v; want an error saying which directory it cannot enter", err)
+		}
+	}
+}
