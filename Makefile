@@ -1,7 +1,7 @@
 # g.nome — `make run` starts the whole platform; `make test` runs every test.
 
 GO      ?= go
-MODULES := libs libs/actorjs libs/actorsdk services/edge services/auth services/upload services/export services/actorworker services/gnome bench examples
+MODULES := libs libs/actorjs libs/actorsdk services/edge services/auth services/upload services/export services/actorworker services/gnome bench examples deploy
 SERVICES := edge auth upload export actorworker
 PKGS    := $(foreach m,$(MODULES),./$(m)/...)
 # Tests that start processes or many servers are kept from running in

@@ -1,5 +1,5 @@
-# A three-node NATS JetStream cluster for g.nome: a sketch to adapt, not a
-# hardened deployment (add TLS and accounts, size the disks). One server per
+# A three-node NATS JetStream cluster for g.nome (add TLS between the nodes
+# and to the clients, and size the disks, for a hardened deployment). One server per
 # client node, each with its own host volume, found by the others through
 # Nomad service discovery. g.nome's services find the cluster through the
 # Nomad service "nats" and run with NATS_REPLICAS=3.
@@ -73,7 +73,7 @@ job "nats" {
       check {
         type     = "http"
         port     = "monitor"
-        path     = "/healthz"
+        path     = "/healthz?js-enabled-only=true"
         interval = "10s"
         timeout  = "2s"
       }
@@ -89,7 +89,8 @@ job "nats" {
       driver = "docker"
 
       config {
-        image        = "nats:2.11-alpine"
+        # The nats-server version the code is tested with (libs/go.mod).
+        image        = "nats:2.15.3-alpine"
         network_mode = "host"
         command      = "nats-server"
         args         = ["--config", "/local/nats.conf"]

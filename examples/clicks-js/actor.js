@@ -11,9 +11,11 @@
 //
 // The buttons come from the manifest's actor.config; the time of the last
 // click is kept in the key-value store. lib/counts.js, loaded with require,
-// does the counting.
+// keeps the counts: one counter document per button in the collection
+// "counts", raised with $inc, so that answering /counts costs the same
+// however many clicks are stored.
 
-const { countsWith } = require("./lib/counts.js");
+const { count, countsWith } = require("./lib/counts.js");
 
 const buttons = Array.isArray(gnome.config.buttons) && gnome.config.buttons.length > 0
   ? gnome.config.buttons
@@ -42,6 +44,7 @@ gnome.route("POST", "/click", req => {
   const at = new Date();
   const by = req.caller.anonymous ? "anonymous" : req.caller.email;
   gnome.db("clicks").insertOne({ button: button, by: by, at: at });
+  count(button);
   try {
     gnome.kv.put("last_click", at.toISOString());
   } catch (e) {

@@ -342,10 +342,10 @@ func LoadFrom(get Getenv) (*Config, error) {
 		case IsKnownDefault(c.SecretKey):
 			errs = append(errs, &Error{"SECRET_KEY", "is a known default value"})
 		}
-		if msg := WeakPassword(c.AdminPassword); msg != "" {
-			errs = append(errs, &Error{"ADMIN_PASSWORD", msg + " (required in production)"})
-		}
-	} else if c.AdminPassword != "" {
+	}
+	// ADMIN_PASSWORD is required only where the first admin is created
+	// (RequireFor); wherever it is given, it must not be weak.
+	if c.AdminPassword != "" {
 		if msg := WeakPassword(c.AdminPassword); msg != "" {
 			errs = append(errs, &Error{"ADMIN_PASSWORD", msg})
 		}
@@ -459,7 +459,8 @@ func (c *Config) EnsureSecretKey() error {
 }
 
 // RequireExternal is the check a separately deployed service binary makes: it
-// embeds nothing, so both URLs must be given.
+// embeds nothing, so both URLs must be given, and in production whatever
+// else it requires (RequireFor).
 func (c *Config) RequireExternal(binary string) error {
 	var errs []error
 	if c.NATSURL == "" {
@@ -467,6 +468,13 @@ func (c *Config) RequireExternal(binary string) error {
 	}
 	if c.MongoURI == "" {
 		errs = append(errs, &Error{"MONGO_URI", binary + " embeds no store; set MONGO_URI (or run `gnome serve`)"})
+	}
+	// What this binary requires in production (RequireFor), each
+	// variable named once.
+	for _, err := range c.missingFor(binary) {
+		if e := err.(*Error); e.Var != "NATS_URL" && e.Var != "MONGO_URI" {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

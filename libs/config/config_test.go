@@ -368,7 +368,6 @@ func TestProductionRefusesInsecureSettings(t *testing.T) {
 		{"secret key short", "SECRET_KEY", env{"SECRET_KEY": strings.Repeat("k", config.MinSecretKeyLen-1)}, ""},
 		{"secret key a known default", "SECRET_KEY", env{"SECRET_KEY": "your-secret-key-here"}, ""},
 		{"old secret key name short", "SECRET_KEY", env{"FLASK_SECRET_KEY": "dev-secret-key"}, "SECRET_KEY"},
-		{"admin password missing", "ADMIN_PASSWORD", nil, "ADMIN_PASSWORD"},
 		{"admin password the old default", "ADMIN_PASSWORD", env{"ADMIN_PASSWORD": "password123"}, ""},
 		{"admin password a default in capitals", "ADMIN_PASSWORD", env{"ADMIN_PASSWORD": "ChangeMe"}, ""},
 		{"admin password weak", "ADMIN_PASSWORD", env{"ADMIN_PASSWORD": "Tr0ub4dor&3"}, ""},

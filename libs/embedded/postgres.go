@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,9 +102,6 @@ func StartPostgres(dir string, log *slog.Logger) (*Postgres, error) {
 		if err := initdb(bin, dir, cred); err != nil {
 			return nil, err
 		}
-		if err := single(bin, dir, cred, companionSQL); err != nil {
-			return nil, fmt.Errorf("install index companions: %w", err)
-		}
 	} else if err != nil {
 		return nil, fmt.Errorf("read postgres dir: %w", err)
 	}
@@ -138,15 +136,26 @@ func StartPostgres(dir string, log *slog.Logger) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres stderr: %w", err)
 	}
-	p.cmd.Stdout = nil
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
-	go p.tail.copy(stderr, log.With("component", "postgres"))
+	// Linux sends the parent-death signal when the thread that forked the
+	// child ends, not the process; Go ends a thread when a goroutine locked
+	// to it exits. This goroutine holds the forking thread for the child's
+	// whole life, so that only the platform's end stops PostgreSQL.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		p.err = p.cmd.Wait()
 		close(p.done)
 	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	go p.tail.copy(stderr, log.With("component", "postgres"))
 	if err := p.waitReady(60 * time.Second); err != nil {
 		p.Shutdown()
 		return nil, err
@@ -212,8 +221,9 @@ func postgresUser() (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// initdb creates the cluster in a sibling directory and renames it into
-// place, so that an interrupted first start leaves no half-made cluster.
+// initdb creates the cluster, with the index companions, in a sibling
+// directory and renames it into place, so that an interrupted first start
+// leaves no half-made cluster.
 func initdb(bin, dir string, cred *syscall.Credential) error {
 	tmp := dir + ".init"
 	if err := os.RemoveAll(tmp); err != nil {
@@ -238,6 +248,9 @@ func initdb(bin, dir string, cred *syscall.Credential) error {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("initdb: %w: %s", err, lastLines(string(out), 10))
+	}
+	if err := single(bin, tmp, cred, companionSQL); err != nil {
+		return fmt.Errorf("install index companions: %w", err)
 	}
 	// dir exists (empty, made by childCredential): replace it.
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {

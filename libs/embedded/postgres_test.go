@@ -1,8 +1,10 @@
 package embedded_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,5 +299,59 @@ func TestEngineSetting(t *testing.T) {
 		if _, err := embedded.StartStoreEngine(closed, "127.0.0.1:0", embedded.EnginePostgres, nil); err == nil || !strings.Contains(err.Error(), "cannot enter") {
 			t.Errorf("postgres behind a closed directory: %v; want an error saying which directory it cannot enter", err)
 		}
+	}
+}
+
+// A platform killed outright (SIGKILL, no Shutdown) takes its PostgreSQL
+// along: the test runs itself as the platform, kills it, and waits for the
+// postmaster and its processes to be gone.
+func TestPostgresDiesWithThePlatform(t *testing.T) {
+	if dir := os.Getenv("GNOME_TEST_PG_CHILD"); dir != "" {
+		st, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", embedded.EnginePostgres, nil)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("pid %d\n", st.Postgres().PID())
+		select {} // until killed
+	}
+	dir := filepath.Join(pgBase(t), "db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPostgresDiesWithThePlatform$")
+	cmd.Env = append(os.Environ(), "GNOME_TEST_PG_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	pid := 0
+	for sc.Scan() {
+		if n, err := fmt.Sscanf(sc.Text(), "pid %d", &pid); n == 1 && err == nil {
+			break
+		}
+		if strings.HasPrefix(sc.Text(), "error:") {
+			t.Fatal(sc.Text())
+		}
+	}
+	if pid == 0 {
+		t.Fatal("the platform process printed no postgres pid")
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("postgres %d is not running before the kill: %v", pid, err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for syscall.Kill(-pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("postgres's processes (group %d) still run 30 s after the platform was killed", pid)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, bounded by the deadline
 	}
 }

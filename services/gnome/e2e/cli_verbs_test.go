@@ -163,8 +163,14 @@ func TestCommandLineVersionsDataNew(t *testing.T) {
 			} `json:"collections"`
 		}
 		l := decodeOut[list](t, admin.must("", "data", "clicks-js", "--json"))
-		if len(l.Collections) != 1 || l.Collections[0].Name != "clicks" || l.Collections[0].Documents != int64(len(clicked)) {
-			t.Fatalf("data --json = %+v", l)
+		// The example keeps every click, and a counter per button.
+		buttons := map[string]bool{}
+		for _, b := range clicked {
+			buttons[b] = true
+		}
+		if len(l.Collections) != 2 || l.Collections[0].Name != "clicks" || l.Collections[0].Documents != int64(len(clicked)) ||
+			l.Collections[1].Name != "counts" || l.Collections[1].Documents != int64(len(buttons)) {
+			t.Fatalf("data --json = %+v: want clicks with %d documents and counts with %d", l, len(clicked), len(buttons))
 		}
 		if r := admin.must("", "data", "clicks-js"); !strings.Contains(r.stdout, "COLLECTION") || !strings.Contains(r.stdout, "clicks") {
 			t.Errorf("data:\n%s", r.stdout)

@@ -140,6 +140,11 @@ type Options struct {
 // Serve runs the platform until ctx ends, then stops it gracefully.
 func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 	start := time.Now()
+	// In production, what the all-in-one server requires (ADMIN_PASSWORD:
+	// it runs auth, which creates the first admin).
+	if err := cfg.RequireFor("gnome"); err != nil {
+		return err
+	}
 	if err := cfg.EnsureSecretKey(); err != nil {
 		return err
 	}
