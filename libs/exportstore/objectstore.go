@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/gnome-platform/gnome/libs/bus"
 )
 
 // ObjectStore keeps objects in a JetStream object store, in its standard
@@ -74,6 +76,9 @@ const (
 	// ackWait bounds the wait for one chunk's acknowledgement when ctx
 	// allows longer: past it the storage is taken to be unavailable.
 	ackWait = 30 * time.Second
+	// lagBound is how long a reader waits for a replica that does not
+	// hold an object's chunks yet (chunkReader.lagging).
+	lagBound = 5 * time.Second
 )
 
 // NewObjectStore uses the object store named bucket (bus.ObjectExports in
@@ -133,6 +138,12 @@ func (s *ObjectStore) chunkSubject(id string) string {
 type inflight struct {
 	ack jetstream.PubAckFuture
 	buf []byte
+}
+
+// objects reads the store through its leader (bus.Objects): an export is
+// downloaded right after it is ready, when a replica may not hold it yet.
+func (s *ObjectStore) objects(b *bound) bus.Objects {
+	return bus.Objects{JS: s.js, Store: b.obs, Bucket: s.bucket}
 }
 
 // Put implements Store.
@@ -264,7 +275,7 @@ func (s *ObjectStore) Stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, err
 	}
-	info, err := b.obs.GetInfo(ctx, key)
+	info, err := s.objects(b).Info(ctx, key)
 	if err != nil {
 		return Object{}, s.err("stat", key, err)
 	}
@@ -278,14 +289,15 @@ func (s *ObjectStore) Open(ctx context.Context, key string) (io.ReadCloser, Obje
 	if err != nil {
 		return nil, Object{}, err
 	}
-	info, err := b.obs.GetInfo(ctx, key)
+	objs := s.objects(b)
+	info, err := objs.Info(ctx, key)
 	if err != nil {
 		return nil, Object{}, s.err("open", key, err)
 	}
 	if info.Opts != nil && info.Opts.Link != nil {
 		return nil, Object{}, fmt.Errorf("exportstore: open %q: object store links are not supported", key)
 	}
-	r := &chunkReader{ctx: ctx, info: info, h: sha256.New(), stream: b.stream}
+	r := &chunkReader{ctx: ctx, info: info, h: sha256.New(), stream: b.stream, objs: objs}
 	if info.Chunks > 0 {
 		// A plain pull consumer, fetched exactly the chunks still due, a
 		// few at a time: nothing is sent ahead of the reader.
@@ -305,6 +317,8 @@ type chunkReader struct {
 	ctx    context.Context
 	info   *jetstream.ObjectInfo
 	stream jetstream.Stream
+	objs   bus.Objects
+	behind time.Time // since when the consumer's replica has had no chunk due
 	cons   jetstream.Consumer
 	batch  *countedBatch
 	h      hash.Hash
@@ -354,6 +368,11 @@ func (r *chunkReader) next() error {
 		if err == nil && cb.n > 0 {
 			return nil // the batch is done; fetch the next
 		}
+		// Right after the consumer is made, its server's interest may not
+		// have reached this one yet (no responders): the same wait.
+		if (err == nil || errors.Is(err, nats.ErrNoResponders)) && r.lagging() {
+			return nil // fetch again
+		}
 		if err == nil {
 			// Chunks were due and none came: they are gone, the object
 			// deleted or replaced while it was read.
@@ -362,11 +381,35 @@ func (r *chunkReader) next() error {
 		return fmt.Errorf("exportstore: read %q: chunk %d of %d: %w", r.info.Name, r.got+1, r.info.Chunks, err)
 	}
 	cb.n++
+	r.behind = time.Time{}
 	r.cur = m.Data()
 	r.got++
 	r.size += uint64(len(r.cur))
 	r.h.Write(r.cur)
 	return nil
+}
+
+// lagging reports, after a fetch that found none of the chunks due,
+// whether the object is still the one being read, as the store's leader
+// has it: then the consumer's replica (any replica of the stream) has not
+// applied its chunks yet, which on a cluster happens right after a put,
+// and they are worth waiting for, for a few seconds at most (lagBound).
+func (r *chunkReader) lagging() bool {
+	if r.behind.IsZero() {
+		r.behind = time.Now()
+	} else if time.Since(r.behind) > lagBound {
+		return false
+	}
+	info, err := r.objs.Info(r.ctx, r.info.Name)
+	if err != nil || info.NUID != r.info.NUID {
+		return false
+	}
+	select {
+	case <-r.ctx.Done():
+		return false
+	case <-time.After(20 * time.Millisecond):
+		return true
+	}
 }
 
 type countedBatch struct {

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 // DeleteAll drops every collection of the experiment: under the
@@ -43,6 +44,11 @@ func DeleteAll(ctx context.Context, db *mongo.Database, slug string) error {
 		if _, err := c.DeleteMany(ctx, bson.D{{Key: Field, Value: slug}}); err != nil {
 			return fmt.Errorf("delete data of %s in %s: %w", slug, name, err)
 		}
+	}
+	// Its record of slow operations goes too: a later experiment of the
+	// same slug starts without them.
+	if _, err := db.Collection(store.DataSlowOps).DeleteOne(ctx, bson.D{{Key: "_id", Value: slug}}); err != nil {
+		return fmt.Errorf("delete the slow operations of %s: %w", slug, err)
 	}
 	return nil
 }

@@ -191,11 +191,17 @@ func migrateCollection(ctx context.Context, db *mongo.Database, name string) (mo
 		if n > 0 {
 			moved = append(moved, Moved{From: name, To: to, Slug: slug, Base: base, Documents: n})
 		}
+		if err != nil && droppedMeanwhile(ctx, db, name) {
+			return moved, 0, nil
+		}
 		if err != nil {
 			return moved, 0, err
 		}
 	}
 	left, err = old.CountDocuments(ctx, bson.D{})
+	if err != nil && droppedMeanwhile(ctx, db, name) {
+		return moved, 0, nil
+	}
 	if err != nil {
 		return moved, 0, fmt.Errorf("count what is left: %w", err)
 	}
@@ -205,6 +211,16 @@ func migrateCollection(ctx context.Context, db *mongo.Database, name string) (mo
 		}
 	}
 	return moved, left, nil
+}
+
+// droppedMeanwhile reports whether the collection name no longer exists:
+// a concurrent migration moved its documents and dropped it while this one
+// was reading or deleting. MongoDB answers such operations as on an empty
+// collection; the embedded store may fail them ("no such table"), which
+// then means the same: nothing is left to move.
+func droppedMeanwhile(ctx context.Context, db *mongo.Database, name string) bool {
+	names, err := db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: name}})
+	return err == nil && len(names) == 0
 }
 
 // moveDocuments copies the documents of slug from old to to in batches,

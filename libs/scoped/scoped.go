@@ -149,6 +149,8 @@ type Scope struct {
 	// readCheck, when set, is asked before every read of another
 	// experiment's slug.
 	readCheck func(ctx context.Context, slug string) error
+	// observe, when set, is told of every operation (WithObserver).
+	observe func(ctx context.Context, op Op)
 }
 
 // New makes the scope of the experiment slug, which may also read the
@@ -294,7 +296,9 @@ type FindOptions struct {
 }
 
 // Find returns the documents of ref that match filter (nil matches all).
-func (s *Scope) Find(ctx context.Context, ref Ref, filter any, o FindOptions) ([]bson.Raw, error) {
+func (s *Scope) Find(ctx context.Context, ref Ref, filter any, o FindOptions) (out []bson.Raw, err error) {
+	done := s.begin(ctx, OpFind, ref)
+	defer func() { done(int64(len(out)), err) }()
 	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return nil, err
@@ -340,6 +344,9 @@ func (s *Scope) Find(ctx context.Context, ref Ref, filter any, o FindOptions) ([
 		}
 		fo.SetProjection(proj)
 	}
+	if id, ok := idOnly(f); ok && t.slug != "" && o.Skip == 0 && o.Projection == nil {
+		return s.findByID(ctx, t, id, fo)
+	}
 	cur, err := s.db.Collection(t.coll).Find(ctx, t.bind(f), fo)
 	if err != nil {
 		return nil, s.storeError("the find", err)
@@ -359,7 +366,9 @@ func (s *Scope) FindOne(ctx context.Context, ref Ref, filter any, o FindOptions)
 }
 
 // Count is the number of documents of ref that match filter.
-func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (int64, error) {
+func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (n int64, err error) {
+	done := s.begin(ctx, OpCount, ref)
+	defer func() { done(n, err) }()
 	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return 0, err
@@ -368,7 +377,7 @@ func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := s.db.Collection(t.coll).CountDocuments(ctx, t.bind(f))
+	n, err = s.db.Collection(t.coll).CountDocuments(ctx, t.bind(f))
 	if err != nil {
 		return 0, s.storeError("the count", err)
 	}
@@ -378,7 +387,9 @@ func (s *Scope) Count(ctx context.Context, ref Ref, filter any) (int64, error) {
 // Aggregate runs pipeline (a slice of stage documents) on the documents of
 // ref: the library puts a $match on experiment_id first, so the caller's
 // stages never see another experiment's documents.
-func (s *Scope) Aggregate(ctx context.Context, ref Ref, pipeline any) ([]bson.Raw, error) {
+func (s *Scope) Aggregate(ctx context.Context, ref Ref, pipeline any) (out []bson.Raw, err error) {
+	done := s.begin(ctx, OpAggregate, ref)
+	defer func() { done(int64(len(out)), err) }()
 	t, err := s.resolve(ctx, ref, false)
 	if err != nil {
 		return nil, err
@@ -438,7 +449,15 @@ func (s *Scope) drain(ctx context.Context, cur *mongo.Cursor) ([]bson.Raw, error
 
 // InsertOne stores doc in the experiment's own collection ref, with
 // experiment_id set to the own slug, and returns its _id.
-func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (any, error) {
+func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (id any, err error) {
+	done := s.begin(ctx, OpInsert, ref)
+	defer func() {
+		var n int64
+		if err == nil {
+			n = 1
+		}
+		done(n, err)
+	}()
 	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return nil, err
@@ -461,7 +480,9 @@ func (s *Scope) InsertOne(ctx context.Context, ref Ref, doc any) (any, error) {
 // and returns their _ids. Every document is checked before any is sent; the
 // store stops at the first it refuses (a duplicate _id), keeping those
 // before it.
-func (s *Scope) InsertMany(ctx context.Context, ref Ref, docs any) ([]any, error) {
+func (s *Scope) InsertMany(ctx context.Context, ref Ref, docs any) (ids []any, err error) {
+	done := s.begin(ctx, OpInsert, ref)
+	defer func() { done(int64(len(ids)), err) }()
 	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return nil, err
@@ -521,7 +542,9 @@ func (s *Scope) UpdateMany(ctx context.Context, ref Ref, filter, update any, o U
 	return s.update(ctx, ref, filter, update, o, true)
 }
 
-func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o UpdateOptions, many bool) (UpdateResult, error) {
+func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o UpdateOptions, many bool) (r UpdateResult, err error) {
+	done := s.begin(ctx, OpUpdate, ref)
+	defer func() { done(r.Matched, err) }()
 	t, f, err := s.writeFilter(ctx, ref, filter, o.Upsert)
 	if err != nil {
 		return UpdateResult{}, err
@@ -548,7 +571,9 @@ func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o Updat
 
 // ReplaceOne replaces the first of the experiment's own documents of ref
 // matching filter by replacement, which gets experiment_id like an insert.
-func (s *Scope) ReplaceOne(ctx context.Context, ref Ref, filter, replacement any, o UpdateOptions) (UpdateResult, error) {
+func (s *Scope) ReplaceOne(ctx context.Context, ref Ref, filter, replacement any, o UpdateOptions) (r UpdateResult, err error) {
+	done := s.begin(ctx, OpReplace, ref)
+	defer func() { done(r.Matched, err) }()
 	t, f, err := s.writeFilter(ctx, ref, filter, o.Upsert)
 	if err != nil {
 		return UpdateResult{}, err
@@ -579,7 +604,9 @@ func (s *Scope) DeleteMany(ctx context.Context, ref Ref, filter any) (int64, err
 	return s.delete(ctx, ref, filter, true)
 }
 
-func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (int64, error) {
+func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (n int64, err error) {
+	done := s.begin(ctx, OpDelete, ref)
+	defer func() { done(n, err) }()
 	t, f, err := s.writeFilter(ctx, ref, filter, false)
 	if err != nil {
 		return 0, err

@@ -125,6 +125,8 @@ type Service struct {
 	logs    *logPublisher // actors' log lines to the bus (logs.go)
 	bg      atomic.Pointer[svc.Background]
 
+	slow slowOpRecorder // actors' slow data operations (slowops.go)
+
 	mu sync.Mutex
 	// actors are the actor instances running here, by key (instanceKey).
 	actors   map[string]*actor
@@ -158,6 +160,7 @@ func New(d *svc.Deps) *Service {
 		Background: func(ctx context.Context, bg *svc.Background) error {
 			s.bg.Store(bg)
 			bg.Go(s.logs.run)
+			bg.Go(s.slow.run(s.d.Store, s.d.Log))
 			if err := s.watchGrants(bg); err != nil {
 				return err
 			}
@@ -192,9 +195,15 @@ func (s *Service) provision(ctx context.Context) error {
 		name string
 		to   *jetstream.KeyValue
 	}{{bus.BucketActorLeases, &s.leases}, {bus.BucketActorState, &s.states}, {bus.BucketActorKV, &s.kv}} {
-		if *b.to, err = d.JS.KeyValue(ctx, b.name); err != nil {
+		kv, err := d.JS.KeyValue(ctx, b.name)
+		if err != nil {
 			return fmt.Errorf("open bucket %s: %w", b.name, err)
 		}
+		// Their reads decide (is a lease held, did the actor fail, is it
+		// idle) or must give an actor back what it just wrote: through the
+		// bucket's leader, which a replica's direct get is not
+		// (docs/architecture.md, "Reads after writes").
+		*b.to = bus.LeaderKV{KeyValue: kv, JS: d.JS}
 	}
 	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
 		return fmt.Errorf("open bundles store: %w", err)

@@ -65,6 +65,7 @@ func (s *Service) newHost(ctx context.Context, sp *spec, log *slog.Logger) (*hos
 		opts = append(opts, scoped.WithStore(k))
 	}
 	opts = append(opts, scoped.WithReadCheck(s.grants.check(sp.slug)))
+	opts = append(opts, scoped.WithObserver(s.slow.observe(log)))
 	scope, err := scoped.New(db, sp.slug, sp.scope, opts...)
 	if err != nil {
 		return nil, permanent("data scope: %w", err)
@@ -677,6 +678,8 @@ func (h *host) kvGet(ctx context.Context, req []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Through the bucket's leader (bus.LeaderKV, see provision): an
+	// actor reads its own writes, whichever replica a direct get would ask.
 	e, err := h.s.kv.Get(ctx, k)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return json.RawMessage(`{"value":null,"revision":0}`), nil

@@ -99,6 +99,7 @@ func TestIdleActorIsUnloadedAndStartsOnTheNextCall(t *testing.T) {
 	if st.Worker != "" || st.StartedAt != nil || st.Calls < 3 || st.Version != 1 {
 		t.Errorf("idle state = %+v: want no worker, no start time, the calls counted, version 1", st)
 	}
+	eventually(t, 10*time.Second, "the state watch to see the unloading", func() bool { return len(sinceRunning(states())) >= 1 })
 	if got := sinceRunning(states()); !slices.Equal(got, []string{actorapi.StateIdle}) {
 		t.Errorf("states while unloading: %v, want [idle]", got)
 	}
@@ -135,6 +136,9 @@ func TestIdleActorIsUnloadedAndStartsOnTheNextCall(t *testing.T) {
 	if st := w.state("sleepy"); st == nil || st.State != actorapi.StateRunning || w.lease("sleepy") == nil || st.Calls < 3 {
 		t.Errorf("after waking: state %+v, lease %+v", st, w.lease("sleepy"))
 	}
+	// The watch delivers a moment after the writes: wait for it to have
+	// seen three states before comparing them.
+	eventually(t, 10*time.Second, "the state watch to see the wake-up", func() bool { return len(sinceRunning(states())) >= 3 })
 	if got := sinceRunning(states()); len(got) < 3 || !slices.Equal(got[:3], []string{actorapi.StateIdle, actorapi.StateStarting, actorapi.StateRunning}) {
 		t.Errorf("states: %v, want idle, starting, running", got)
 	}

@@ -85,7 +85,10 @@ func (s *Service) releaseLease(ctx context.Context, a *actor) {
 	}
 }
 
-// leaseHeld reports whether the lease key (instanceKey) is held by anyone.
+// leaseHeld reports whether the lease key (instanceKey) is held by anyone,
+// as the bucket's leader has it (s.leases is a bus.LeaderKV): a lease
+// taken an instant ago by another worker must not read as free, or its
+// actor's state would be dropped.
 func (s *Service) leaseHeld(ctx context.Context, key string) (bool, error) {
 	_, err := s.leases.Get(ctx, key)
 	switch {

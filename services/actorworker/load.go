@@ -17,6 +17,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/actorhost"
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 )
 
@@ -101,14 +102,6 @@ func (s *Service) compile(ctx context.Context, sp *spec) (*actorhost.Module, *sp
 // the bundle against its checksum: the module, or a JavaScript actor's
 // scripts (jsactor.go).
 func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
-	obj, err := s.bundles.Get(ctx, experiments.BundleObject(sp.slug, sp.checksum))
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, permanent("the bundle of version %d is not in the object store", sp.version)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("fetch bundle of %s: %w", sp.slug, err)
-	}
-	defer obj.Close()
 	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create work directory: %w", err)
 	}
@@ -118,10 +111,23 @@ func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	h := sha256.New()
-	size, err := io.Copy(io.MultiWriter(f, h), obj)
+	// The version's event may arrive before a replica holds its bundle:
+	// read through the store's leader, or a missing bundle would fail the
+	// actor for good.
+	_, err = bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Read(ctx, experiments.BundleObject(sp.slug, sp.checksum), f, 0)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, permanent("the bundle of version %d is not in the object store", sp.version)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch bundle of %s: %w", sp.slug, err)
+	}
+	h := sha256.New()
+	var size int64
+	if _, err = f.Seek(0, io.SeekStart); err == nil {
+		size, err = io.Copy(h, f)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read bundle of %s: %w", sp.slug, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != sp.checksum {
 		return nil, fmt.Errorf("bundle of %s arrived with checksum %s, want %s", sp.slug, got, sp.checksum)

@@ -169,7 +169,10 @@ func (s *Service) provisionTimers(ctx context.Context) error {
 	}
 	reg := s.d.Telemetry.Registry
 	s.timers = timerService{
-		kv: kv, provided: true,
+		// A schedule's record is read after a lost compare-and-set, to take
+		// the view of the worker that won it: through the leader, or a
+		// replica's older revision would lose the next one too.
+		kv: bus.LeaderKV{KeyValue: kv, JS: s.d.JS}, provided: true,
 		fired: telemetry.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gnome_actor_timer_events_total", Help: "Timer events delivered to actors, by experiment and outcome (ok, failed: refused by the actor, trapped or timed out; dropped: the module cannot receive events).",
 		}, []string{"slug", "outcome"})),

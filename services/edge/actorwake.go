@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gnome-platform/gnome/libs/actorapi"
+	"github.com/gnome-platform/gnome/libs/bus"
 )
 
 // Waking idle actors: a worker unloads an actor that went without calls
@@ -40,7 +41,10 @@ func (a *actorsAPI) wakeAndCall(ctx context.Context, e *entry, msg *nats.Msg) (*
 	if err != nil {
 		return nil, nats.ErrNoResponders
 	}
-	st, err := getJSON[actorapi.State](ctx, ab.states, slug)
+	// Through the bucket's leader: the call found no responder perhaps
+	// because the actor was unloaded an instant ago, and its "idle" state,
+	// written just before, must be seen for the call to wake it.
+	st, err := getJSON[actorapi.State](ctx, bus.LeaderKV{KeyValue: ab.states, JS: a.js}, slug)
 	switch {
 	case err != nil || st == nil:
 		return nil, nats.ErrNoResponders

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
-	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 )
@@ -54,8 +54,10 @@ type loadedBundle struct {
 }
 
 type bundleCache struct {
-	dir  string
-	obs  jetstream.ObjectStore
+	dir string
+	// objs reads through the store's leader: the edge loads a version the
+	// moment its event arrives, when a replica may not hold it yet.
+	objs bus.Objects
 	log  *slog.Logger
 	mu   sync.Mutex
 	m    map[string]*loadedBundle
@@ -63,11 +65,11 @@ type bundleCache struct {
 	used int64
 }
 
-func newBundleCache(dir string, obs jetstream.ObjectStore, log *slog.Logger) (*bundleCache, error) {
+func newBundleCache(dir string, objs bus.Objects, log *slog.Logger) (*bundleCache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create bundle cache: %w", err)
 	}
-	return &bundleCache{dir: dir, obs: obs, log: log, m: map[string]*loadedBundle{}, busy: map[string]chan struct{}{}}, nil
+	return &bundleCache{dir: dir, objs: objs, log: log, m: map[string]*loadedBundle{}, busy: map[string]chan struct{}{}}, nil
 }
 
 // get returns the loaded bundle of the experiment's current version,
@@ -131,11 +133,6 @@ func (bc *bundleCache) evict(keep string) {
 }
 
 func (bc *bundleCache) load(ctx context.Context, slug, checksum string) (*loadedBundle, error) {
-	obj, err := bc.obs.Get(ctx, experiments.BundleObject(slug, checksum))
-	if err != nil {
-		return nil, fmt.Errorf("fetch bundle %s: %w", checksum, err)
-	}
-	defer obj.Close()
 	dir := filepath.Join(bc.dir, checksum)
 	_ = os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -147,7 +144,13 @@ func (bc *bundleCache) load(ctx context.Context, slug, checksum string) (*loaded
 		return nil, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), obj)
+	_, err = bc.objs.Read(ctx, experiments.BundleObject(slug, checksum), f, 0)
+	var n int64
+	if err == nil {
+		if _, err = f.Seek(0, io.SeekStart); err == nil {
+			n, err = io.Copy(h, f)
+		}
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -141,7 +141,7 @@ func (s *Service) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	s.handoffs = &handoffs{kv: handoffKV, auth: s.auth, id: s.id, origins: s.origins, catalog: s.catalog}
+	s.handoffs = &handoffs{kv: bus.LeaderKV{KeyValue: handoffKV, JS: d.JS}, auth: s.auth, id: s.id, origins: s.origins, catalog: s.catalog}
 	s.metrics = httpx.NewMetrics(d.Telemetry.Registry)
 	registerJetStreamCollector(d)
 	s.health = newProber(d)
@@ -230,7 +230,7 @@ func (s *Service) startExperiments(ctx context.Context) error {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	s.cacheDir = filepath.Join(d.Config.DataDir, "cache", "edge-"+d.InstanceID)
-	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bundles, d.Log); err != nil {
+	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bus.Objects{JS: d.JS, Store: bundles, Bucket: bus.ObjectBundles}, d.Log); err != nil {
 		return err
 	}
 	s.catalog = newCatalog(d.Store.Experiments(), d.JS, d.Log)

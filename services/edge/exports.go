@@ -79,6 +79,7 @@ func (x *exportsAPI) routes(app *fiber.App) {
 			limitExport, x.requestExport(t))
 	}
 	x.researchRoutes(app)
+	x.dataStatsRoutes(app)
 	app.Get("/api/exports/:id", x.id.requireUser, x.getExport)
 	app.Get("/api/exports/:id/events", x.id.requireUser, x.exportEvents)
 	app.Get("/api/exports/:id/download", x.id.requireUser, limit(x.limiter, ratelimit.Download), x.downloadExport)

@@ -53,6 +53,8 @@ type handoff struct {
 
 // handoffs serves both ends of the hand-off.
 type handoffs struct {
+	// kv reads through the bucket's leader (bus.LeaderKV): a code is
+	// written by one edge and taken by another a moment later.
 	kv      jetstream.KeyValue
 	auth    authapi.Client
 	id      *identity

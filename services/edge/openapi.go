@@ -188,6 +188,7 @@ func apiRoutes(registration bool) []apiRoute {
 	}
 	rs = append(rs, []apiRoute{
 		{origin: p, method: "GET", path: "/api/experiments/:slug/data", tag: exportsTag, summary: "The experiment's collections with their documents (research data)", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("DataCollections", "")},
+		{origin: p, method: "GET", path: "/api/experiments/:slug/data/stats", tag: exportsTag, summary: "The sizes of the experiment's collections, which are past the size where the store slows down, and its actor's recent slow data requests", who: "owner, admin", auth: signedIn, status: 200, reply: jsonReply("DataStats", "")},
 		{origin: p, method: "POST", path: "/api/experiments/:slug/data", tag: exportsTag, summary: "Ask for one collection as CSV or JSON Lines (a research-data export): 202 queued, or 200 with a ready one; download it at /api/exports/{id}/download", who: "owner, admin", auth: signedIn, body: jsonBodyOf("DataRequest"), status: 202, reply: jsonReply("ExportLog", "the export (200 when a ready one is reused)"), limited: true},
 		{origin: p, method: "GET", path: "/api/exports/:id", tag: exportsTag, summary: "An export's status, progress, size and checksum", who: "requester, admin", auth: signedIn, status: 200, reply: jsonReply("ExportLog", "")},
 		{origin: p, method: "GET", path: "/api/exports/:id/events", tag: exportsTag, summary: "An export's progress as server-sent events", who: "requester, admin", auth: signedIn, status: 200, reply: apiPayload{"text/event-stream", "ExportLog", "each event's data is the export"}},
@@ -260,6 +261,7 @@ var apiSchemas = map[string][2]string{
 	"ExportLog":        {"export-log.json", `{"type":"object"}`},
 	"ExportLogs":       {"export-listed.json", `{"type":"object"}`},
 	"DataCollections":  {"export-data-collections.json", `{"type":"object"}`},
+	"DataStats":        {"export-data-stats.json", `{"type":"object"}`},
 	"DataRequest":      {"", `{"type":"object","required":["collection"],"properties":{"collection":{"type":"string","pattern":"^[A-Za-z0-9_]{1,64}$","description":"a collection's name, as GET /api/experiments/{slug}/data lists it"},"format":{"type":"string","enum":["csv","jsonl"],"default":"csv"},"from":{"type":"string","format":"date-time","description":"only documents created at or after it (an ObjectId _id's time, else created_at)"},"to":{"type":"string","format":"date-time","description":"only documents created before it"}}}`},
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
@@ -179,24 +180,23 @@ func (s *Service) copyBundle(ctx context.Context, cfg *experiments.Config) (f *o
 		span.End()
 	}()
 	name := experiments.BundleObject(cfg.Slug, cfg.Checksum)
-	r, err := s.bundles.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, 0, jobs.Permanent(fmt.Errorf("the bundle of %s version %d is missing", cfg.Slug, cfg.Version))
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read the bundle of %s: %w", cfg.Slug, err)
-	}
-	defer r.Close()
 	f, err = os.CreateTemp(s.tmp, "bundle-*.zip")
 	if err != nil {
 		return nil, 0, fmt.Errorf("create a work file: %w", err)
 	}
-	size, err = io.Copy(f, r)
+	// Through the store's leader: an export asked for right after an
+	// upload may reach a replica that does not hold the bundle yet, and a
+	// missing bundle fails the export for good.
+	info, err := bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Read(ctx, name, f, 0)
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil, 0, jobs.Permanent(fmt.Errorf("the bundle of %s version %d is missing", cfg.Slug, cfg.Version))
+		}
 		return nil, 0, fmt.Errorf("copy the bundle of %s: %w", cfg.Slug, err)
 	}
+	size = int64(info.Size)
 	span.SetAttributes(attribute.Int64("gnome.bundle.size", size))
 	return f, size, nil
 }

@@ -159,6 +159,8 @@ type Service struct {
 	// progressHook, set by tests, sees every progress report of a build
 	// before it is written, on the build's writer goroutine.
 	progressHook func(id string, fraction float64, step string)
+
+	sizes sizeCache // collection sizes read last (datastats.go)
 }
 
 // New builds the service on d with the production options.
@@ -186,6 +188,7 @@ func NewWith(d *svc.Deps, o Options) *Service {
 				bus.Endpoint(exportapi.EndpointInvalidate, s.invalidate),
 				bus.Endpoint(exportapi.EndpointDownload, s.download),
 				bus.Endpoint(exportapi.EndpointData, s.data),
+				bus.Endpoint(exportapi.EndpointDataStats, s.dataStats),
 			)
 		},
 		Workers: func(ctx context.Context) ([]*jobs.Worker, error) {

@@ -84,7 +84,9 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 		return uploadapi.Result{}, fmt.Errorf("rewind bundle: %w", err)
 	}
 	object := experiments.BundleObject(slug, sum.Checksum)
-	if _, err := s.bundles.GetInfo(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
+	// Through the leader: a replica's direct get could still show a bundle
+	// an eviction just deleted, and the version would name a missing one.
+	if _, err := (bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}).Info(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
 		if _, err := s.bundles.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
 			return uploadapi.Result{}, fmt.Errorf("store bundle: %w", err)
 		}
@@ -164,30 +166,29 @@ func unchanged(cur *experiments.Config, checksum string, raw []byte) bool {
 }
 
 // stage copies the staged upload to a work file: a ZIP is read from its
-// central directory at the end, which needs random access.
+// central directory at the end, which needs random access. The edge wrote
+// it an instant ago, maybe through another node of the cluster: it is read
+// through the store's leader (bus.Objects), which a replica's direct get
+// is not, so that the upload is found.
 func (s *Service) stage(ctx context.Context, id string, limit int64) (*os.File, error) {
-	obj, err := s.uploads.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, apierr.New(apierr.CodeNotFound, "no staged upload %q", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read staged upload: %w", err)
-	}
-	defer obj.Close()
 	f, err := os.CreateTemp(s.tmp, "upload-*.zip")
 	if err != nil {
 		return nil, fmt.Errorf("create work file: %w", err)
 	}
-	n, err := io.Copy(f, io.LimitReader(obj, limit+1))
-	if err == nil && n > limit {
+	_, err = bus.Objects{JS: s.d.JS, Store: s.uploads, Bucket: bus.ObjectUploads}.Read(ctx, id, f, limit)
+	switch {
+	case err == nil:
+		return f, nil
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		err = apierr.New(apierr.CodeNotFound, "no staged upload %q", id)
+	case errors.Is(err, bus.ErrObjectTooLarge):
 		err = apierr.New(apierr.CodeBundleTooLarge, "the upload is over %d MB", limit>>20)
+	default:
+		err = fmt.Errorf("read staged upload: %w", err)
 	}
-	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, err
-	}
-	return f, nil
+	f.Close()
+	os.Remove(f.Name())
+	return nil, err
 }
 
 // dropEvicted deletes the bundles of versions no longer kept.

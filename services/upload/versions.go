@@ -12,6 +12,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bundle"
+	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/events"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
@@ -162,9 +163,10 @@ func notKept(cfg *experiments.Config, version int) error {
 }
 
 // bundleStored reports whether the bundle of checksum is in the bundles
-// object store.
+// object store, as its leader has it (bus.Objects): a version rolled back
+// to must not name a bundle just deleted.
 func (s *Service) bundleStored(ctx context.Context, slug, checksum string) (bool, error) {
-	_, err := s.bundles.GetInfo(ctx, experiments.BundleObject(slug, checksum))
+	_, err := bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Info(ctx, experiments.BundleObject(slug, checksum))
 	switch {
 	case err == nil:
 		return true, nil

@@ -13,8 +13,11 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/gnome-platform/gnome/libs/exportapi"
+	"github.com/gnome-platform/gnome/libs/scoped"
+	"github.com/gnome-platform/gnome/libs/store"
 )
 
 // One experiment's page, /my-experiments/{slug}, as its developer uses it:
@@ -308,6 +311,64 @@ func TestBrowserExperimentPage(t *testing.T) {
 		if r.status != 200 || !strings.Contains(string(r.body), "button") || strings.Count(string(r.body), "red") != 2 {
 			t.Errorf("the research data: %d %s", r.status, r.body)
 		}
+	})
+	if !ok {
+		return
+	}
+
+	ok = t.Run("data size", func(t *testing.T) {
+		// A collection past the size where the embedded store slows down,
+		// and a slow request of the actor, as the worker records it.
+		ctx := context.Background()
+		docs := make([]any, scoped.EmbeddedSlowDocuments+1)
+		for i := range docs {
+			docs[i] = bson.D{{Key: scoped.Field, Value: "clicks-js"}, {Key: "i", Value: i}}
+		}
+		if _, err := p.deps.Store.Collection(scoped.CollectionName("clicks-js", "bulk")).InsertMany(ctx, docs); err != nil {
+			t.Fatalf("plant documents: %v", err)
+		}
+		if err := p.deps.Store.AddSlowOps(ctx, "clicks-js", store.SlowOp{Collection: "bulk", Op: scoped.OpAggregate, DurationMS: 240, Documents: 8, At: time.Now().UTC()}); err != nil {
+			t.Fatalf("record a slow operation: %v", err)
+		}
+		// Sizes are kept for 10 seconds: the page of the phase before may
+		// have read them before the documents were there.
+		var r response
+		eventually(t, 20*time.Second, "the data stats to show the planted collection", func() bool {
+			r = api.do("GET", "/api/experiments/clicks-js/data/stats", nil, bearer)
+			if r.status != 200 {
+				t.Fatalf("data stats: %d %s", r.status, r.body)
+			}
+			return strings.Contains(string(r.body), `"name":"bulk","documents":2001`)
+		})
+		if !strings.Contains(string(r.body), `"slow":true`) || !strings.Contains(string(r.body), `"op":"aggregate","duration_ms":240`) {
+			t.Fatalf("data stats: %d %s", r.status, r.body)
+		}
+		rivalAPI := p.client(t, 0)
+		rivalAPI.login(rival, password)
+		if r := rivalAPI.do("GET", "/api/experiments/clicks-js/data/stats", nil, nil); r.status != 403 && r.status != 404 {
+			t.Errorf("another developer reads the data stats: %d %s", r.status, r.body)
+		}
+		if r := p.client(t, 0).do("GET", "/api/experiments/clicks-js/data/stats", nil, nil); r.status != 401 {
+			t.Errorf("an anonymous caller reads the data stats: %d %s", r.status, r.body)
+		}
+
+		b := startChromium(t, bin).tab(t, p)
+		b.signIn(dev, password)
+		b.open(page)
+		b.waitFor("the data size warning", `!!document.getElementById("data-size-warning")`)
+		warning := b.text("#data-size-warning")
+		for _, want := range []string{"bulk", "2,000 documents", "MongoDB", "docker package"} {
+			if !strings.Contains(warning, want) {
+				t.Errorf("the warning lacks %q: %q", want, warning)
+			}
+		}
+		view := b.text("#data-size-view")
+		for _, want := range []string{"2,001", "slow on this store", "aggregate", "240 ms", "just now"} {
+			if !strings.Contains(view, want) {
+				t.Errorf("the data size section lacks %q: %q", want, view)
+			}
+		}
+		checkA11y(b, "the experiment page with its data size")
 	})
 	if !ok {
 		return

@@ -529,6 +529,11 @@ func exerciseExports(t *testing.T, d *svc.Deps) {
 	if err != nil || dc.Slug != slug {
 		t.Fatalf("export.data: %+v %v", dc, err)
 	}
+	ds, err := call(ctx, d.NC, "export-data-stats", exportapi.EndpointDataStats,
+		exportapi.DataStatsRequest{Slug: slug, Caller: caller(busAdminEmail, true, "export-data-stats")})
+	if err != nil || ds.Slug != slug || ds.Store != exportapi.StoreEmbedded || ds.SlowDocuments <= 0 {
+		t.Fatalf("export.data_stats: %+v %v", ds, err)
+	}
 	rd, err := call(ctx, d.NC, "export-research", exportapi.EndpointRequest, exportapi.Request{Slug: slug, Type: exportapi.ResearchData,
 		Data: &exportapi.DataQuery{Collection: "notes", Format: exportapi.FormatCSV}, Caller: caller(busAdminEmail, true, "export-research")})
 	if err != nil || rd.Export.Data == nil {

@@ -134,6 +134,13 @@ func TestContractTypesMatchSchemas(t *testing.T) {
 		{"ExportDataList", []any{exportapi.DataList{Slug: "field-notes", Caller: exportCaller}}},
 		{"ExportDataCollections", []any{exportapi.DataCollections{Slug: "field-notes", Collections: []exportapi.DataCollection{{Name: "notes", Documents: 40}}},
 			exportapi.DataCollections{Slug: "field-notes", Collections: []exportapi.DataCollection{}}}},
+		{"ExportDataStatsRequest", []any{exportapi.DataStatsRequest{Slug: "field-notes", Caller: exportCaller}}},
+		{"ExportDataStats", []any{
+			exportapi.DataStats{Slug: "field-notes", Store: exportapi.StoreEmbedded, SlowDocuments: 2000, SlowMS: 100, SizesAt: ms,
+				Collections: []exportapi.DataStatsCollection{{Name: "clicks", Documents: 5400, Bytes: 712000, Slow: true}},
+				SlowOps:     []exportapi.DataSlowOp{{Collection: "clicks", From: "weather", Op: "aggregate", DurationMS: 231, Documents: 8, Error: "timeout", At: ms}}},
+			exportapi.DataStats{Slug: "field-notes", Store: exportapi.StoreMongoDB, SlowMS: 100, SizesAt: ms, Collections: []exportapi.DataStatsCollection{}, SlowOps: []exportapi.DataSlowOp{}},
+		}},
 		{"ExportLog", []any{fullLog, queuedLog, researchLog}},
 		{"ExportProgress", []any{fullLog, queuedLog, researchLog}},
 		{"ExportList", []any{exportapi.List{Slug: "field-notes", Limit: 10, Caller: caller}, exportapi.List{Caller: caller}}},

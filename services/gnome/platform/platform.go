@@ -235,6 +235,9 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 		"nats", infra.NATSURL, "store", infra.MongoURI, "data_dir", cfg.DataDir)
 	if run != nil {
 		run.banner(o.Out, cfg, web.ExperimentURL(o.Standalone.Meta.Slug), infra.MongoURI)
+		if cfg.EmbeddedStore() {
+			go watchStandaloneSizes(ctx, &sizeWatch{st: deps.Store, slug: o.Standalone.Meta.Slug, limit: standaloneSlowDocuments(), log: log, out: o.Out})
+		}
 	} else {
 		fmt.Fprintf(o.Out, "g.nome is serving on %s\n", web.PlatformURL())
 	}
