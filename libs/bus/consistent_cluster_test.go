@@ -29,7 +29,10 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	urls := startCluster(t)
-	ctx := timeout(t, 2*time.Minute)
+	// Each phase has its own generous bound: under the race detector on a
+	// busy machine the cluster is many times slower, and what is asserted
+	// is what the reads return, not how fast.
+	ctx := timeout(t, 4*time.Minute)
 	writer, err := bus.Connect(urls[0], "writer", quiet)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +84,9 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 		readers = append(readers, reader{js, bus.Objects{JS: js, Store: obs, Bucket: bus.ObjectUploads}, kv})
 	}
 
-	const workers, each = 8, 150
+	// Enough that direct gets miss some (a few percent on a quiet
+	// machine), few enough for a busy one.
+	const workers, each = 6, 80
 	var staleObj, staleKV, staleCreate, directObj, directKV atomic.Int64
 	var wg sync.WaitGroup
 	for g := range workers {
@@ -152,17 +157,19 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 
 	// Exports kept in the object store (libs/exportstore): written on node 1,
 	// downloaded at once on the others.
+	ctx = timeout(t, 3*time.Minute)
 	if err := top.EnsureObjectStores(ctx, bus.ObjectExports); err != nil {
 		t.Fatal(err)
 	}
 	exportsW := exportstore.NewObjectStore(jsW, bus.ObjectExports)
 	var staleExports atomic.Int64
-	for g := range 4 {
+	const exportWorkers, exportsEach = 4, 25
+	for g := range exportWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range 50 {
-				i := g*50 + j
+			for j := range exportsEach {
+				i := g*exportsEach + j
 				r := readers[i%len(readers)]
 				key := fmt.Sprintf("export-%d.zip", i)
 				body := bytes.Repeat([]byte{byte(i)}, 1000+(i%4)*100<<10)
@@ -186,12 +193,13 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	t.Logf("exports downloaded on another node right after their put: %d/200 failed", staleExports.Load())
+	t.Logf("exports downloaded on another node right after their put: %d/%d failed", staleExports.Load(), exportWorkers*exportsEach)
 
 	// The price: a key read through the leader against a direct get, both
 	// from node 2, one at a time on the quiet cluster.
+	ctx = timeout(t, 2*time.Minute)
 	r := readers[0]
-	const samples = 500
+	const samples = 200
 	// Fresh keys: the hand-offs bucket forgets a key after 30 s, which a
 	// slow run (the race detector) passes.
 	for i := range samples {

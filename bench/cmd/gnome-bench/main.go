@@ -59,6 +59,8 @@ var benchmarks = []benchmark{
 	{"livebroadcast", "a member's message to a room of 1,000 WebSockets on two edges, through the actor: delivery p99, vs a room of one (separate processes)", benchLiveBroadcast},
 	{"liveidle", "edge memory growth holding 10,000 idle WebSockets (separate processes)", benchLiveIdle},
 	{"actoridle", "worker memory per loaded idle actor, and of 200 experiments with 10 active and idle ones unloaded; an unloaded actor's first call (separate processes)", benchActorIdle},
+	{"scale", "GET /api/me and the echo actor's route on a three-node NATS cluster (JetStream, replicas 3), one instance of each service vs two: req/s, p50/p99, scaling ratio (separate processes)", benchScale},
+	{"clusterexport", "small upload-ready exports per second on the three-node cluster (one of each service) vs gnome serve", benchClusterExport},
 	{"data", "an experiment's typical requests through the scoped data layer at 1,000, 10,000 and 100,000 documents (-data-sizes): embedded store on SQLite and PostgreSQL, MongoDB with MONGO_URI; median per request and slope per 1,000 documents", benchData},
 }
 
