@@ -56,6 +56,10 @@ $(GOTESTSUM):
 test: check build $(GOTESTSUM)
 	$(GOTEST) $(TESTFLAGS) -race $(foreach m,$(RACE_MODULES),./$(m)/...)
 	$(GOTEST) $(TESTFLAGS) $(foreach m,$(filter-out $(RACE_MODULES),$(MODULES)),./$(m)/...)
+	@# The store suites again on the embedded store's PostgreSQL engine (about 30 s), where it is installed.
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		GNOME_TEST_STORE=postgres $(GOTEST) $(TESTFLAGS) ./libs/scoped/ ./libs/store/; \
+	else echo "no PostgreSQL installed: libs/scoped and libs/store ran on SQLite only"; fi
 
 check: generate-check
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -113,6 +113,34 @@ func StartStoreEngine(dir, addr, engine string, log *slog.Logger) (*Store, error
 		cfg.PostgreSQLURL = pg.URL()
 		cfg.Logger = slog.New(quietDuplicates{cfg.Logger.Handler()})
 	}
+	return runFerret(cfg, engine, pg)
+}
+
+// StartStoreOnPostgres starts FerretDB listening on addr (loopback; port 0
+// picks a free one) on a PostgreSQL database that someone else runs and
+// stops, given by its connection URL: tests share one PostgreSQL child per
+// process, one database per test (libs/testenv), instead of paying for an
+// initdb per test. Shutdown leaves the PostgreSQL server running.
+func StartStoreOnPostgres(pgURL, addr string, log *slog.Logger) (*Store, error) {
+	host, port, err := loopback(addr)
+	if err != nil {
+		return nil, fmt.Errorf("EMBEDDED_STORE_ADDR: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg := &ferretdb.Config{
+		Listener:      ferretdb.ListenerConfig{TCP: net.JoinHostPort(host, strconv.Itoa(port))},
+		Handler:       "postgresql",
+		PostgreSQLURL: pgURL,
+		Logger:        slog.New(quietDuplicates{levelFloor{log.Handler(), slog.LevelError}}).With("component", "store"),
+	}
+	return runFerret(cfg, EnginePostgres, nil)
+}
+
+// runFerret creates and runs FerretDB with cfg; pg, if any, is stopped
+// with the store.
+func runFerret(cfg *ferretdb.Config, engine string, pg *Postgres) (*Store, error) {
 	ferretNew.Lock()
 	db, err := ferretdb.New(cfg)
 	ferretNew.Unlock()

@@ -159,19 +159,22 @@ func oldExperimentCollection(name string) bool {
 // had to leave.
 func migrateCollection(ctx context.Context, db *mongo.Database, name string) (moved []Moved, left int64, err error) {
 	old := db.Collection(name)
+	var groups []struct {
+		Slug string `bson:"_id"`
+	}
 	// A $group, not distinct: the embedded store refuses distinct with the
 	// time limit the driver adds under a deadline.
 	cur, err := old.Aggregate(ctx, bson.A{
 		bson.D{{Key: "$match", Value: bson.D{{Key: Field, Value: bson.D{{Key: "$type", Value: "string"}}}}}},
 		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: "$" + Field}}}},
 	})
+	if err == nil {
+		err = cur.All(ctx, &groups)
+	}
+	if err != nil && droppedMeanwhile(ctx, db, name) {
+		return nil, 0, nil
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("list its experiments: %w", err)
-	}
-	var groups []struct {
-		Slug string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &groups); err != nil {
 		return nil, 0, fmt.Errorf("list its experiments: %w", err)
 	}
 	owners := make([]string, 0, len(groups))
@@ -216,8 +219,9 @@ func migrateCollection(ctx context.Context, db *mongo.Database, name string) (mo
 // droppedMeanwhile reports whether the collection name no longer exists:
 // a concurrent migration moved its documents and dropped it while this one
 // was reading or deleting. MongoDB answers such operations as on an empty
-// collection; the embedded store may fail them ("no such table"), which
-// then means the same: nothing is left to move.
+// collection; the embedded store may fail them ("no such table" on
+// SQLite, "relation ... does not exist" on PostgreSQL), which then means
+// the same: nothing is left to move.
 func droppedMeanwhile(ctx context.Context, db *mongo.Database, name string) bool {
 	names, err := db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: name}})
 	return err == nil && len(names) == 0

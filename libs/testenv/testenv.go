@@ -33,7 +33,9 @@ type Env struct {
 	MongoURI string
 }
 
-// Start starts NATS and the store for t; both stop at t's cleanup.
+// Start starts NATS and the store for t; both stop at t's cleanup. The
+// store is on SQLite, or on PostgreSQL when GNOME_TEST_STORE=postgres
+// (StoreVar).
 func Start(t testing.TB) *Env {
 	t.Helper()
 	dir := t.TempDir()
@@ -42,11 +44,20 @@ func Start(t testing.TB) *Env {
 		t.Fatalf("start nats: %v", err)
 	}
 	t.Cleanup(n.Shutdown)
-	s, err := embedded.StartStore(filepath.Join(dir, "db"), "127.0.0.1:0", nil)
+	engine, err := storeEngine()
 	if err != nil {
-		t.Fatalf("start store: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(s.Shutdown)
+	var s *embedded.Store
+	if engine == embedded.EnginePostgres {
+		s = startPostgresStore(t)
+	} else {
+		s, err = embedded.StartStore(filepath.Join(dir, "db"), "127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatalf("start store: %v", err)
+		}
+		t.Cleanup(s.Shutdown)
+	}
 	if err := trustTestKey(n.AdminURL()); err != nil {
 		t.Fatalf("trust the test key: %v", err)
 	}

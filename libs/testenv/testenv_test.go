@@ -2,10 +2,17 @@ package testenv_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
@@ -75,4 +82,73 @@ func TestTwoEnvsAreIndependent(t *testing.T) {
 	if a.NATSURL == b.NATSURL || a.MongoURI == b.MongoURI || a.Dir == b.Dir {
 		t.Errorf("two envs share something: %+v %+v", a, b)
 	}
+}
+
+// GNOME_TEST_STORE=postgres gives each env its own database on the one
+// PostgreSQL server of the test process: one test's documents are not
+// another's, and a dropped env leaves the next one working.
+func TestPostgresEnvsShareServerNotData(t *testing.T) {
+	if _, err := embedded.FindPostgres(); err != nil {
+		t.Skip(err)
+	}
+	t.Setenv(testenv.StoreVar, "postgres")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	count := func(env *testenv.Env, insert bool) int64 {
+		t.Helper()
+		if env.Store.Engine() != embedded.EnginePostgres {
+			t.Fatalf("engine %q, want postgres", env.Store.Engine())
+		}
+		c, err := mongo.Connect(options.Client().ApplyURI(env.MongoURI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Disconnect(ctx) }()
+		coll := c.Database("gnome_test").Collection("things")
+		if insert {
+			if _, err := coll.InsertOne(ctx, bson.D{{Key: "n", Value: 1}}); err != nil {
+				t.Fatalf("insert: %v", err)
+			}
+		}
+		n, err := coll.CountDocuments(ctx, bson.D{})
+		if err != nil {
+			t.Fatalf("count: %v", err)
+		}
+		return n
+	}
+	a := testenv.Start(t)
+	if n := count(a, true); n != 1 {
+		t.Errorf("first env counts %d documents, want 1", n)
+	}
+	b := testenv.Start(t)
+	if n := count(b, false); n != 0 {
+		t.Errorf("second env sees %d documents of the first", n)
+	}
+	if a.MongoURI == b.MongoURI {
+		t.Errorf("two envs share the store address %s", a.MongoURI)
+	}
+}
+
+func TestUnknownTestStoreIsRefused(t *testing.T) {
+	t.Setenv(testenv.StoreVar, "mongo")
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); testenv.Start(ft) }()
+	<-done
+	if !strings.Contains(ft.msg, "GNOME_TEST_STORE") {
+		t.Errorf("an unknown engine gives %q, want an error naming GNOME_TEST_STORE", ft.msg)
+	}
+}
+
+// fatalRecorder keeps a Fatal's message and ends the goroutine that called
+// it, as testing does, without failing the real test.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.msg = fmt.Sprint(args...); runtime.Goexit() }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
