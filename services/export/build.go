@@ -117,7 +117,12 @@ func (s *Service) buildPackage(ctx context.Context, job *jobs.Job, l *exportapi.
 	defer cancel(nil)
 	pr := &progress{s: s, ctx: context.WithoutCancel(ctx), job: job, id: l.ID, cancel: cancel, every: s.o.ProgressEvery}
 	stopBeat := pr.heartbeat(bctx, s.o.HeartbeatEvery)
-	sum, obj, err := s.stream(bctx, l, exportpkg.Source{Config: *cfg, Bundle: bundle, BundleSize: size, DB: s.d.Store.DB, KV: kv}, pr.report)
+	src := exportpkg.Source{Config: *cfg, Bundle: bundle, BundleSize: size, DB: s.d.Store.DB, KV: kv}
+	sum, obj, err := pipeToStore(bctx, s, l.StorageKey, "package",
+		func(ctx context.Context, w io.Writer) (exportpkg.Summary, error) {
+			return exportpkg.Write(ctx, w, l.Type, src, exportpkg.Options{Progress: pr.report, CreatedAt: l.CreatedAt})
+		},
+		func(sum exportpkg.Summary) (int64, int64) { return sum.Size, sum.Documents })
 	stopBeat()
 	if cause := context.Cause(bctx); errors.Is(cause, errInvalidated) {
 		// Stored or not, the package is nobody's now.
@@ -201,32 +206,36 @@ func (s *Service) copyBundle(ctx context.Context, cfg *experiments.Config) (f *o
 	return f, size, nil
 }
 
-// stream writes the package through a pipe into the store: the package is
+// pipeToStore runs write into a pipe the store reads from: the file is
 // never whole in memory, and the store sees it complete or not at all.
-func (s *Service) stream(ctx context.Context, l *exportapi.Log, src exportpkg.Source, report func(float64, string)) (exportpkg.Summary, exportstore.Object, error) {
+// what names the file in spans and errors ("package", "research data");
+// measure gives the size and documents written, for the span.
+func pipeToStore[S any](ctx context.Context, s *Service, key, what string,
+	write func(context.Context, io.Writer) (S, error), measure func(S) (size, documents int64)) (S, exportstore.Object, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tracer := otel.Tracer(tracerName)
 	pr, pw := io.Pipe()
 	type written struct {
-		sum exportpkg.Summary
+		sum S
 		err error
 	}
 	done := make(chan written, 1)
 	go func() {
-		wctx, span := tracer.Start(ctx, "export write package")
+		wctx, span := tracer.Start(ctx, "export write "+what)
 		defer span.End()
-		sum, err := exportpkg.Write(wctx, pw, l.Type, src, exportpkg.Options{Progress: report, CreatedAt: l.CreatedAt})
+		sum, err := write(wctx, pw)
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		} else {
-			span.SetAttributes(attribute.Int64("gnome.export.size", sum.Size), attribute.Int64("gnome.export.documents", sum.Documents))
+			size, docs := measure(sum)
+			span.SetAttributes(attribute.Int64("gnome.export.size", size), attribute.Int64("gnome.export.documents", docs))
 		}
 		pw.CloseWithError(err)
 		done <- written{sum, err}
 	}()
-	sctx, span := tracer.Start(ctx, "export store package", trace.WithAttributes(attribute.String("gnome.export.store", s.files.Name())))
-	obj, perr := s.files.Put(sctx, l.StorageKey, pr)
+	sctx, span := tracer.Start(ctx, "export store "+what, trace.WithAttributes(attribute.String("gnome.export.store", s.files.Name())))
+	obj, perr := s.files.Put(sctx, key, pr)
 	if perr != nil {
 		span.SetStatus(codes.Error, perr.Error())
 	}
@@ -235,11 +244,12 @@ func (s *Service) stream(ctx context.Context, l *exportapi.Log, src exportpkg.So
 	cancel()
 	_ = pr.CloseWithError(errors.New("the store stopped reading"))
 	w := <-done
+	var zero S
 	switch {
 	case w.err != nil && (perr == nil || errors.Is(perr, io.ErrClosedPipe) || errors.Is(perr, w.err)):
-		return exportpkg.Summary{}, exportstore.Object{}, fmt.Errorf("write the package: %w", w.err)
+		return zero, exportstore.Object{}, fmt.Errorf("write the %s: %w", what, w.err)
 	case perr != nil:
-		return exportpkg.Summary{}, exportstore.Object{}, fmt.Errorf("store the package: %w", perr)
+		return zero, exportstore.Object{}, fmt.Errorf("store the %s: %w", what, perr)
 	}
 	return w.sum, obj, nil
 }

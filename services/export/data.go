@@ -7,15 +7,10 @@ import (
 	"io"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
-	"github.com/gnome-platform/gnome/libs/exportstore"
 	"github.com/gnome-platform/gnome/libs/jobs"
 	"github.com/gnome-platform/gnome/libs/store"
 )
@@ -103,7 +98,11 @@ func (s *Service) buildData(ctx context.Context, job *jobs.Job, l *exportapi.Log
 	defer cancel(nil)
 	pr := &progress{s: s, ctx: context.WithoutCancel(ctx), job: job, id: l.ID, cancel: cancel, every: s.o.ProgressEvery}
 	stopBeat := pr.heartbeat(bctx, s.o.HeartbeatEvery)
-	sum, obj, err := s.streamData(bctx, l, pr.report)
+	sum, obj, err := pipeToStore(bctx, s, l.StorageKey, "research data",
+		func(ctx context.Context, w io.Writer) (exportpkg.DataSummary, error) {
+			return exportpkg.WriteData(ctx, w, s.d.Store.DB, l.Slug, *l.Data, exportpkg.DataOptions{WorkDir: s.tmp, Progress: pr.report})
+		},
+		func(sum exportpkg.DataSummary) (int64, int64) { return sum.Size, sum.Documents })
 	stopBeat()
 	if cause := context.Cause(bctx); errors.Is(cause, errInvalidated) {
 		s.deleteFile(context.WithoutCancel(ctx), l.StorageKey)
@@ -127,42 +126,4 @@ func (s *Service) buildData(ctx context.Context, job *jobs.Job, l *exportapi.Log
 		Version: cfg.Version, ConfigSeq: cfg.Seq, DataSeq: dataSeq, SourceKey: key, At: at,
 		ExpiresAt: at.Add(s.d.Config.ExportRetention),
 	})
-}
-
-// streamData writes the file through a pipe into the store, as stream does
-// a package: never whole in memory, and stored complete or not at all.
-func (s *Service) streamData(ctx context.Context, l *exportapi.Log, report func(float64, string)) (exportpkg.DataSummary, exportstore.Object, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	tracer := otel.Tracer(tracerName)
-	pr, pw := io.Pipe()
-	type written struct {
-		sum exportpkg.DataSummary
-		err error
-	}
-	done := make(chan written, 1)
-	go func() {
-		wctx, span := tracer.Start(ctx, "export write research data")
-		defer span.End()
-		sum, err := exportpkg.WriteData(wctx, pw, s.d.Store.DB, l.Slug, *l.Data,
-			exportpkg.DataOptions{WorkDir: s.tmp, Progress: report})
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		} else {
-			span.SetAttributes(attribute.Int64("gnome.export.size", sum.Size), attribute.Int64("gnome.export.documents", sum.Documents))
-		}
-		pw.CloseWithError(err)
-		done <- written{sum, err}
-	}()
-	obj, perr := s.files.Put(ctx, l.StorageKey, pr)
-	cancel()
-	_ = pr.CloseWithError(errors.New("the store stopped reading"))
-	w := <-done
-	switch {
-	case w.err != nil && (perr == nil || errors.Is(perr, io.ErrClosedPipe) || errors.Is(perr, w.err)):
-		return exportpkg.DataSummary{}, exportstore.Object{}, fmt.Errorf("write the research data: %w", w.err)
-	case perr != nil:
-		return exportpkg.DataSummary{}, exportstore.Object{}, fmt.Errorf("store the research data: %w", perr)
-	}
-	return w.sum, obj, nil
 }
