@@ -17,6 +17,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/bus"
 	"github.com/gnome-platform/gnome/libs/exportstore"
+	"github.com/gnome-platform/gnome/libs/testenv"
 )
 
 // On a three-node cluster with three replicas, writers on one node and
@@ -28,7 +29,7 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	urls := startCluster(t)
+	urls := testenv.StartCluster(t)
 	// Each phase has its own generous bound: under the race detector on a
 	// busy machine the cluster is many times slower, and what is asserted
 	// is what the reads return, not how fast.

@@ -5,15 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gnome-platform/gnome/libs/authn"
@@ -26,49 +21,6 @@ import (
 
 var quiet = telemetry.NewLogger(io.Discard, "ERROR", "text")
 
-// startCluster starts three clustered JetStream servers on loopback and
-// returns their client URLs.
-func startCluster(t *testing.T) []string {
-	t.Helper()
-	routes := make([]*url.URL, 3)
-	ports := make([]int, 3)
-	for i := range routes {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes[i] = &url.URL{Scheme: "nats-route", Host: "127.0.0.1:" + strconv.Itoa(ports[i])}
-	}
-	srvs := make([]*server.Server, 3)
-	var wg sync.WaitGroup
-	for i := range srvs {
-		s, err := server.NewServer(&server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: server.RANDOM_PORT,
-			JetStream: true, StoreDir: filepath.Join(t.TempDir(), "js"), JetStreamMaxMemory: 64 << 20,
-			Cluster: server.ClusterOpts{Name: "upload-test", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes, NoSigs: true, NoLog: true,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srvs[i] = s
-		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Start() }()
-	}
-	wg.Wait()
-	urls := make([]string, 3)
-	for i, s := range srvs {
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("server %d did not accept connections", i+1)
-		}
-		urls[i] = s.ClientURL()
-	}
-	return urls
-}
-
 // On a three-node cluster, the edge's side stages each upload through node
 // 1 and the upload service, connected to nodes 2 and 3, reads it at once:
 // every upload is found (a replica's direct get answered 404 now and then).
@@ -77,7 +29,7 @@ func TestUploadsStagedOnAnotherNodeAreFound(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	env := testenv.Start(t)
-	urls := startCluster(t)
+	urls := testenv.StartCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	edge, err := bus.Connect(urls[0], "edge-side", quiet)
