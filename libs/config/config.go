@@ -57,8 +57,10 @@ type Config struct {
 	MongoMaxPool      uint64
 	EmbeddedStoreAddr string
 	// EmbeddedEngine is the engine under the embedded store
-	// (EMBEDDED_STORE): sqlite, postgres or auto (docs/architecture.md,
-	// "The embedded store").
+	// (EMBEDDED_STORE): sqlite, postgres or auto, the default (PostgreSQL
+	// where it can run and the directory holds no SQLite data, else SQLite;
+	// docs/architecture.md, "The embedded store"). `gnome serve` replaces
+	// auto by the engine it chose once the store runs.
 	EmbeddedEngine string
 
 	SecretKey string
@@ -259,7 +261,7 @@ func LoadFrom(get Getenv) (*Config, error) {
 		MongoMinPool:       uint64(integer("MONGO_MAIN_MIN_POOL_SIZE", 10, 0)),
 		MongoMaxPool:       uint64(integer("MONGO_MAIN_MAX_POOL_SIZE", 50, 1)),
 		EmbeddedStoreAddr:  str("EMBEDDED_STORE_ADDR", "127.0.0.1:27017"),
-		EmbeddedEngine:     strings.ToLower(str("EMBEDDED_STORE", "sqlite")),
+		EmbeddedEngine:     strings.ToLower(str("EMBEDDED_STORE", "auto")),
 		SecretKey:          str("SECRET_KEY", str("FLASK_SECRET_KEY", "")),
 		SecretKeyPrevious:  str("SECRET_KEY_PREVIOUS", ""),
 		EnableRegistration: boolean("ENABLE_REGISTRATION", false),

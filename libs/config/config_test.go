@@ -80,7 +80,7 @@ func TestDefaults(t *testing.T) {
 		MongoMinPool:       10,
 		MongoMaxPool:       50,
 		EmbeddedStoreAddr:  "127.0.0.1:27017",
-		EmbeddedEngine:     "sqlite",
+		EmbeddedEngine:     "auto",
 		AdminEmail:         "admin@example.com",
 		LogLevel:           "INFO",
 		LogFormat:          "text",

@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,39 +35,59 @@ var Engines = []string{EngineSQLite, EnginePostgres, EngineAuto}
 // pgSubdir is the PostgreSQL data directory inside the store's directory.
 const pgSubdir = "postgres"
 
-// ChooseEngine resolves engine (one of Engines; "" is EngineSQLite) for
-// the store directory dir. EngineAuto never moves a store that already
-// has SQLite data to PostgreSQL, where that data would not be: data does
-// not follow a change of engine.
+// ChooseEngine resolves engine (one of Engines; "" is EngineAuto, the
+// default) for the store directory dir. EngineAuto never moves a store
+// that already has data to the other engine, where that data would not
+// be: data does not follow a change of engine. When auto settles on
+// SQLite it logs a warning saying why and how to get PostgreSQL.
 func ChooseEngine(dir, engine string, log *slog.Logger) (string, error) {
 	switch engine {
-	case "", EngineSQLite:
+	case EngineSQLite:
 		return EngineSQLite, nil
 	case EnginePostgres:
 		return EnginePostgres, nil
-	case EngineAuto:
+	case "", EngineAuto:
 	default:
 		return "", fmt.Errorf("EMBEDDED_STORE: %q is none of sqlite, postgres, auto", engine)
 	}
 	if log == nil {
 		log = slog.Default()
 	}
+	hasSQLite, _ := filepath.Glob(filepath.Join(dir, "*.sqlite"))
 	if _, err := os.Stat(filepath.Join(dir, pgSubdir, "PG_VERSION")); err == nil {
+		if len(hasSQLite) > 0 {
+			log.Warn("embedded store on PostgreSQL, which this data directory already uses; it also holds SQLite data, which is not read (set EMBEDDED_STORE=sqlite to use that instead)", "dir", dir)
+		}
 		return EnginePostgres, nil
 	}
-	if has, _ := filepath.Glob(filepath.Join(dir, "*.sqlite")); len(has) > 0 {
-		log.Warn("embedded store stays on SQLite: this data directory already holds SQLite data; queries other than _id lookups read whole collections (see docs/architecture.md, The embedded store)", "dir", dir)
+	if len(hasSQLite) > 0 {
+		warnSQLite(log, "this data directory already holds SQLite data, which does not move to PostgreSQL",
+			"for PostgreSQL start on a new DATA_DIR (data does not move between engines), or set EMBEDDED_STORE=sqlite to keep SQLite without this warning", dir)
 		return EngineSQLite, nil
 	}
 	if err := postgresUsable(dir); err != nil {
-		log.Warn("embedded store on SQLite: queries other than _id lookups read whole collections; install PostgreSQL for filters evaluated in the database, or use MongoDB (MONGO_URI)", "reason", err)
+		warnSQLite(log, err.Error(), howToGetPostgres, dir)
 		return EngineSQLite, nil
 	}
 	return EnginePostgres, nil
 }
 
+// howToGetPostgres is the advice of auto's warning when PostgreSQL cannot
+// run.
+const howToGetPostgres = "for PostgreSQL install its server (Debian, Ubuntu: apt-get install postgresql) where it can reach DATA_DIR, and start on a DATA_DIR without SQLite data; or use MongoDB (MONGO_URI); EMBEDDED_STORE=sqlite keeps SQLite without this warning"
+
+// warnSQLite is auto's warning when it settles on SQLite: why, what it
+// costs, and how to get PostgreSQL.
+func warnSQLite(log *slog.Logger, why, how, dir string) {
+	log.Warn("embedded store on SQLite, not PostgreSQL: "+why+". On SQLite every query but a find, update or delete by _id reads the whole collection, which slows requests as the data grows (docs/architecture.md, The embedded store); "+how,
+		"engine", EngineSQLite, "dir", dir)
+}
+
 // StartStoreEngine starts FerretDB on engine (one of Engines) storing
 // under dir and listening on addr (loopback; port 0 picks a free one).
+// With EngineAuto on a directory without data, a PostgreSQL that does not
+// start (a broken installation, no shared memory) leaves the store on
+// SQLite, with a warning, instead of failing.
 func StartStoreEngine(dir, addr, engine string, log *slog.Logger) (*Store, error) {
 	host, port, err := loopback(addr)
 	if err != nil {
@@ -87,6 +108,12 @@ func StartStoreEngine(dir, addr, engine string, log *slog.Logger) (*Store, error
 	if log == nil {
 		log = slog.Default()
 	}
+	requested := engine
+	pgDir := filepath.Join(abs, pgSubdir)
+	_, statErr := os.Stat(filepath.Join(pgDir, "PG_VERSION"))
+	hadCluster := statErr == nil
+	_, statErr = os.Lstat(pgDir)
+	hadPGDir := statErr == nil
 	engine, err = ChooseEngine(abs, engine, log)
 	if err != nil {
 		return nil, err
@@ -97,23 +124,47 @@ func StartStoreEngine(dir, addr, engine string, log *slog.Logger) (*Store, error
 		Logger: slog.New(levelFloor{log.Handler(), slog.LevelError}).With("component", "store"),
 	}
 	var pg *Postgres
+	if engine == EnginePostgres {
+		pg, err = startPostgresFor(abs, pgDir, log)
+		if err != nil && (requested == EngineAuto || requested == "") && !hadCluster {
+			// Nothing was stored yet: SQLite loses nothing, and the next
+			// start (with SQLite data then) stays on it. What this start
+			// made goes, so that no half-made cluster is taken for one.
+			if _, made := os.Stat(filepath.Join(pgDir, "PG_VERSION")); !hadPGDir || made == nil {
+				_ = os.RemoveAll(pgDir)
+			}
+			_ = os.RemoveAll(pgDir + ".init")
+			warnSQLite(log, "PostgreSQL is installed but did not start: "+err.Error(), howToGetPostgres, abs)
+			engine, err = EngineSQLite, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("EMBEDDED_STORE=postgres: %w", err)
+		}
+	}
 	switch engine {
 	case EngineSQLite:
 		cfg.Handler = "sqlite"
 		cfg.SQLiteURL = "file:" + abs + "/"
 	case EnginePostgres:
-		if err := letPostgresIn(abs); err != nil {
-			return nil, err
-		}
-		pg, err = StartPostgres(filepath.Join(abs, pgSubdir), log)
-		if err != nil {
-			return nil, fmt.Errorf("EMBEDDED_STORE=postgres: %w", err)
-		}
 		cfg.Handler = "postgresql"
 		cfg.PostgreSQLURL = pg.URL()
 		cfg.Logger = slog.New(quietDuplicates{cfg.Logger.Handler()})
 	}
-	return runFerret(cfg, engine, pg)
+	st, err := runFerret(cfg, engine, pg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("embedded store started", "engine", engine, "requested", cmp.Or(requested, EngineAuto), "dir", abs)
+	return st, nil
+}
+
+// startPostgresFor runs the PostgreSQL of the store directory dir on its
+// data directory pgDir.
+func startPostgresFor(dir, pgDir string, log *slog.Logger) (*Postgres, error) {
+	if err := letPostgresIn(dir); err != nil {
+		return nil, err
+	}
+	return StartPostgres(pgDir, log)
 }
 
 // StartStoreOnPostgres starts FerretDB listening on addr (loopback; port 0
@@ -159,11 +210,14 @@ func runFerret(cfg *ferretdb.Config, engine string, pg *Postgres) (*Store, error
 }
 
 // postgresUsable says whether PostgreSQL can run for the store directory
-// dir: installed, and, when this process is root, a system user postgres
-// that can enter the directories above dir (dir itself is opened to it by
-// letPostgresIn).
+// dir: installed, its socket's path short enough, and, when this process
+// is root, a system user postgres that can enter the directories above
+// dir (dir itself is opened to it by letPostgresIn).
 func postgresUsable(dir string) error {
 	if _, err := FindPostgres(); err != nil {
+		return err
+	}
+	if err := socketFits(filepath.Join(dir, pgSubdir)); err != nil {
 		return err
 	}
 	if os.Geteuid() != 0 {
@@ -185,7 +239,7 @@ func letPostgresIn(dir string) error {
 	}
 	_, gid, err := postgresUser()
 	if err != nil {
-		return fmt.Errorf("EMBEDDED_STORE=postgres: %w", err)
+		return err
 	}
 	if err := os.Chown(dir, 0, gid); err != nil {
 		return fmt.Errorf("give the store dir to group postgres: %w", err)

@@ -90,9 +90,8 @@ func StartPostgres(dir string, log *slog.Logger) (*Postgres, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve postgres dir: %w", err)
 	}
-	// The kernel bounds a unix socket's path (108 bytes with the NUL).
-	if sock := filepath.Join(dir, ".s.PGSQL."+strconv.Itoa(pgSocketPort)); len(sock) > 107 {
-		return nil, fmt.Errorf("postgres socket path %s is longer than the 107 bytes a unix socket allows: choose a shorter DATA_DIR", sock)
+	if err := socketFits(dir); err != nil {
+		return nil, err
 	}
 	cred, err := childCredential(dir)
 	if err != nil {
@@ -161,6 +160,15 @@ func StartPostgres(dir string, log *slog.Logger) (*Postgres, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// socketFits says whether the socket PostgreSQL makes in its data
+// directory dir has a path the kernel takes (108 bytes with the NUL).
+func socketFits(dir string) error {
+	if sock := filepath.Join(dir, ".s.PGSQL."+strconv.Itoa(pgSocketPort)); len(sock) > 107 {
+		return fmt.Errorf("postgres socket path %s is longer than the 107 bytes a unix socket allows: choose a shorter DATA_DIR", sock)
+	}
+	return nil
 }
 
 // childCredential is who PostgreSQL runs as: this process's user, or, for

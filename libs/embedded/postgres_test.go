@@ -2,14 +2,17 @@ package embedded_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -249,18 +252,25 @@ func TestEngineSetting(t *testing.T) {
 	if _, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", "mysql", nil); err == nil || !strings.Contains(err.Error(), "EMBEDDED_STORE") {
 		t.Errorf("engine mysql: %v; want an error naming EMBEDDED_STORE", err)
 	}
-	for _, e := range []string{"", embedded.EngineSQLite} {
-		if got, err := embedded.ChooseEngine(dir, e, nil); err != nil || got != embedded.EngineSQLite {
-			t.Errorf("ChooseEngine(%q) = %q, %v; want sqlite (today's default)", e, got, err)
-		}
+	if got, err := embedded.ChooseEngine(dir, embedded.EngineSQLite, nil); err != nil || got != embedded.EngineSQLite {
+		t.Errorf("ChooseEngine(sqlite) = %q, %v; want sqlite", got, err)
 	}
 	// auto never moves a directory with SQLite data to PostgreSQL, where
-	// that data is not.
+	// that data is not, and says so ("" is auto, the default).
 	if err := os.WriteFile(filepath.Join(dir, "gnome.sqlite"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := embedded.ChooseEngine(dir, embedded.EngineAuto, nil); err != nil || got != embedded.EngineSQLite {
-		t.Errorf("auto with SQLite data = %q, %v; want sqlite", got, err)
+	for _, e := range []string{"", embedded.EngineAuto} {
+		log, logged := captureLog()
+		if got, err := embedded.ChooseEngine(dir, e, log); err != nil || got != embedded.EngineSQLite {
+			t.Errorf("ChooseEngine(%q) with SQLite data = %q, %v; want sqlite", e, got, err)
+		}
+		wantWarning(t, logged(), "already holds SQLite data", "new DATA_DIR", "EMBEDDED_STORE=sqlite")
+	}
+	// sqlite chosen outright warns of nothing.
+	log, logged := captureLog()
+	if _, err := embedded.ChooseEngine(t.TempDir(), embedded.EngineSQLite, log); err != nil || logged() != "" {
+		t.Errorf("sqlite chosen outright: %v, logged %q; want no warning", err, logged())
 	}
 	// A directory that already has a PostgreSQL cluster stays on it.
 	pgDir := t.TempDir()
@@ -291,11 +301,27 @@ func TestEngineSetting(t *testing.T) {
 	}
 	// As root, PostgreSQL runs as user postgres: behind a directory that
 	// user cannot enter, auto stays on SQLite, and postgres says why.
+	if want == embedded.EngineSQLite {
+		log, logged := captureLog()
+		_, _ = embedded.ChooseEngine(filepath.Join(base, "db2"), embedded.EngineAuto, log)
+		wantWarning(t, logged(), "no PostgreSQL found", "apt-get install postgresql")
+	}
+	// A DATA_DIR so long that PostgreSQL's socket path would not fit: SQLite.
+	if want == embedded.EnginePostgres {
+		long := filepath.Join(base, strings.Repeat("d", 90), "db")
+		log, logged := captureLog()
+		if got, err := embedded.ChooseEngine(long, embedded.EngineAuto, log); err != nil || got != embedded.EngineSQLite {
+			t.Errorf("auto on a DATA_DIR too long for a socket = %q, %v; want sqlite", got, err)
+		}
+		wantWarning(t, logged(), "longer than the 107 bytes", "shorter DATA_DIR")
+	}
 	if os.Geteuid() == 0 && want == embedded.EnginePostgres {
 		closed := filepath.Join(t.TempDir(), "db") // t.TempDir's parents are 0700
-		if got, err := embedded.ChooseEngine(closed, embedded.EngineAuto, nil); err != nil || got != embedded.EngineSQLite {
+		log, logged := captureLog()
+		if got, err := embedded.ChooseEngine(closed, embedded.EngineAuto, log); err != nil || got != embedded.EngineSQLite {
 			t.Errorf("auto behind a closed directory = %q, %v; want sqlite", got, err)
 		}
+		wantWarning(t, logged(), "cannot enter", "chmod o+x", "apt-get install postgresql")
 		if _, err := embedded.StartStoreEngine(closed, "127.0.0.1:0", embedded.EnginePostgres, nil); err == nil || !strings.Contains(err.Error(), "cannot enter") {
 			t.Errorf("postgres behind a closed directory: %v; want an error saying which directory it cannot enter", err)
 		}
@@ -354,4 +380,84 @@ func TestPostgresDiesWithThePlatform(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition, bounded by the deadline
 	}
+}
+
+// captureLog is a logger and what it has written so far.
+func captureLog() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var b bytes.Buffer
+	w := writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return b.Write(p) })
+	return slog.New(slog.NewTextHandler(w, nil)), func() string { mu.Lock(); defer mu.Unlock(); return b.String() }
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// wantWarning fails unless logged has a warning holding every part.
+func wantWarning(t *testing.T, logged string, parts ...string) {
+	t.Helper()
+	if !strings.Contains(logged, "level=WARN") {
+		t.Errorf("no warning logged: %q", logged)
+	}
+	for _, p := range parts {
+		if !strings.Contains(logged, p) {
+			t.Errorf("the warning does not say %q: %s", p, logged)
+		}
+	}
+}
+
+// auto on a directory without data, with PostgreSQL installed, starts on
+// PostgreSQL and stays there at the next start; where PostgreSQL cannot
+// start there, it starts on SQLite instead, with a warning saying why,
+// and leaves no half-made cluster behind, while postgres chosen outright
+// fails.
+func TestAutoStartsPostgresOrFallsBack(t *testing.T) {
+	base := pgBase(t)
+	dir := filepath.Join(base, "db")
+	for range 2 {
+		log, logged := captureLog()
+		st, err := embedded.StartStoreEngine(dir, "127.0.0.1:0", embedded.EngineAuto, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := st.Postgres().PID()
+		t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+		if st.Engine() != embedded.EnginePostgres || !strings.Contains(logged(), "engine=postgres requested=auto") {
+			t.Fatalf("auto = %s, logged %q; want postgres, said at start", st.Engine(), logged())
+		}
+		if strings.Contains(logged(), "level=WARN") {
+			t.Errorf("auto on PostgreSQL warned: %s", logged())
+		}
+		st.Shutdown()
+	}
+
+	// PostgreSQL cannot make its directory: a file is in the way.
+	broken := filepath.Join(base, "broken")
+	if err := os.MkdirAll(broken, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, "postgres"), []byte("not a cluster"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := embedded.StartStoreEngine(broken, "127.0.0.1:0", embedded.EnginePostgres, nil); err == nil || !strings.Contains(err.Error(), "EMBEDDED_STORE=postgres") {
+		t.Errorf("postgres chosen outright where it cannot start: %v; want an error naming EMBEDDED_STORE=postgres", err)
+	}
+	log, logged := captureLog()
+	st, err := embedded.StartStoreEngine(broken, "127.0.0.1:0", embedded.EngineAuto, log)
+	if err != nil {
+		t.Fatalf("auto where PostgreSQL cannot start: %v; want SQLite", err)
+	}
+	defer st.Shutdown()
+	if st.Engine() != embedded.EngineSQLite || st.Postgres() != nil {
+		t.Fatalf("auto where PostgreSQL cannot start = %s; want sqlite", st.Engine())
+	}
+	wantWarning(t, logged(), "did not start", "create postgres dir", "apt-get install postgresql")
+	if b, err := os.ReadFile(filepath.Join(broken, "postgres")); err != nil || string(b) != "not a cluster" {
+		t.Errorf("what was at the cluster's place was touched: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(broken, "postgres.init")); !os.IsNotExist(err) {
+		t.Errorf("a partial cluster was left: %v", err)
+	}
+	basics(t, st.URI(), true)
 }

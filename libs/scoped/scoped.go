@@ -545,12 +545,16 @@ func (s *Scope) UpdateMany(ctx context.Context, ref Ref, filter, update any, o U
 func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o UpdateOptions, many bool) (r UpdateResult, err error) {
 	done := s.begin(ctx, OpUpdate, ref)
 	defer func() { done(r.Matched, err) }()
-	t, f, err := s.writeFilter(ctx, ref, filter, o.Upsert)
+	t, cf, err := s.writeFilter(ctx, ref, filter, o.Upsert)
 	if err != nil {
 		return UpdateResult{}, err
 	}
 	u, err := s.updateDoc(update, o.Upsert)
 	if err != nil {
+		return UpdateResult{}, err
+	}
+	f, none, err := s.sendFilter(ctx, t, cf, o.Upsert)
+	if err != nil || none {
 		return UpdateResult{}, err
 	}
 	coll := s.db.Collection(t.coll)
@@ -574,12 +578,16 @@ func (s *Scope) update(ctx context.Context, ref Ref, filter, update any, o Updat
 func (s *Scope) ReplaceOne(ctx context.Context, ref Ref, filter, replacement any, o UpdateOptions) (r UpdateResult, err error) {
 	done := s.begin(ctx, OpReplace, ref)
 	defer func() { done(r.Matched, err) }()
-	t, f, err := s.writeFilter(ctx, ref, filter, o.Upsert)
+	t, cf, err := s.writeFilter(ctx, ref, filter, o.Upsert)
 	if err != nil {
 		return UpdateResult{}, err
 	}
 	d, err := s.stored("replacement", replacement)
 	if err != nil {
+		return UpdateResult{}, err
+	}
+	f, none, err := s.sendFilter(ctx, t, cf, o.Upsert)
+	if err != nil || none {
 		return UpdateResult{}, err
 	}
 	res, err := s.db.Collection(t.coll).ReplaceOne(ctx, f, d, options.Replace().SetUpsert(o.Upsert))
@@ -607,8 +615,12 @@ func (s *Scope) DeleteMany(ctx context.Context, ref Ref, filter any) (int64, err
 func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (n int64, err error) {
 	done := s.begin(ctx, OpDelete, ref)
 	defer func() { done(n, err) }()
-	t, f, err := s.writeFilter(ctx, ref, filter, false)
+	t, cf, err := s.writeFilter(ctx, ref, filter, false)
 	if err != nil {
+		return 0, err
+	}
+	f, none, err := s.sendFilter(ctx, t, cf, false)
+	if err != nil || none {
 		return 0, err
 	}
 	coll := s.db.Collection(t.coll)
@@ -627,10 +639,10 @@ func (s *Scope) delete(ctx context.Context, ref Ref, filter any, many bool) (n i
 	return res.DeletedCount, nil
 }
 
-// writeFilter resolves a write's target and binds its filter to the own
-// slug. An upsert's filter may not name experiment_id, so that the inserted
+// writeFilter resolves a write's target and checks its filter. An
+// upsert's filter may not name experiment_id, so that the inserted
 // document's experiment_id comes only from the library.
-func (s *Scope) writeFilter(ctx context.Context, ref Ref, filter any, upsert bool) (target, bson.D, error) {
+func (s *Scope) writeFilter(ctx context.Context, ref Ref, filter any, upsert bool) (target, bson.Raw, error) {
 	t, err := s.resolve(ctx, ref, true)
 	if err != nil {
 		return target{}, nil, err
@@ -653,7 +665,26 @@ func (s *Scope) writeFilter(ctx context.Context, ref Ref, filter any, upsert boo
 			}
 		}
 	}
-	return t, t.bind(f), nil
+	return t, f, nil
+}
+
+// sendFilter is the filter a write with the checked filter f sends to t:
+// f bound to the own slug, or, for a filter of _id alone, the bare one or
+// none at all when nothing of the experiment's can match (byid.go, "Writes
+// by _id alone"); the caller then writes nothing. It is asked last, once
+// the whole write is checked, so that a bad write is refused whatever is
+// stored.
+func (s *Scope) sendFilter(ctx context.Context, t target, f bson.Raw, upsert bool) (bson.D, bool, error) {
+	if id, ok := idWriteOnly(f); ok {
+		bare, none, err := s.writeByID(ctx, t, id, upsert)
+		if err != nil || none {
+			return nil, none, err
+		}
+		if bare {
+			return bson.D{{Key: "_id", Value: id}}, false, nil
+		}
+	}
+	return t.bind(f), false, nil
 }
 
 // bind ANDs experiment_id = t.slug to the caller's filter f. The caller's

@@ -157,7 +157,13 @@ func (p *prober) detailed(ctx context.Context) Detailed {
 	run(func() {
 		t := time.Now()
 		err := d.Store.Ping(ctx)
-		set("database", check(err, time.Since(t), map[string]any{"name": d.Config.MongoDB, "embedded": d.Config.EmbeddedStore()}))
+		det := map[string]any{"name": d.Config.MongoDB, "embedded": d.Config.EmbeddedStore()}
+		if d.Config.EmbeddedStore() {
+			// The engine `gnome serve` chose (EMBEDDED_STORE=auto is
+			// resolved at start): what decides which queries stay fast.
+			det["engine"] = d.Config.EmbeddedEngine
+		}
+		set("database", check(err, time.Since(t), det))
 	})
 	run(func() {
 		rtt, err := d.NC.RTT()

@@ -31,6 +31,10 @@ var (
 // a store that reads whole collections still finishes in minutes.
 const dataBudget = 3 * time.Second
 
+// firstInserted is the number of the first click the insert request adds:
+// past every loaded size, so that loads and inserts never share a key.
+const firstInserted = 1 << 30
+
 // dataSlug is the experiment the benchmark's data belongs to.
 const dataSlug = "bench-data"
 
@@ -62,6 +66,26 @@ func dataOps(next *int) []dataOp {
 			docs, err := s.Find(ctx, clicks, bson.D{{Key: "_id", Value: clickID(rng.IntN(n))}}, scoped.FindOptions{})
 			if err == nil && len(docs) != 1 {
 				err = fmt.Errorf("find by _id: %d documents, want 1", len(docs))
+			}
+			return err
+		}},
+		{"update", "update_one by _id ($inc, 1 match)", func(ctx context.Context, s *scoped.Scope, n int, rng *rand.Rand) error {
+			r, err := s.UpdateOne(ctx, clicks, bson.D{{Key: "_id", Value: clickID(rng.IntN(n))}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "value", Value: 1}}}}, scoped.UpdateOptions{})
+			if err == nil && (r.Matched != 1 || r.Modified != 1) {
+				err = fmt.Errorf("update by _id: matched %d, modified %d, want 1 and 1", r.Matched, r.Modified)
+			}
+			return err
+		}},
+		{"delete", "delete_one by _id (1 match)", func(ctx context.Context, s *scoped.Scope, n int, _ *rand.Rand) error {
+			// The click the last insert added: the collection stays at its
+			// size, as insert runs before delete, as often or more.
+			if *next <= firstInserted {
+				return errors.New("delete by _id: no inserted click left to delete")
+			}
+			d, err := s.DeleteOne(ctx, clicks, bson.D{{Key: "_id", Value: clickID(*next)}})
+			*next--
+			if err == nil && d != 1 {
+				err = fmt.Errorf("delete by _id: deleted %d, want 1", d)
 			}
 			return err
 		}},
@@ -144,6 +168,12 @@ func benchData(ctx context.Context, e *env) (*outcome, error) {
 			return nil, fmt.Errorf("-data-engines: %q is neither sqlite nor postgres", name)
 		}
 	}
+	// The targets are the default store's: what EMBEDDED_STORE=auto picks
+	// on this machine for a fresh DATA_DIR.
+	def := embedded.EngineSQLite
+	if _, err := embedded.FindPostgres(); err == nil {
+		def = embedded.EnginePostgres
+	}
 	for _, engine := range engines {
 		if engine == embedded.EnginePostgres {
 			if _, err := embedded.FindPostgres(); err != nil {
@@ -155,7 +185,7 @@ func benchData(ctx context.Context, e *env) (*outcome, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", engine, err)
 		}
-		out.add(res, engine == embedded.EngineSQLite)
+		out.add(res, engine == def)
 	}
 	if uri := os.Getenv("MONGO_URI"); uri != "" {
 		res, err := e.dataMongo(ctx, uri, sizes)
@@ -203,7 +233,7 @@ func (o *outcome) add(r *dataResult, isDefault bool) {
 	}
 	first, last := 0, len(r.sizes)-1
 	sizeName := fmtRate(float64(r.sizes[last]))
-	for _, op := range []string{"find", "sort", "by_id", "count", "group"} {
+	for _, op := range []string{"find", "sort", "by_id", "update", "delete", "count", "group"} {
 		m := r.med[op]
 		growth, ceiling := noTarget(), noTarget()
 		if isDefault && (op == "find" || op == "sort") {
@@ -308,9 +338,7 @@ func (e *env) dataMeasure(ctx context.Context, db *mongo.Database, kind scoped.S
 			return fmt.Errorf("create index %s: %w", ix.Name, err)
 		}
 	}
-	// Inserted clicks are numbered past every loaded size, so that loads
-	// and inserts never share a key.
-	next := 1 << 30
+	next := firstInserted
 	ops := dataOps(&next)
 	res.sizes, res.ops, res.med = sizes, ops, map[string][]time.Duration{}
 	rng := rand.New(rand.NewPCG(1, 2))

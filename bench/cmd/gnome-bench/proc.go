@@ -174,18 +174,30 @@ func (e *env) startGnome(dataDir, logName string, extra ...string) (*gnomeServer
 	return &gnomeServer{proc: p, httpAddr: addrs[0], natsAddr: addrs[1], dataDir: dataDir}, nil
 }
 
+// cleanEnv is in without the settings the benchmark fixes or clears, and
+// with the embedded store on SQLite unless the caller's environment names
+// EMBEDDED_STORE: the figures stay comparable with earlier runs and on
+// machines with or without PostgreSQL, and no start pays an initdb (the
+// data benchmark measures both engines side by side).
 func cleanEnv(in []string) []string {
 	drop := map[string]bool{}
 	for _, k := range gnomeVars {
 		drop[k] = true
 	}
 	var out []string
+	engine := false
 	for _, kv := range in {
-		k, _, _ := strings.Cut(kv, "=")
+		k, v, _ := strings.Cut(kv, "=")
 		if drop[k] || strings.HasPrefix(k, "OTEL_") || strings.HasPrefix(k, "B2_") {
 			continue
 		}
+		if k == "EMBEDDED_STORE" && strings.TrimSpace(v) != "" {
+			engine = true
+		}
 		out = append(out, kv)
+	}
+	if !engine {
+		out = append(out, "EMBEDDED_STORE=sqlite")
 	}
 	return out
 }

@@ -111,12 +111,19 @@ func (p *proc) Output() string {
 }
 
 // start runs a binary with env (on top of a minimal environment); it is
-// killed at the end of the test if still running.
+// killed at the end of the test if still running. gnome runs its embedded
+// store on SQLite unless env names EMBEDDED_STORE ("" for the default,
+// auto): PostgreSQL's initdb costs 1–2.5 s per fresh DATA_DIR, the store
+// suites run on PostgreSQL already, and TestDefaultStoreEndToEnd runs the
+// default.
 func start(t *testing.T, name string, env map[string]string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bins, name), args...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	if _, set := env["EMBEDDED_STORE"]; name == "gnome" && !set {
+		p.cmd.Env = append(p.cmd.Env, "EMBEDDED_STORE=sqlite")
+	}
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}

@@ -63,6 +63,9 @@ func StartInfra(cfg *config.Config, tel *telemetry.Telemetry) (*Infra, error) {
 			return nil, err
 		}
 		in.store, in.MongoURI = s, s.URI()
+		// auto resolved: the services (the edge's /health/detailed) show
+		// the engine that runs.
+		cfg.EmbeddedEngine = s.Engine()
 	}
 	return in, nil
 }
@@ -236,7 +239,7 @@ func Serve(ctx context.Context, cfg *config.Config, o Options) error {
 	if run != nil {
 		run.banner(o.Out, cfg, web.ExperimentURL(o.Standalone.Meta.Slug), infra.MongoURI)
 		if cfg.EmbeddedStore() {
-			go watchStandaloneSizes(ctx, &sizeWatch{st: deps.Store, slug: o.Standalone.Meta.Slug, limit: standaloneSlowDocuments(), log: log, out: o.Out})
+			go watchStandaloneSizes(ctx, &sizeWatch{st: deps.Store, slug: o.Standalone.Meta.Slug, limit: standaloneSlowDocuments(), log: log, out: o.Out, engine: cfg.EmbeddedEngine})
 		}
 	} else {
 		fmt.Fprintf(o.Out, "g.nome is serving on %s\n", web.PlatformURL())

@@ -416,7 +416,7 @@ func (r *standaloneRun) banner(w io.Writer, cfg *config.Config, url, storeURI st
 	}
 	if cfg.EmbeddedStore() {
 		fmt.Fprintf(w, "  data dir    %s (delete it to start again from the package)\n", dir)
-		fmt.Fprintf(w, "  store       %s (database %s)\n", storeURI, cfg.MongoDB)
+		fmt.Fprintf(w, "  store       %s (database %s, embedded on %s)\n", storeURI, cfg.MongoDB, cfg.EmbeddedEngine)
 	} else {
 		fmt.Fprintf(w, "  data dir    %s\n", dir)
 		fmt.Fprintf(w, "  store       MONGO_URI (database %s)\n", cfg.MongoDB)

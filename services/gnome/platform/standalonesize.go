@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gnome-platform/gnome/libs/embedded"
 	"github.com/gnome-platform/gnome/libs/scoped"
 	"github.com/gnome-platform/gnome/libs/store"
 )
@@ -38,12 +39,23 @@ func standaloneSlowDocuments() int64 {
 
 // sizeWatch warns of the collections of slug past limit documents.
 type sizeWatch struct {
-	st     *store.Store
-	slug   string
-	limit  int64
-	log    *slog.Logger
-	out    io.Writer
+	st    *store.Store
+	slug  string
+	limit int64
+	log   *slog.Logger
+	out   io.Writer
+	// engine is the embedded store's (embedded.EngineSQLite or
+	// EnginePostgres): it decides which requests read everything.
+	engine string
 	warned map[string]bool
+}
+
+// slowRequests says which requests read the whole collection on engine.
+func slowRequests(engine string) string {
+	if engine == embedded.EnginePostgres {
+		return "sorts, counts, $group and range queries read the whole collection (finds by equality on an indexed field or _id stay fast)"
+	}
+	return "every request but a find, update or delete by _id reads the whole collection"
 }
 
 // check warns of every collection past the limit that it has not warned
@@ -67,10 +79,10 @@ func (w *sizeWatch) check(ctx context.Context) {
 		w.log.WarnContext(ctx, "collection past the size where the embedded store slows down; MongoDB is the way up: export a docker package of the experiment and run it with docker compose",
 			"slug", w.slug, "collection", c.Name, "documents", c.Documents, "slow_documents", w.limit)
 		fmt.Fprintf(w.out, "\nwarning: collection %q of %q has %d documents, past the %d where the embedded store slows down:\n"+
-			"  every request but a find by _id reads the whole collection, so requests now take over 100 ms and grow with the data.\n"+
+			"  %s, so those now take over 100 ms and grow with the data.\n"+
 			"  MongoDB is the way up: export a docker package (POST /api/experiments/%s/exports {\"type\": \"docker\"}, or Exports on\n"+
 			"  the experiment's page) and run it with `docker compose up`, which runs the experiment on MongoDB.\n",
-			c.Name, w.slug, c.Documents, w.limit, w.slug)
+			c.Name, w.slug, c.Documents, w.limit, slowRequests(w.engine), w.slug)
 	}
 }
 

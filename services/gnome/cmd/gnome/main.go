@@ -40,7 +40,15 @@ func serveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run every service in one process (embedding NATS and the store unless NATS_URL and MONGO_URI are set)",
-		Args:  cobra.NoArgs,
+		Long: `Run every service in one process. With NATS_URL and MONGO_URI empty it embeds a NATS server
+(DATA_DIR/nats) and the store, FerretDB, under DATA_DIR/db.
+
+EMBEDDED_STORE picks the store's engine. auto, the default, runs PostgreSQL as a child process
+when its server is installed (Debian, Ubuntu: apt-get install postgresql) and DATA_DIR/db holds no
+SQLite data yet; otherwise SQLite, with a warning at start that says why and how to get
+PostgreSQL. sqlite or postgres force one. Data does not move between engines. The engine that
+runs is logged at start ("embedded store started") and shown to admins in /health/detailed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load()
 			if err != nil {

@@ -25,7 +25,9 @@ Its data is imported once; a restart on the same data directory keeps what chang
 
 Defaults: --data-dir is DATA_DIR, else ./data-<slug>; --addr is HTTP_ADDR, else 127.0.0.1:8080;
 the embedded NATS and store listen on free loopback ports unless EMBEDDED_NATS_ADDR and
-EMBEDDED_STORE_ADDR say otherwise. The other settings are gnome serve's.`,
+EMBEDDED_STORE_ADDR say otherwise. The other settings are gnome serve's, EMBEDDED_STORE among them:
+auto by default, PostgreSQL where it is installed and the data directory has no SQLite data,
+else SQLite (see gnome serve --help).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pkg, err := platform.OpenPackage(args[0])
