@@ -36,6 +36,10 @@ const (
 	HeaderDeadline = "Gnome-Deadline"
 	// HeaderRetryAfter accompanies an unavailable reply: seconds to wait.
 	HeaderRetryAfter = "Retry-After"
+	// HeaderNotServed marks a worker's refusal of a call it never ran (held
+	// while the actor's instance started, or restarted, past the call's
+	// deadline): the caller may send the call again.
+	HeaderNotServed = "Gnome-Not-Served"
 	// HeaderRun names the study-link run of a participant's call (the
 	// caller's link.run): the worker marks the run started.
 	HeaderRun = "Gnome-Run"

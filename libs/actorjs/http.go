@@ -261,7 +261,7 @@ func (rt *Runtime) errorResponse(status int, code, msg, field string) *actorsdk.
 		b = appendString(b, rt.current.RequestID)
 	}
 	b = append(b, "}}"...)
-	return actorsdk.Bytes(status, "application/json", b)
+	return actorsdk.WithRetryAfter(actorsdk.Bytes(status, "application/json", b))
 }
 
 // badResult is a handler's result that is no response.

@@ -127,7 +127,20 @@ func errorResponse(status int, code, message, field string) *Response {
 	b, _ := json.Marshal(struct {
 		Error body `json:"error"`
 	}{body{code, message, field, currentRequestID}})
-	return Bytes(status, "application/json", b)
+	return WithRetryAfter(Bytes(status, "application/json", b))
+}
+
+// WithRetryAfter adds Retry-After: 1 to a 503 answer without one, as the
+// platform's own unavailable answers carry: the store or the bus did not
+// answer (a host operation's unavailable), and a client should try again.
+func WithRetryAfter(r *Response) *Response {
+	if r.Status == 503 && r.Header.Get("Retry-After") == "" {
+		if r.Header == nil {
+			r.Header = Header{}
+		}
+		r.Header["Retry-After"] = []string{"1"}
+	}
+	return r
 }
 
 // Fail answers with err: a *HostError with its code, its status and its

@@ -364,6 +364,30 @@ func (t Topology) EnsureObjectStores(ctx context.Context, names ...string) error
 	return nil
 }
 
+// Bucket opens the named key-value bucket, retrying within the bound as
+// provisioning does: at start, just after EnsureBuckets, the lookup can
+// time out on a busy cluster as the creation can, and a service must not
+// exit on it.
+func (t Topology) Bucket(ctx context.Context, name string) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := t.provision(ctx, "bucket", name, func(ctx context.Context) (err error) {
+		kv, err = t.JS.KeyValue(ctx, name)
+		return err
+	})
+	return kv, err
+}
+
+// Objects opens the named object store, retrying within the bound as
+// Bucket does.
+func (t Topology) Objects(ctx context.Context, name string) (jetstream.ObjectStore, error) {
+	var obs jetstream.ObjectStore
+	err := t.provision(ctx, "object store", name, func(ctx context.Context) (err error) {
+		obs, err = t.JS.ObjectStore(ctx, name)
+		return err
+	})
+	return obs, err
+}
+
 // IsNotFound reports whether err means a stream, consumer, key or object is absent.
 func IsNotFound(err error) bool {
 	return errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) ||

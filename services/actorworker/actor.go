@@ -189,10 +189,23 @@ func (a *actor) run(started chan<- error) {
 	defer close(a.done)
 	defer a.finish()
 	ctx := context.Background()
-	// Subscribe before the instance starts, and flush so that the server
-	// has the interest, before the state says running: a caller who sees
-	// running then always finds a responder. Calls that arrive while the
-	// module loads wait in the mailbox; if it fails, finish refuses them.
+	if err := a.load(ctx, a.spec); err != nil {
+		a.log.Warn("actor start failed", "version", a.spec.version, "err", err)
+		if isPermanent(err) {
+			a.exit, a.exitErr = stopFailed, err
+			started <- nil
+		} else {
+			a.exit, a.exitErr = stopAborted, err
+			started <- err
+		}
+		return
+	}
+	// Subscribe once the module is compiled (compiling can take seconds
+	// on a busy machine, and calls waiting in the mailbox meanwhile would
+	// get no answer: the loop is not running yet), and flush so that the
+	// server has the interest, before the state says running: a caller who
+	// sees running then always finds a responder. Until then a call finds
+	// no responder and the edge holds it (services/edge, actorwake.go).
 	sub, err := a.s.d.NC.QueueSubscribe(actorapi.Subject(a.slug), actorapi.QueueGroup, a.enqueue)
 	if err == nil {
 		a.sub = sub
@@ -209,17 +222,6 @@ func (a *actor) run(started chan<- error) {
 	if err != nil {
 		a.exit, a.exitErr = stopAborted, fmt.Errorf("subscribe to %s: %w", actorapi.Subject(a.slug), err)
 		started <- a.exitErr
-		return
-	}
-	if err := a.load(ctx, a.spec); err != nil {
-		a.log.Warn("actor start failed", "version", a.spec.version, "err", err)
-		if isPermanent(err) {
-			a.exit, a.exitErr = stopFailed, err
-			started <- nil
-		} else {
-			a.exit, a.exitErr = stopAborted, err
-			started <- err
-		}
 		return
 	}
 	started <- nil
@@ -413,7 +415,7 @@ func (a *actor) abortStart() {
 // holdMargin is how long before its caller's deadline a waiting call is
 // answered, so that the answer (503 and Retry-After) reaches the caller
 // while it still listens, instead of the caller's own timeout.
-const holdMargin = 250 * time.Millisecond
+const holdMargin = 750 * time.Millisecond
 
 // hold lets m wait for the instance that is starting or about to.
 func (a *actor) hold(m *nats.Msg) {
@@ -449,7 +451,7 @@ func (a *actor) expireHeld() {
 	keep := a.held[:0]
 	for _, m := range a.held {
 		if d := callDeadline(m); !d.IsZero() && time.Now().After(d.Add(-holdMargin)) {
-			replyError(m, a.notServing())
+			replyNotServed(m, a.notServing(), a.startErr == nil)
 			continue
 		}
 		keep = append(keep, m)
@@ -631,7 +633,11 @@ func callDeadline(m *nats.Msg) time.Time {
 
 // replyError answers m with ae as bus services do (error headers and the
 // error body), plus Retry-After when ae has one.
-func replyError(m *nats.Msg, ae *apierr.Error) {
+func replyError(m *nats.Msg, ae *apierr.Error) { replyNotServed(m, ae, false) }
+
+// replyNotServed answers m with ae; retry marks a call that never ran and
+// that the caller may send again (actorapi.HeaderNotServed).
+func replyNotServed(m *nats.Msg, ae *apierr.Error, retry bool) {
 	if m.Reply == "" {
 		return
 	}
@@ -641,6 +647,9 @@ func replyError(m *nats.Msg, ae *apierr.Error) {
 	r.Header.Set(bus.HeaderError, ae.Message)
 	if ae.RetryAfter > 0 {
 		r.Header.Set(actorapi.HeaderRetryAfter, strconv.Itoa(ae.RetryAfter))
+	}
+	if retry {
+		r.Header.Set(actorapi.HeaderNotServed, "1")
 	}
 	r.Data, _ = json.Marshal(ae.ToBody(rid).Error)
 	_ = m.RespondMsg(r)

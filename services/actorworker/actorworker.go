@@ -195,7 +195,7 @@ func (s *Service) provision(ctx context.Context) error {
 		name string
 		to   *jetstream.KeyValue
 	}{{bus.BucketActorLeases, &s.leases}, {bus.BucketActorState, &s.states}, {bus.BucketActorKV, &s.kv}} {
-		kv, err := d.JS.KeyValue(ctx, b.name)
+		kv, err := d.Topology.Bucket(ctx, b.name)
 		if err != nil {
 			return fmt.Errorf("open bucket %s: %w", b.name, err)
 		}
@@ -205,7 +205,7 @@ func (s *Service) provision(ctx context.Context) error {
 		// (docs/architecture.md, "Reads after writes").
 		*b.to = bus.LeaderKV{KeyValue: kv, JS: d.JS}
 	}
-	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+	if s.bundles, err = d.Topology.Objects(ctx, bus.ObjectBundles); err != nil {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	s.queue = jobs.NewQueue(d.JS, bus.StreamActorJobs, "jobs.actor")

@@ -273,16 +273,37 @@ func metricOp(op string) string {
 	return "unknown"
 }
 
+// answerMargin is how much of the time left in a call a host operation
+// leaves the actor to answer once the operation gives up: a quarter of
+// it, at most 250 ms.
+func answerMargin(left time.Duration) time.Duration {
+	return min(left/4, 250*time.Millisecond)
+}
+
 func (h *host) call(ctx context.Context, op string, req []byte) ([]byte, error) {
 	fn, ok := hostOps[op]
 	if !ok {
 		return nil, apierr.New(apierr.CodeBadRequest, "there is no host operation %q", op)
 	}
-	ctx, cancel := context.WithTimeout(ctx, opBound(op, h.s.tune.HostCall))
+	bound := opBound(op, h.s.tune.HostCall)
+	if d, ok := ctx.Deadline(); ok && op != "http.fetch" {
+		// An operation on the platform that cannot finish (the store
+		// stopped, a NATS node lost) gives up answerMargin before the
+		// call's time limit (http.fetch ends itself before it), so that
+		// the actor still answers, with unavailable (503) for the caller to
+		// try again, instead of being stopped at the limit (504).
+		bound = min(bound, time.Until(d)-answerMargin(time.Until(d)))
+	}
+	octx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	res, err := fn(h, ctx, req)
+	res, err := fn(h, octx, req)
 	if err != nil {
-		if ctx.Err() != nil && apierr.From(err).Code == apierr.CodeInternal {
+		switch {
+		case octx.Err() != nil && ctx.Err() == nil:
+			ae := apierr.Wrap(apierr.CodeUnavailable, err, op+" did not finish in time: the store or the bus is not answering; try again shortly")
+			ae.RetryAfter = 1
+			return nil, ae
+		case octx.Err() != nil && apierr.From(err).Code == apierr.CodeInternal:
 			return nil, apierr.Wrap(apierr.CodeTimeout, err, op+" did not finish before the call's time limit")
 		}
 		return nil, err

@@ -163,7 +163,7 @@ func (s *Service) provisionTimers(ctx context.Context) error {
 	if err := s.d.Topology.EnsureBuckets(ctx, bus.BucketActorTimers); err != nil {
 		return err
 	}
-	kv, err := s.d.JS.KeyValue(ctx, bus.BucketActorTimers)
+	kv, err := s.d.Topology.Bucket(ctx, bus.BucketActorTimers)
 	if err != nil {
 		return fmt.Errorf("open bucket %s: %w", bus.BucketActorTimers, err)
 	}

@@ -82,7 +82,7 @@ func (s *Service) provision(ctx context.Context) error {
 		return fmt.Errorf("SECRET_KEY: %w", err)
 	}
 	s.signer = authn.NewSigner(key)
-	keys, err := d.JS.KeyValue(ctx, bus.BucketAuthKeys)
+	keys, err := d.Topology.Bucket(ctx, bus.BucketAuthKeys)
 	if err != nil {
 		return fmt.Errorf("open keys bucket: %w", err)
 	}
@@ -90,10 +90,10 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := authn.PublishKey(ctx, keys, kid, pub); err != nil {
 		return err
 	}
-	if s.revoked, err = d.JS.KeyValue(ctx, bus.BucketRevokedTokens); err != nil {
+	if s.revoked, err = d.Topology.Bucket(ctx, bus.BucketRevokedTokens); err != nil {
 		return fmt.Errorf("open deny-list bucket: %w", err)
 	}
-	if s.versions, err = d.JS.KeyValue(ctx, bus.BucketUserVersions); err != nil {
+	if s.versions, err = d.Topology.Bucket(ctx, bus.BucketUserVersions); err != nil {
 		return fmt.Errorf("open token versions bucket: %w", err)
 	}
 	if s.enforcer, err = authz.New(ctx, d.Store.DB, d.NC, d.Log); err != nil {

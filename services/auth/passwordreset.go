@@ -141,7 +141,7 @@ func SetPassword(ctx context.Context, d *svc.Deps, rawEmail, password, who strin
 	if err := d.Topology.EnsureBuckets(ctx, bus.BucketUserVersions); err != nil {
 		return authapi.User{}, err
 	}
-	versions, err := d.JS.KeyValue(ctx, bus.BucketUserVersions)
+	versions, err := d.Topology.Bucket(ctx, bus.BucketUserVersions)
 	if err != nil {
 		return authapi.User{}, fmt.Errorf("open token versions bucket: %w", err)
 	}

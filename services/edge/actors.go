@@ -273,27 +273,24 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 	}
 
 	timeout := actorapi.Timeout(e.manifest.Actor) + callSlack
-	ctx, cancel := context.WithTimeout(c.UserContext(), timeout)
-	defer cancel()
 	subject := actorapi.Subject(slug)
-	ctx, span := otel.Tracer(tracerName).Start(ctx, "actor call", trace.WithSpanKind(trace.SpanKindClient),
+	ctx, span := otel.Tracer(tracerName).Start(c.UserContext(), "actor call", trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("gnome.slug", slug), attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.destination.name", subject)))
 	defer span.End()
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	bus.Inject(ctx, msg.Header, rid)
-	deadline, _ := ctx.Deadline()
-	msg.Header.Set(actorapi.HeaderDeadline, strconv.FormatInt(deadline.UnixMilli(), 10))
 	if caller.Link != nil {
 		// The worker marks the run started without reading the body.
 		msg.Header.Set(actorapi.HeaderRun, caller.Link.Run)
 	}
 
-	reply, err := a.nc.RequestMsgWithContext(ctx, msg)
-	if errors.Is(err, nats.ErrNoResponders) {
-		// An idle actor is started and the call held meanwhile (actorwake.go).
-		reply, err = a.wakeAndCall(ctx, e, msg)
+	reply, err := a.request(ctx, msg, timeout)
+	if errors.Is(err, nats.ErrNoResponders) || notServed(reply, err) {
+		// An idle actor is started, or a lost worker's actor taken over,
+		// and the call held meanwhile (actorwake.go).
+		reply, err = a.wakeAndCall(ctx, e, msg, timeout)
 	}
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
@@ -301,7 +298,14 @@ func (a *actorsAPI) call(c *fiber.Ctx) error {
 		case errors.Is(err, nats.ErrNoResponders):
 			return a.startOnDemand(c.UserContext(), e)
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-			return apierr.Wrap(apierr.CodeTimeout, err, fmt.Sprintf("the actor of %q did not answer in time", slug))
+			// A worker answers an actor that runs past its time limit
+			// itself (504 timeout). No answer at all by the limit and
+			// callSlack means the call or its answer was lost (the
+			// worker or its NATS node gone) or the worker is too busy to
+			// take it: unavailable, to be tried again.
+			ae := apierr.Wrap(apierr.CodeUnavailable, err, fmt.Sprintf("the actor of %q did not answer: its worker or the bus did not carry the call through; try again", slug))
+			ae.RetryAfter = 1
+			return ae
 		}
 		return apierr.Wrap(apierr.CodeUnavailable, err, fmt.Sprintf("the actor of %q could not be reached", slug))
 	}

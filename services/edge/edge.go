@@ -103,7 +103,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := d.Topology.EnsureBuckets(ctx, bus.BucketRateLimit, bus.BucketRevokedTokens, bus.BucketAuthKeys, bus.BucketUserVersions, bus.BucketHandoffs); err != nil {
 		return err
 	}
-	rl, err := d.JS.KeyValue(ctx, bus.BucketRateLimit)
+	rl, err := d.Topology.Bucket(ctx, bus.BucketRateLimit)
 	if err != nil {
 		return fmt.Errorf("open rate-limit bucket: %w", err)
 	}
@@ -116,16 +116,15 @@ func (s *Service) Start(ctx context.Context) error {
 		_ = ln.Close()
 		return err
 	}
-	handoffKV, err := d.JS.KeyValue(ctx, bus.BucketHandoffs)
+	handoffKV, err := d.Topology.Bucket(ctx, bus.BucketHandoffs)
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("open hand-off bucket: %w", err)
 	}
 	s.id = newIdentity(authn.NewVerifier(), d.Config.IsProduction(), s.origins)
 	s.id.personal = newPersonalTokens(s.auth, s.id.verifier)
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	if err := s.id.verifier.Watch(watchCtx, d.JS); err != nil {
-		stopWatch()
+	stopWatch, err := d.WatchTokens(ctx, s.id.verifier)
+	if err != nil {
 		_ = ln.Close()
 		return err
 	}
@@ -220,12 +219,12 @@ func (s *Service) startExperiments(ctx context.Context) error {
 		return err
 	}
 	var err error
-	uploads, err := d.JS.ObjectStore(ctx, bus.ObjectUploads)
+	uploads, err := d.Topology.Objects(ctx, bus.ObjectUploads)
 	if err != nil {
 		return fmt.Errorf("open uploads store: %w", err)
 	}
 	s.upload.Staging = bus.ObjectStaging{Store: uploads}
-	bundles, err := d.JS.ObjectStore(ctx, bus.ObjectBundles)
+	bundles, err := d.Topology.Objects(ctx, bus.ObjectBundles)
 	if err != nil {
 		return fmt.Errorf("open bundles store: %w", err)
 	}

@@ -441,7 +441,7 @@ func (h *liveHub) request(ctx context.Context, e *entry, lc *liveConn, typ strin
 	msg.Header.Set(actorapi.HeaderLiveClient, lc.client)
 	reply, err := h.nc.RequestMsgWithContext(ctx, msg)
 	if errors.Is(err, nats.ErrNoResponders) {
-		reply, err = h.actors.wakeAndCall(ctx, e, msg)
+		reply, err = h.actors.wakeAndCall(ctx, e, msg, time.Until(deadline))
 	}
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

@@ -228,7 +228,7 @@ func (s *Service) provision(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+	if s.bundles, err = d.Topology.Objects(ctx, bus.ObjectBundles); err != nil {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	s.files = s.o.Files

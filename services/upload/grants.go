@@ -494,7 +494,7 @@ func (s *Service) provisionGrants(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.access, err = s.d.JS.KeyValue(ctx, bus.BucketDataGrants); err != nil {
+	if s.access, err = s.d.Topology.Bucket(ctx, bus.BucketDataGrants); err != nil {
 		return fmt.Errorf("open bucket %s: %w", bus.BucketDataGrants, err)
 	}
 	return s.syncAllAccess(ctx)

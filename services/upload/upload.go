@@ -96,10 +96,10 @@ func (s *Service) provision(ctx context.Context) error {
 		return err
 	}
 	var err error
-	if s.uploads, err = d.JS.ObjectStore(ctx, bus.ObjectUploads); err != nil {
+	if s.uploads, err = d.Topology.Objects(ctx, bus.ObjectUploads); err != nil {
 		return fmt.Errorf("open uploads store: %w", err)
 	}
-	if s.bundles, err = d.JS.ObjectStore(ctx, bus.ObjectBundles); err != nil {
+	if s.bundles, err = d.Topology.Objects(ctx, bus.ObjectBundles); err != nil {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	kind, err := scoped.DetectStore(ctx, d.Store.DB)
