@@ -93,7 +93,7 @@ var uses = map[string][]resource{
 	},
 	"upload": {
 		kv(BucketRevokedTokens).reads(), kv(BucketAuthKeys).reads(), kv(BucketUserVersions).reads(),
-		stream(StreamEvents, SubjectEvents).owns(), kv(BucketDataGrants).owns(),
+		stream(StreamEvents, SubjectEvents).owns(), kv(BucketDataGrants).owns(), kv(BucketUploadRuns).owns(),
 		obj(ObjectUploads).owns(), obj(ObjectBundles).owns(),
 	},
 	"export": {

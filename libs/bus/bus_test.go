@@ -18,6 +18,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/testenv"
 )
@@ -212,6 +213,9 @@ func TestNoRespondersIsUnavailable(t *testing.T) {
 	if !errors.Is(err, bus.ErrNoResponders) {
 		t.Errorf("err = %v does not wrap ErrNoResponders", err)
 	}
+	if !errors.Is(err, contract.ErrUnanswered) {
+		t.Errorf("err = %v does not say the request got no answer", err)
+	}
 	if !strings.Contains(ae.Message, "gnome.nobody.home") {
 		t.Errorf("message %q does not name the subject", ae.Message)
 	}
@@ -230,6 +234,18 @@ func TestSlowReplyIsUnavailable(t *testing.T) {
 	_, err := bus.Call[struct{}](timeout(t, 200*time.Millisecond), nc, bus.Subject("slow", "wait"), struct{}{})
 	if ae := apierr.From(err); ae.Code != apierr.CodeUnavailable || ae.RetryAfter <= 0 {
 		t.Errorf("err = %v (retry after %d s), want unavailable with a Retry-After", err, ae.RetryAfter)
+	}
+	// A caller may ask again only when no answer came: a reply not in time
+	// is none, while an outage the service itself answered is an answer.
+	if !errors.Is(err, contract.ErrUnanswered) {
+		t.Errorf("err = %v does not say the request got no answer", err)
+	}
+	handle(t, srv, "down", func(context.Context, []byte) ([]byte, error) {
+		return nil, apierr.New(apierr.CodeUnavailable, "the store is down")
+	})
+	_, err = bus.Call[struct{}](timeout(t, 5*time.Second), nc, bus.Subject("slow", "down"), struct{}{})
+	if apierr.From(err).Code != apierr.CodeUnavailable || errors.Is(err, contract.ErrUnanswered) {
+		t.Errorf("err = %v, want the service's unavailable, which is an answer", err)
 	}
 }
 

@@ -332,18 +332,18 @@ func CallRaw(ctx context.Context, nc *nats.Conn, subject string, data []byte) ([
 		span.SetStatus(codes.Error, err.Error())
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
-			ae := apierr.Wrap(apierr.CodeUnavailable, ErrNoResponders, "service "+subject+" is not available")
+			ae := apierr.Wrap(apierr.CodeUnavailable, fmt.Errorf("%w: %w", contract.ErrUnanswered, ErrNoResponders), "service "+subject+" is not available")
 			ae.RetryAfter = apierr.DefaultRetryAfter
 			return nil, ae
 		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 			// A service that does not answer in time is one that died with
 			// the request or is overloaded: the caller may try again, as
 			// with any other outage (503, not 504).
-			ae := apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" did not answer in time")
+			ae := apierr.Wrap(apierr.CodeUnavailable, fmt.Errorf("%w: %w", contract.ErrUnanswered, err), "service "+subject+" did not answer in time")
 			ae.RetryAfter = apierr.DefaultRetryAfter
 			return nil, ae
 		}
-		ae := apierr.Wrap(apierr.CodeUnavailable, err, "service "+subject+" could not be reached")
+		ae := apierr.Wrap(apierr.CodeUnavailable, fmt.Errorf("%w: %w", contract.ErrUnanswered, err), "service "+subject+" could not be reached")
 		ae.RetryAfter = apierr.DefaultRetryAfter
 		return nil, ae
 	}

@@ -50,6 +50,11 @@ const (
 	// BucketHandoffs holds the single-use codes that carry a visitor's
 	// identity from the platform's origin to an experiment's (30 s at most).
 	BucketHandoffs = "handoffs" // owner: edge
+	// BucketUploadRuns holds, per staged upload, the lease of the upload
+	// instance processing it ({id}.lease, renewed every second, gone 5 s
+	// after its holder) and its outcome ({id}.done, kept an hour), so that
+	// asking again for an upload joins or answers the first processing.
+	BucketUploadRuns = "upload_runs" // owner: upload
 
 	// Object stores.
 	ObjectUploads = "uploads" // owner: upload (staging of incoming ZIPs)
@@ -291,6 +296,13 @@ func (t Topology) KeyValue(name string) (jetstream.KeyValueConfig, error) {
 	case BucketDataGrants:
 		cfg.Description = "active grants of experiments' data to other experiments' reads, by reader.data"
 		cfg.MaxValueSize = 4 << 10
+	case BucketUploadRuns:
+		cfg.Description = "who processes each staged upload (a lease with a TTL) and its outcome, by upload ID"
+		// Outcomes are asked for again only while their upload's client
+		// still waits; leases carry their own TTL (a few seconds).
+		cfg.TTL = time.Hour
+		cfg.LimitMarkerTTL = time.Minute
+		cfg.MaxValueSize = 256 << 10
 	default:
 		return cfg, fmt.Errorf("unknown bucket %q", name)
 	}

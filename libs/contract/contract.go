@@ -12,6 +12,7 @@ package contract
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -23,10 +24,19 @@ func Subject(service, endpoint string) string { return Prefix + service + "." + 
 
 // Transport carries one request and decodes its reply. libs/bus implements
 // it over NATS request/reply; errors are *apierr.Error where the service
-// or the transport gave a code.
+// or the transport gave a code, and a request that got no answer wraps
+// ErrUnanswered.
 type Transport interface {
 	Request(ctx context.Context, subject string, req, reply any) error
 }
+
+// ErrUnanswered is in the chain of a Transport's error when the request got
+// no answer: no instance was listening, the connection was lost, or the
+// answer did not come within the context's deadline (an instance or a bus
+// node lost with the request). Whether a service handled it is unknown, so
+// only a request that is idempotent may be sent again; an answer the
+// service gave, even an error, is never one of these.
+var ErrUnanswered = errors.New("the request got no answer")
 
 // Endpoint is one request/reply endpoint of a service: requests of type
 // Req are answered with a Rep.
@@ -94,4 +104,32 @@ type Status struct {
 // gnome.<service>.status.
 func StatusEndpoint(service string) Endpoint[Empty, Status] {
 	return Endpoint[Empty, Status]{Service: service, Name: "status"}
+}
+
+// AskAgain calls ask with a context bounded to attempt, and calls it again
+// while an attempt got no answer (ErrUnanswered) and ctx allows, spaced by
+// a short back-off: a lost instance or bus node then costs one attempt,
+// not ctx's whole deadline. Only for requests that are safe to repeat:
+// reads, and changes that the service recognises when asked twice (an
+// export request joins the same requester's export). The last attempt's
+// error is returned.
+func AskAgain[Rep any](ctx context.Context, attempt time.Duration, ask func(ctx context.Context) (Rep, error)) (Rep, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		rep, err := ask(actx)
+		cancel()
+		if err == nil || !errors.Is(err, ErrUnanswered) || ctx.Err() != nil {
+			return rep, err
+		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < backoff {
+			return rep, err
+		}
+		select {
+		case <-ctx.Done():
+			return rep, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }

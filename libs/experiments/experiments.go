@@ -53,6 +53,10 @@ type Version struct {
 	Manifest   string    `bson:"manifest" json:"-"`
 	UploadedBy string    `bson:"uploaded_by" json:"uploaded_by"`
 	CreatedAt  time.Time `bson:"created_at" json:"created_at"`
+	// UploadID is the staged upload the version was made from: a second
+	// processing of the same upload (its first instance lost) finds it and
+	// makes no second version.
+	UploadID string `bson:"upload_id,omitempty" json:"-"`
 }
 
 // IndexState is how a managed index fared on the store.

@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -52,9 +54,60 @@ func (e *StageError) Unwrap() error { return e.Err }
 // NewUploadID names a staged upload.
 func NewUploadID() string { return "up-" + rand.Text() }
 
+// ValidUploadID reports whether id may name a staged upload: letters,
+// digits, '-' and '_', as NewUploadID makes them. It is also a key of the
+// upload service's records, where '.', '*' or '>' would reach other keys.
+func ValidUploadID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Processing an upload is asked for in short rounds, so that a lost
+// instance or bus node is noticed within seconds, while processing itself
+// may take minutes for a large bundle. The upload service records who
+// processes each upload ID and its outcome: an ask that joins a processing
+// under way waits for it, one after it gets the same outcome, and one whose
+// processing instance died takes it over. No upload ID ever makes two
+// versions.
+const (
+	// ProcessWait is how long the upload service holds an ask before it
+	// answers that the upload is still being processed (Result.Pending).
+	ProcessWait = 2 * time.Second
+	// ProcessAttempt bounds one ask: ProcessWait and the round trips. An
+	// ask that got no answer within it met a lost instance or node, and is
+	// sent again.
+	ProcessAttempt = ProcessWait + 5*time.Second
+	// ProcessUnanswered bounds how long asks keep getting no answer at all
+	// (no instance listening, none answering) before Process gives up with
+	// unavailable: time for another instance to take the upload over.
+	ProcessUnanswered = 10 * time.Second
+)
+
+// ProcessBound is the longest processing of a staged upload of size bytes
+// may take: reading it, checking and normalising every entry, storing the
+// bundle. The upload service stops a processing at it (the outcome is
+// unavailable), and Process waits for no longer, plus ProcessUnanswered.
+// A 95 MB bundle took 3 s on a shared two-core machine (embedded NATS and
+// store); the bound, 30 s and a second per MB, leaves forty times that
+// for a loaded cluster writing three replicas.
+func ProcessBound(size int64) time.Duration {
+	return 30*time.Second + time.Duration(max(size, 0)>>20)*time.Second
+}
+
 // Upload streams the ZIP read from r into staging, never holding it in
 // memory, and asks the upload service to check and store it as a new
-// version. The service removes the staged ZIP once it has read it.
+// version. Staging runs under ctx (a slow client may take long); the
+// processing that follows gets its own bound (Process, ProcessBound),
+// which ctx's cancellation ends but its deadline does not shorten. The
+// service removes the staged ZIP once it has recorded the outcome; the
+// uploads store's TTL removes one whose processing never finished.
 func (c Client) Upload(ctx context.Context, r io.Reader, caller Caller) (Result, error) {
 	id := NewUploadID()
 	size, err := c.Staging.Put(ctx, id, r)
@@ -69,12 +122,65 @@ func (c Client) Upload(ctx context.Context, r io.Reader, caller Caller) (Result,
 		}()
 		return Result{}, &StageError{err}
 	}
-	return c.Process(ctx, ProcessUpload{UploadID: id, Size: size, Caller: caller})
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	defer context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})()
+	return c.Process(pctx, ProcessUpload{UploadID: id, Size: size, Caller: caller})
 }
 
-// Process checks and stores an upload staged in the uploads object store.
+// Process checks and stores an upload staged in the uploads object store,
+// within ProcessBound(req.Size) plus ProcessUnanswered (or ctx's deadline,
+// when sooner). It asks in rounds of at most ProcessAttempt and asks again
+// while the service answers that the upload is pending or an ask gets no
+// answer (contract.ErrUnanswered); an answer the service gave is final.
+// When no ask is answered for ProcessUnanswered, or the bound passes, the
+// error is unavailable: the upload may still have been stored, and
+// uploading it again is safe (an unchanged bundle makes no version).
 func (c Client) Process(ctx context.Context, req ProcessUpload) (Result, error) {
-	return EndpointProcess.Call(ctx, c.T, req)
+	ctx, cancel := context.WithTimeout(ctx, ProcessBound(req.Size)+ProcessUnanswered)
+	defer cancel()
+	var unanswered time.Time
+	backoff := 100 * time.Millisecond
+	for {
+		asked := time.Now()
+		actx, acancel := context.WithTimeout(ctx, ProcessAttempt)
+		res, err := EndpointProcess.Call(actx, c.T, req)
+		acancel()
+		switch {
+		case err == nil && !res.Pending:
+			return res, nil
+		case err == nil:
+			// Processing goes on: ask again at once.
+			unanswered, backoff = time.Time{}, 100*time.Millisecond
+			continue
+		case !errors.Is(err, contract.ErrUnanswered):
+			return Result{}, err
+		case ctx.Err() != nil:
+			return Result{}, unavailable(req.UploadID, err)
+		}
+		if unanswered.IsZero() {
+			unanswered = asked
+		}
+		if time.Since(unanswered) > ProcessUnanswered {
+			return Result{}, unavailable(req.UploadID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return Result{}, unavailable(req.UploadID, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// unavailable is the answer when processing could not be followed to its
+// end: the last ask's error says why.
+func unavailable(id string, last error) error {
+	return fmt.Errorf("process upload %s: no answer from the upload service: %w", id, last)
 }
 
 // Update makes a kept version current, or changes status or manifest fields.
@@ -143,6 +249,19 @@ type Result struct {
 	Unchanged bool `json:"unchanged,omitempty"`
 	// Message says so in words, for people reading the answer.
 	Message string `json:"message,omitempty"`
+	// Pending, alone in a reply of Process, says that the upload is still
+	// being processed: ask again (Client.Process does).
+	Pending bool `json:"pending,omitempty"`
+}
+
+// MarshalJSON writes a pending answer as the pending flag alone
+// (schemas/messages/upload-result.json), and any other as its fields.
+func (r Result) MarshalJSON() ([]byte, error) {
+	if r.Pending {
+		return []byte(`{"pending":true}`), nil
+	}
+	type plain Result
+	return json.Marshal(plain(r))
 }
 
 // Warning is a manifest field accepted with a remark.

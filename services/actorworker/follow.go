@@ -2,9 +2,7 @@ package actorworker
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -356,22 +354,42 @@ func (s *Service) reconcileInstance(ctx context.Context, cfg *experiments.Config
 	return nil
 }
 
-// purgeKV removes every key of slug's key-value store.
+// purgeKV removes every key of slug's key-value store with one purge of
+// the bucket's stream by subject: a single operation of the stream's
+// leader, bounded by bus.OpTimeout, that takes every key stored before it.
+// Listing the keys first and purging them one by one waited on a watcher
+// that a lost node could stall without end, and missed keys written after
+// the listing. Every worker purges after it stopped its own instances, so
+// the last purge follows the last write of any instance. The purge leaves
+// no delete markers: nothing watches this bucket, and a read of a purged
+// key finds nothing, as after a delete.
 func (s *Service) purgeKV(ctx context.Context, slug string) {
-	lister, err := s.kv.ListKeysFiltered(ctx, slug+".>")
-	if err != nil {
-		if !errors.Is(err, jetstream.ErrNoKeysFound) {
-			s.d.Log.WarnContext(ctx, "list actor keys failed", "slug", slug, "err", err)
-		}
+	if !plainSlug(slug) {
+		// A dot or a wildcard would reach other experiments' keys.
+		s.d.Log.WarnContext(ctx, "purge actor keys refused: not a slug", "slug", slug)
 		return
 	}
-	defer func() { _ = lister.Stop() }()
-	for k := range lister.Keys() {
-		if !strings.HasPrefix(k, slug+".") {
-			continue
-		}
-		if err := s.kv.Purge(ctx, k); err != nil {
-			s.d.Log.WarnContext(ctx, "purge actor key failed", "slug", slug, "key", k, "err", err)
+	ctx, cancel := context.WithTimeout(ctx, bus.OpTimeout)
+	defer cancel()
+	stream, err := s.d.JS.Stream(ctx, "KV_"+bus.BucketActorKV)
+	if err == nil {
+		err = stream.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bus.BucketActorKV+"."+slug+".>"))
+	}
+	if err != nil {
+		s.d.Log.WarnContext(ctx, "purge actor keys failed", "slug", slug, "err", err)
+	}
+}
+
+// plainSlug reports whether slug has the manifest's slug syntax
+// (^[a-z0-9_-]+$), with no dot or wildcard that would widen a subject.
+func plainSlug(slug string) bool {
+	if slug == "" {
+		return false
+	}
+	for _, r := range slug {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+			return false
 		}
 	}
+	return true
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authz"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
@@ -251,7 +252,13 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 		return apierr.New(apierr.CodeUnsupportedMediaType, "send the ZIP as multipart field \"file\" or as application/zip")
 	}
 	counted := &limitReader{r: src, left: limit}
-	ctx, cancel := context.WithTimeout(c.UserContext(), 10*time.Minute)
+	// Reading the body may take long (a slow client's largest ZIP), so
+	// staging has uploadBodyTimeout; each stored chunk's acknowledgement
+	// has its own bound (bus.PutObject). Processing then runs in asks of a
+	// few seconds within a bound of its own, proportionate to the size,
+	// which this deadline does not shorten (uploadapi.Client.Process): a
+	// lost upload instance or bus node is noticed within seconds.
+	ctx, cancel := context.WithTimeout(c.UserContext(), uploadBodyTimeout)
 	defer cancel()
 	res, err := x.upload.Upload(ctx, counted, caller)
 	if se := (*uploadapi.StageError)(nil); errors.As(err, &se) {
@@ -269,7 +276,9 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 		return err
 	}
 	// The reply leaves out the manifest text; read the stored state.
-	e, err := x.catalog.refresh(ctx, res.Experiment.Slug)
+	rctx, rcancel := context.WithTimeout(c.UserContext(), readBackTimeout)
+	defer rcancel()
+	e, err := x.catalog.refresh(rctx, res.Experiment.Slug)
 	if err != nil || e == nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was stored but could not be read back")
 	}
@@ -279,6 +288,22 @@ func (x *experimentsAPI) uploadExperiment(c *fiber.Ctx) error {
 	}
 	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"experiment": x.viewOf(c, e), "warnings": res.Warnings, "created": res.Created})
 }
+
+const (
+	// askAttempt bounds one ask of a read, or of a change that is safe to
+	// ask for again, to another service (contract.AskAgain): past it, the
+	// ask met a lost instance or bus node and is sent again, within the
+	// request's own bound.
+	askAttempt = 5 * time.Second
+	// changeAttempt is askAttempt for changes that may take longer (a
+	// delete drops every document of an experiment; a rollback rebuilds
+	// indexes).
+	changeAttempt = 15 * time.Second
+	// uploadBodyTimeout bounds reading and staging an upload's body.
+	uploadBodyTimeout = 10 * time.Minute
+	// readBackTimeout bounds reading an experiment just stored or changed.
+	readBackTimeout = 15 * time.Second
+)
 
 // limitReader fails once more than left bytes are read; failed tells the
 // client's faults (a body cut short, over the limit) from the storage's.
@@ -332,7 +357,20 @@ func (x *experimentsAPI) deleteExperiment(c *fiber.Ctx) error {
 	slug := c.Params("slug")
 	ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Minute)
 	defer cancel()
-	err := x.upload.Delete(ctx, uploadapi.Delete{Slug: slug, Confirm: req.Confirm, Caller: x.id.caller(c)})
+	// Asked again when an ask got no answer (a lost instance or node): the
+	// record goes first, so a later ask that finds no experiment after one
+	// that got no answer means the lost one deleted it.
+	unanswered := false
+	_, err := contract.AskAgain(ctx, changeAttempt, func(ctx context.Context) (struct{}, error) {
+		err := x.upload.Delete(ctx, uploadapi.Delete{Slug: slug, Confirm: req.Confirm, Caller: x.id.caller(c)})
+		switch {
+		case errors.Is(err, contract.ErrUnanswered):
+			unanswered = true
+		case unanswered && apierr.From(err).Code == apierr.CodeNotFound:
+			return struct{}{}, nil
+		}
+		return struct{}{}, err
+	})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/exportpkg"
@@ -160,7 +161,10 @@ func (x *exportsAPI) requestExport(aliasType exportapi.Type) fiber.Handler {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 		defer cancel()
-		res, err := x.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: x.id.caller(c)})
+		// A second ask joins the export the first queued for this requester.
+		res, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (exportapi.Requested, error) {
+			return x.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: typ, Caller: x.id.caller(c)})
+		})
 		if err != nil {
 			return err
 		}
@@ -192,7 +196,9 @@ func exportID(c *fiber.Ctx) (string, error) {
 func (x *exportsAPI) fetchExport(ctx context.Context, id string, caller uploadapi.Caller) (exportapi.Log, error) {
 	ctx, cancel := context.WithTimeout(ctx, exportCallTimeout)
 	defer cancel()
-	return x.export.Get(ctx, exportapi.Get{ID: id, Caller: caller})
+	return contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (exportapi.Log, error) {
+		return x.export.Get(ctx, exportapi.Get{ID: id, Caller: caller})
+	})
 }
 
 func (x *exportsAPI) getExport(c *fiber.Ctx) error {
@@ -368,7 +374,9 @@ func (x *exportsAPI) downloadExport(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	d, err := x.export.Download(ctx, exportapi.Get{ID: id, Caller: x.id.caller(c)})
+	d, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (exportapi.Download, error) {
+		return x.export.Download(ctx, exportapi.Get{ID: id, Caller: x.id.caller(c)})
+	})
 	if err != nil {
 		return err
 	}

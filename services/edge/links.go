@@ -18,6 +18,7 @@ import (
 	"github.com/gnome-platform/gnome/libs/apierr"
 	"github.com/gnome-platform/gnome/libs/authapi"
 	"github.com/gnome-platform/gnome/libs/authn"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/httpx"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
 )
@@ -79,7 +80,9 @@ func (x *linksAPI) list(c *fiber.Ctx) error {
 	all := authapi.Links{Links: []authapi.Link{}}
 	req := authapi.LinksList{Actor: actorOf(c), Slug: c.Params("slug")}
 	for {
-		page, err := x.auth.ListLinks(ctx, req)
+		page, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (authapi.Links, error) {
+			return x.auth.ListLinks(ctx, req)
+		})
 		if err != nil {
 			return err
 		}
@@ -198,7 +201,9 @@ func (x *linksAPI) runs(c *fiber.Ctx) error {
 func (x *linksAPI) runsPage(ctx context.Context, req authapi.RunsList) (authapi.Runs, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return x.auth.Runs(ctx, req)
+	return contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (authapi.Runs, error) {
+		return x.auth.Runs(ctx, req)
+	})
 }
 
 // runsHeader are the columns of the runs' spreadsheet: the recruiters'

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/experiments"
 	"github.com/gnome-platform/gnome/libs/exportapi"
 	"github.com/gnome-platform/gnome/libs/ratelimit"
@@ -32,7 +33,9 @@ func (x *exportsAPI) researchRoutes(app *fiber.App) {
 func (x *exportsAPI) listData(c *fiber.Ctx) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	res, err := x.export.Data(ctx, exportapi.DataList{Slug: entryOf(c).cfg.Slug, Caller: x.id.caller(c)})
+	res, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (exportapi.DataCollections, error) {
+		return x.export.Data(ctx, exportapi.DataList{Slug: entryOf(c).cfg.Slug, Caller: x.id.caller(c)})
+	})
 	if err != nil {
 		return err
 	}
@@ -77,7 +80,10 @@ func (x *exportsAPI) requestData(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), exportCallTimeout)
 	defer cancel()
-	res, err := x.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: exportapi.ResearchData, Data: q, Caller: x.id.caller(c)})
+	// A second ask joins the export the first queued for this requester.
+	res, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (exportapi.Requested, error) {
+		return x.export.Request(ctx, exportapi.Request{Slug: entryOf(c).cfg.Slug, Type: exportapi.ResearchData, Data: q, Caller: x.id.caller(c)})
+	})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/gnome-platform/gnome/libs/apierr"
+	"github.com/gnome-platform/gnome/libs/contract"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
@@ -40,7 +41,9 @@ func (x *versionsAPI) list(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), grantCallTimeout)
 	defer cancel()
-	res, err := x.upload.Versions(ctx, uploadapi.VersionsQuery{Slug: slug, Caller: x.id.caller(c)})
+	res, err := contract.AskAgain(ctx, askAttempt, func(ctx context.Context) (uploadapi.Versions, error) {
+		return x.upload.Versions(ctx, uploadapi.VersionsQuery{Slug: slug, Caller: x.id.caller(c)})
+	})
 	if err != nil {
 		return err
 	}
@@ -67,13 +70,19 @@ func (x *versionsAPI) rollback(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), rollbackTimeout)
 	defer cancel()
-	res, err := x.upload.Rollback(ctx, uploadapi.Rollback{Slug: slug, Version: version, Caller: x.id.caller(c)})
+	// Asked again when an ask got no answer: a rollback to the version
+	// that is current already changes nothing.
+	res, err := contract.AskAgain(ctx, changeAttempt, func(ctx context.Context) (uploadapi.RollbackResult, error) {
+		return x.upload.Rollback(ctx, uploadapi.Rollback{Slug: slug, Version: version, Caller: x.id.caller(c)})
+	})
 	if err != nil {
 		return err
 	}
 	// Read back, so that the answer (and this edge's next request) shows
 	// the version made current without waiting for the event.
-	e, err := x.exps.catalog.refresh(ctx, res.Experiment.Slug)
+	rctx, rcancel := context.WithTimeout(c.UserContext(), readBackTimeout)
+	defer rcancel()
+	e, err := x.exps.catalog.refresh(rctx, res.Experiment.Slug)
 	if err != nil || e == nil {
 		return apierr.Wrap(apierr.CodeUnavailable, err, "the experiment was rolled back but could not be read back")
 	}

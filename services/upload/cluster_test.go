@@ -13,6 +13,7 @@ import (
 
 	"github.com/gnome-platform/gnome/libs/authn"
 	"github.com/gnome-platform/gnome/libs/bus"
+	"github.com/gnome-platform/gnome/libs/config"
 	"github.com/gnome-platform/gnome/libs/telemetry"
 	"github.com/gnome-platform/gnome/libs/testenv"
 	"github.com/gnome-platform/gnome/libs/uploadapi"
@@ -106,4 +107,40 @@ func TestUploadsStagedOnAnotherNodeAreFound(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// On a three-node cluster (replicas 3), an upload whose instance on node 2
+// is lost mid-way is taken over by the instance on node 3 and answered
+// once: the leases and outcomes of upload_runs hold on replicated streams.
+func TestProcessTakenOverOnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster")
+	}
+	env := testenv.Start(t)
+	urls := testenv.StartCluster(t)
+	on := func(node int) *config.Config {
+		return env.Config(t, map[string]string{"NATS_URL": urls[node], "NATS_REPLICAS": "3"})
+	}
+	w := &world{t: t, env: env, cfg: on(0)}
+	w.d = env.Deps(t, w.cfg)
+	ctx := ctxT(t)
+	if err := w.d.Topology.EnsureBuckets(ctx, bus.BucketAuthKeys); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := w.d.JS.KeyValue(ctx, bus.BucketAuthKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := authn.DeriveKey(testenv.SecretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, pub := authn.NewSigner(key).Public()
+	if err := authn.PublishKey(ctx, keys, kid, pub); err != nil {
+		t.Fatal(err)
+	}
+	lostMidway(t, w, func(i int) *config.Config { return on(1 + i) }, upload.SetAfterStore)
 }

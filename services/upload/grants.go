@@ -220,7 +220,8 @@ func (s *Service) revoke(ctx context.Context, req uploadapi.RevokeRequest) (uplo
 	if g == nil {
 		return uploadapi.Grant{}, apierr.New(apierr.CodeNotFound, "%q has no grant of its data to %q", data.Slug, req.Reader)
 	}
-	if err := s.deleteAccess(ctx, req.Reader, data.Slug); err != nil {
+	// Whatever the key holds: the grant ends.
+	if err := s.deleteAccess(ctx, req.Reader, data.Slug, 0); err != nil {
 		return uploadapi.Grant{}, apierr.Wrap(apierr.CodeUnavailable, err, "the grant could not be ended; try again")
 	}
 	if _, err := s.grants.Remove(ctx, data.Slug, req.Reader); err != nil {
@@ -275,18 +276,33 @@ func (s *Service) putAccess(ctx context.Context, a uploadapi.Access) error {
 	return nil
 }
 
-func (s *Service) deleteAccess(ctx context.Context, reader, data string) error {
-	if err := s.access.Delete(ctx, uploadapi.AccessKey(reader, data)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("end access of %s to %s: %w", reader, data, err)
+// deleteAccess ends an access as it was read, at revision rev (0: as it
+// is): a key put since (a grant made meanwhile by another request or
+// instance) is newer than what the caller decided on, and stays.
+func (s *Service) deleteAccess(ctx context.Context, reader, data string, rev uint64) error {
+	err := s.access.Delete(ctx, uploadapi.AccessKey(reader, data), jetstream.LastRevision(rev))
+	switch {
+	case err == nil, errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil
+	case isWrongRevision(err):
+		s.d.Log.InfoContext(ctx, "access changed meanwhile; kept", "reader", reader, "data", data)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("end access of %s to %s: %w", reader, data, err)
+}
+
+// accessEntry is what a key of the bucket held when read, and its revision.
+type accessEntry struct {
+	uploadapi.Access
+	rev uint64
 }
 
 // accessEntries are the keys of the bucket that match filters (subject
 // wildcards: "beta.*" are beta's reads, "*.alpha" the reads of alpha; none
-// is every key) and what each holds.
-func (s *Service) accessEntries(ctx context.Context, filters ...string) (map[string]uploadapi.Access, error) {
-	out := map[string]uploadapi.Access{}
+// is every key), what each holds and its revision, read through the
+// bucket's leader.
+func (s *Service) accessEntries(ctx context.Context, filters ...string) (map[string]accessEntry, error) {
+	out := map[string]accessEntry{}
 	if len(filters) == 0 {
 		filters = []string{">"}
 	}
@@ -302,7 +318,7 @@ func (s *Service) accessEntries(ctx context.Context, filters ...string) (map[str
 		keys = append(keys, k)
 	}
 	for _, k := range keys {
-		e, err := s.access.Get(ctx, k)
+		e, err := bus.KVGet(ctx, s.d.JS, s.access, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
@@ -313,7 +329,10 @@ func (s *Service) accessEntries(ctx context.Context, filters ...string) (map[str
 		if json.Unmarshal(e.Value(), &a) != nil {
 			a = uploadapi.Access{}
 		}
-		out[k] = a
+		out[k] = accessEntry{a, e.Revision()}
+	}
+	if s.afterAccessList != nil {
+		s.afterAccessList()
 	}
 	return out, nil
 }
@@ -360,7 +379,7 @@ func (s *Service) syncReader(ctx context.Context, reader *experiments.Config) er
 			continue
 		}
 		if !slices.ContainsFunc(want, func(w uploadapi.Access) bool { return uploadapi.AccessKey(w.Reader, w.Data) == k }) {
-			if err := s.deleteAccess(ctx, reader.Slug, strings.TrimPrefix(k, reader.Slug+".")); err != nil {
+			if err := s.deleteAccess(ctx, reader.Slug, strings.TrimPrefix(k, reader.Slug+"."), a.rev); err != nil {
 				return err
 			}
 		}
@@ -397,10 +416,10 @@ func (s *Service) dropAccessOf(ctx context.Context, slug string) error {
 	if err != nil {
 		return err
 	}
-	for k := range have {
+	for k, a := range have {
 		reader, data, _ := strings.Cut(k, ".")
 		if reader == slug || data == slug {
-			if err := s.deleteAccess(ctx, reader, data); err != nil {
+			if err := s.deleteAccess(ctx, reader, data, a.rev); err != nil {
 				return err
 			}
 		}
@@ -453,7 +472,7 @@ func (s *Service) syncAllAccess(ctx context.Context) error {
 			}
 		}
 	}
-	for k := range have {
+	for k, a := range have {
 		if _, ok := want[k]; ok {
 			continue
 		}
@@ -461,7 +480,7 @@ func (s *Service) syncAllAccess(ctx context.Context) error {
 		if still, err := s.stillGiven(ctx, reader, data); err != nil || still {
 			continue
 		}
-		if err := s.deleteAccess(ctx, reader, data); err != nil {
+		if err := s.deleteAccess(ctx, reader, data, a.rev); err != nil {
 			return err
 		}
 		s.d.Log.InfoContext(ctx, "access without a grant ended", "reader", reader, "data", data)

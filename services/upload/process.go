@@ -21,20 +21,12 @@ import (
 	"github.com/gnome-platform/gnome/libs/uploadapi"
 )
 
-// process checks a staged upload and stores it as the experiment's next
-// version. Whatever happens, the staged upload is deleted; on a refusal
-// nothing else is stored.
-func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (uploadapi.Result, error) {
-	if req.UploadID == "" || strings.ContainsAny(req.UploadID, "/.") {
-		return uploadapi.Result{}, apierr.New(apierr.CodeBadRequest, "upload id is required")
-	}
-	defer func() {
-		// The staged upload is never needed again.
-		_ = s.uploads.Delete(context.WithoutCancel(ctx), req.UploadID)
-	}()
-	if !canUpload(req.Caller) {
-		return uploadapi.Result{}, apierr.New(apierr.CodeForbidden, "only developers and admins upload experiments")
-	}
+// processStaged checks a staged upload and stores it as the experiment's
+// next version (runs.go calls it, under the upload's lease). On a refusal
+// nothing is stored. When a version was made from this upload already (by
+// a processing whose instance was lost), it is the answer, and no second
+// version is made.
+func (s *Service) processStaged(ctx context.Context, req uploadapi.ProcessUpload) (uploadapi.Result, error) {
 	limit := s.d.Config.MaxUploadSizeMB << 20
 
 	raw, err := s.stage(ctx, req.UploadID, limit)
@@ -71,6 +63,11 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	if err != nil {
 		return uploadapi.Result{}, err
 	}
+	if made := madeFrom(cur, req.UploadID); made != nil {
+		// A lost processing of this upload made its version: answer with
+		// it, finishing what that one may not have (below).
+		return s.finish(ctx, req, cur, made, b.Manifest, toWarnings(b.Warnings), sum.Checksum)
+	}
 	if unchanged(cur, sum.Checksum, b.RawManifest) {
 		// A push from CI on every commit, or a second click, must not
 		// fill the kept versions with copies and evict real ones, nor
@@ -87,7 +84,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	// Through the leader: a replica's direct get could still show a bundle
 	// an eviction just deleted, and the version would name a missing one.
 	if _, err := (bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}).Info(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
-		if _, err := s.bundles.Put(ctx, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
+		if _, err := bus.PutObject(ctx, s.bundles, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
 			return uploadapi.Result{}, fmt.Errorf("store bundle: %w", err)
 		}
 	} else if err != nil {
@@ -103,10 +100,17 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 			warnings = append(warnings, uploadapi.Warning{Field: "/developer_id", Message: "developer_id names someone else; the uploader owns the experiment"})
 		}
 	}
+	if s.runs.beforeStore != nil {
+		s.runs.beforeStore(req.UploadID)
+	}
 	created := false
+	var made *experiments.Version
 	next, prev, err := s.configs.Change(ctx, slug, func(cur *experiments.Config) (*experiments.Config, error) {
 		if cur != nil && !mayManage(cur, req.Caller) {
 			return nil, apierr.New(apierr.CodeForbidden, "experiment %q belongs to another developer", slug).OnField("/slug")
+		}
+		if made = madeFrom(cur, req.UploadID); made != nil {
+			return nil, nil // made meanwhile by a lost processing of this upload
 		}
 		n := &experiments.Config{}
 		if cur != nil {
@@ -127,6 +131,7 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 		n.Versions = append(n.Versions, experiments.Version{
 			Version: n.Version, Checksum: sum.Checksum, Size: sum.Size, Files: len(sum.Files),
 			Manifest: n.Manifest, UploadedBy: req.Caller.Email, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
+			UploadID: req.UploadID,
 		})
 		if len(n.Versions) > experiments.KeepVersions {
 			n.Versions = n.Versions[len(n.Versions)-experiments.KeepVersions:]
@@ -136,6 +141,12 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 	})
 	if err != nil {
 		return uploadapi.Result{}, err
+	}
+	if made != nil {
+		return s.finish(ctx, req, prev, made, b.Manifest, warnings, sum.Checksum)
+	}
+	if s.runs.afterStore != nil {
+		s.runs.afterStore(req.UploadID)
 	}
 	s.dropEvicted(ctx, slug, prev, next)
 	next.Indexes = s.applyIndexes(ctx, slug, b.Manifest, next.Indexes)
@@ -155,6 +166,44 @@ func (s *Service) process(ctx context.Context, req uploadapi.ProcessUpload) (upl
 		warnings = []uploadapi.Warning{}
 	}
 	return uploadapi.Result{Experiment: *next, Warnings: warnings, Created: created}, nil
+}
+
+// madeFrom is the version of cur made from upload id, or nil.
+func madeFrom(cur *experiments.Config, id string) *experiments.Version {
+	if cur == nil {
+		return nil
+	}
+	for i := range cur.Versions {
+		if cur.Versions[i].UploadID == id {
+			v := cur.Versions[i]
+			return &v
+		}
+	}
+	return nil
+}
+
+// finish answers an upload whose version a lost processing made. While
+// that version is current, what the lost one may not have done after
+// storing it is done again: each step is idempotent (indexes, accesses, and
+// the announcement, which the events stream de-duplicates by sequence). The
+// audit entry is not written twice.
+func (s *Service) finish(ctx context.Context, req uploadapi.ProcessUpload, cur *experiments.Config, made *experiments.Version, m *bundle.Manifest, warnings []uploadapi.Warning, checksum string) (uploadapi.Result, error) {
+	created := len(cur.Versions) > 0 && cur.Versions[0].UploadID == req.UploadID && cur.Versions[0].Version == 1
+	if cur.Version == made.Version && cur.Checksum == checksum {
+		cur.Indexes = s.applyIndexes(ctx, cur.Slug, m, plannedIndexes(m, s.embedded))
+		if final, err := s.configs.SetIndexes(ctx, cur.Slug, cur.Seq, cur.Indexes); err == nil && final != nil {
+			cur = final
+		}
+		warnings = append(warnings, s.afterChange(ctx, cur, m, created)...)
+		if err := s.announce(ctx, cur, events.ExperimentUpdated, "upload", m.Actor != nil); err != nil {
+			return uploadapi.Result{}, err
+		}
+	}
+	s.d.Log.InfoContext(ctx, "experiment upload taken over", "slug", cur.Slug, "version", made.Version, "upload_id", req.UploadID, "by", req.Caller.Email)
+	if warnings == nil {
+		warnings = []uploadapi.Warning{}
+	}
+	return uploadapi.Result{Experiment: *cur, Warnings: warnings, Created: created}, nil
 }
 
 // unchanged reports whether a bundle of checksum with manifest raw is the

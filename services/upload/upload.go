@@ -55,16 +55,28 @@ type Service struct {
 	// fewer index types.
 	embedded bool
 	tmp      string
+	// runs are the processings of uploads (runs.go).
+	runs runs
+	// afterAccessList, when set (tests), runs after the data_grants keys
+	// were listed and read, before anything is decided on them.
+	afterAccessList func()
 }
 
 // New builds the service on d.
 func New(d *svc.Deps) *Service {
 	s := &Service{d: d, configs: d.Store.Experiments(), lister: d.Store.Experiments(), grants: d.Store.Grants()}
+	s.runs.m = map[string]*run{}
 	s.Base = svc.Base{
 		Deps:        d,
 		ServiceName: Name,
 		Description: "experiment uploads, bundles and versions",
 		Provision:   s.provision,
+		// Processings of uploads run in the background: Stop hands them
+		// over (runs.go).
+		Background: func(_ context.Context, bg *svc.Background) error {
+			s.runs.bg.Store(bg)
+			return nil
+		},
 		Endpoints: func(srv *bus.Server) error {
 			return srv.Register(
 				bus.Endpoint(uploadapi.EndpointProcess, s.process),
@@ -92,10 +104,17 @@ func (s *Service) provision(ctx context.Context) error {
 	if err := d.Topology.EnsureObjectStores(ctx, bus.ObjectUploads, bus.ObjectBundles); err != nil {
 		return err
 	}
+	if err := d.Topology.EnsureBuckets(ctx, bus.BucketUploadRuns); err != nil {
+		return err
+	}
+	kv, err := d.Topology.Bucket(ctx, bus.BucketUploadRuns)
+	if err != nil {
+		return fmt.Errorf("open upload runs bucket: %w", err)
+	}
+	s.runs.raw, s.runs.kv = kv, bus.LeaderKV{KeyValue: kv, JS: d.JS}
 	if err := d.Store.EnsureIndexes(ctx, store.ExperimentsConfig, store.DataGrants); err != nil {
 		return err
 	}
-	var err error
 	if s.uploads, err = d.Topology.Objects(ctx, bus.ObjectUploads); err != nil {
 		return fmt.Errorf("open uploads store: %w", err)
 	}

@@ -65,7 +65,15 @@ var wantErrors = map[string]apierr.Code{
 
 // call calls an endpoint with a request ID, as the edge's clients do.
 func call[Req, Rep any](ctx context.Context, nc *nats.Conn, requestID string, e contract.Endpoint[Req, Rep], req Req) (Rep, error) {
-	return e.Call(telemetry.WithRequestID(ctx, requestID), bus.Client{NC: nc}, req)
+	for {
+		rep, err := e.Call(telemetry.WithRequestID(ctx, requestID), bus.Client{NC: nc}, req)
+		// An upload still being processed is asked for again, as
+		// uploadapi.Client.Process does.
+		if r, ok := any(rep).(uploadapi.Result); ok && err == nil && r.Pending {
+			continue
+		}
+		return rep, err
+	}
 }
 
 // wantCode fails the test unless err is an apierr with code.
