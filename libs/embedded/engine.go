@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -227,25 +228,56 @@ func postgresUsable(dir string) error {
 	if err != nil {
 		return err
 	}
-	return enterable(uid, gid, filepath.Dir(dir))
+	err = enterable(uid, gid, filepath.Dir(dir))
+	if err != nil && openableDataDir(uid, gid, filepath.Dir(dir)) {
+		return nil // letPostgresIn opens it
+	}
+	return err
+}
+
+// openableDataDir says whether DATA_DIR (above the store directory) is
+// all that keeps the postgres user out, and is root's own 0700 directory,
+// as gnome makes it: letPostgresIn may then open it as it opens the store
+// directory. A DATA_DIR with other owners or modes is the operator's, and
+// is left as it is.
+func openableDataDir(uid, gid int, dataDir string) bool {
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0 && fi.Mode().Perm() == 0o700 && enterable(uid, gid, filepath.Dir(dataDir)) == nil
 }
 
 // letPostgresIn lets the system user postgres, as which PostgreSQL runs
 // when this process is root, enter the store directory (made 0700 for
-// root): group postgres, search only (0710), nothing listed or read.
+// root), and DATA_DIR above it when gnome made that 0700 too
+// (openableDataDir): group postgres, search only (0710), nothing listed or
+// read. The files in them (the secret key, the bus credentials) stay
+// root's alone.
 func letPostgresIn(dir string) error {
 	if os.Geteuid() != 0 {
 		return nil
 	}
-	_, gid, err := postgresUser()
+	uid, gid, err := postgresUser()
 	if err != nil {
 		return err
 	}
+	if dataDir := filepath.Dir(dir); enterable(uid, gid, dataDir) != nil && openableDataDir(uid, gid, dataDir) {
+		if err := searchOnly(dataDir, gid); err != nil {
+			return err
+		}
+	}
+	return searchOnly(dir, gid)
+}
+
+// searchOnly gives dir to group gid with search permission alone (0710).
+func searchOnly(dir string, gid int) error {
 	if err := os.Chown(dir, 0, gid); err != nil {
-		return fmt.Errorf("give the store dir to group postgres: %w", err)
+		return fmt.Errorf("give %s to group postgres: %w", dir, err)
 	}
 	if err := os.Chmod(dir, 0o710); err != nil {
-		return fmt.Errorf("let group postgres enter the store dir: %w", err)
+		return fmt.Errorf("let group postgres enter %s: %w", dir, err)
 	}
 	return nil
 }

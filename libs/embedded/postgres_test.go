@@ -461,3 +461,66 @@ func TestAutoStartsPostgresOrFallsBack(t *testing.T) {
 	}
 	basics(t, st.URI(), true)
 }
+
+// As root, a DATA_DIR that gnome made for itself (root's, 0700) is opened
+// to group postgres for search alone, so that auto runs PostgreSQL on
+// `make run`'s ./data; the files in it stay root's alone. A DATA_DIR of
+// another mode is the operator's: left as it is, with the warning.
+func TestAutoOpensItsOwnDataDirToPostgres(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs PostgreSQL as the postgres user")
+	}
+	base := pgBase(t)
+	dataDir := filepath.Join(base, "data")
+	if err := os.Mkdir(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dataDir, "secret_key")
+	if err := os.WriteFile(secret, []byte("root's alone"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, logged := captureLog()
+	st, err := embedded.StartStoreEngine(filepath.Join(dataDir, "db"), "127.0.0.1:0", embedded.EngineAuto, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := st.Postgres().PID()
+	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	defer st.Shutdown()
+	if st.Engine() != embedded.EnginePostgres || strings.Contains(logged(), "level=WARN") {
+		t.Fatalf("auto on gnome's own 0700 DATA_DIR = %s, logged %q; want postgres without a warning", st.Engine(), logged())
+	}
+	fi, err := os.Stat(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o710 {
+		t.Errorf("DATA_DIR mode %v; want 0710 (group postgres may only search it)", fi.Mode().Perm())
+	}
+	if fi, err := os.Stat(secret); err != nil || fi.Mode().Perm() != 0o600 || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Errorf("the secret key's file changed: %v %v", fi.Mode(), err)
+	}
+	basics(t, st.URI(), true)
+
+	// The operator's own choice of mode is not changed.
+	theirs := filepath.Join(base, "theirs")
+	if err := os.Mkdir(theirs, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(theirs, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	log, logged = captureLog()
+	st2, err := embedded.StartStoreEngine(filepath.Join(theirs, "db"), "127.0.0.1:0", embedded.EngineAuto, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Shutdown()
+	if st2.Engine() != embedded.EngineSQLite {
+		t.Errorf("auto on an operator's 0750 DATA_DIR = %s; want sqlite and the warning", st2.Engine())
+	}
+	wantWarning(t, logged(), "cannot enter", "chmod o+x")
+	if fi, err := os.Stat(theirs); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("the operator's DATA_DIR mode changed: %v %v", fi.Mode(), err)
+	}
+}
