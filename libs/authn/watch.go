@@ -131,7 +131,8 @@ func (v *Verifier) Watch(ctx context.Context, js jetstream.JetStream) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(10 * time.Second):
-				return fmt.Errorf("watch bucket %s: initial values did not arrive", b.name)
+				// A deadline: the bucket's stream did not answer in time.
+				return fmt.Errorf("watch bucket %s: initial values did not arrive: %w", b.name, context.DeadlineExceeded)
 			}
 		}
 		go func(b bucket, w jetstream.KeyWatcher) {

@@ -376,6 +376,12 @@ func (t Topology) EnsureObjectStores(ctx context.Context, names ...string) error
 	return nil
 }
 
+// Retry runs attempt as provisioning does, within t's bound: for what a
+// service sets up at start besides its resources (a watch of buckets).
+func (t Topology) Retry(ctx context.Context, kind, name string, attempt func(ctx context.Context) error) error {
+	return t.provision(ctx, kind, name, attempt)
+}
+
 // Bucket opens the named key-value bucket, retrying within the bound as
 // provisioning does: at start, just after EnsureBuckets, the lookup can
 // time out on a busy cluster as the creation can, and a service must not

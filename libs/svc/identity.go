@@ -59,32 +59,23 @@ func (d *Deps) Identity(ctx context.Context) (*Identity, error) {
 
 // WatchTokens keeps v current with the token buckets until the returned
 // stop is called, once their current contents are loaded. On a busy or
-// recovering cluster the first load can time out: it is tried again,
-// from scratch, within the provisioning bound, or until ctx ends.
+// recovering cluster the first load can time out: it is tried again, from
+// scratch, as provisioning is (Topology.Retry).
 func (d *Deps) WatchTokens(ctx context.Context, v *authn.Verifier) (stop func(), err error) {
-	deadline := time.Now().Add(d.Topology.Bound)
-	if d.Topology.Bound <= 0 {
-		deadline = time.Now().Add(bus.DefaultProvisionBound)
-	}
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
+	err = d.Topology.Retry(ctx, "watch", "token buckets", func(context.Context) error {
+		// The watch outlives the attempt: it runs until stop.
 		wctx, cancel := context.WithCancel(context.Background())
-		err := v.Watch(wctx, d.JS)
-		if err == nil {
-			return cancel, nil
+		if err := v.Watch(wctx, d.JS); err != nil {
+			cancel()
+			return err
 		}
-		cancel()
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("watch token keys: %w (gave up after %d attempts)", err, attempt)
-		}
-		d.Log.Warn("token buckets not loaded yet; retrying", "attempt", attempt, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("watch token keys: %w", err)
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
+		stop = cancel
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch token keys: %w", err)
 	}
+	return stop, nil
 }
 
 func (d *Deps) stopIdentity() {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -154,8 +153,7 @@ type faultCluster struct {
 	js        jetstream.JetStream
 	http      *http.Client
 
-	mu     sync.Mutex
-	killed map[*proc]bool
+	mu sync.Mutex
 	// edgeDown marks an edge the load balancer skips, as a reverse proxy
 	// does once a connection to it is refused.
 	edgeDown []bool
@@ -168,7 +166,7 @@ func startFaultCluster(t *testing.T, natsServer string) *faultCluster {
 	t.Helper()
 	c := &faultCluster{
 		t: t, dir: t.TempDir(), natsServer: natsServer, password: map[string]string{}, svcs: map[string][]*proc{},
-		killed: map[*proc]bool{}, edgeDown: make([]bool, 2),
+		edgeDown: make([]bool, 2),
 		// No keep-alive: a request is either sent on a fresh connection or
 		// refused, so a cut connection means the request was in flight.
 		http: &http.Client{Timeout: requestLimit, Transport: func() *http.Transport {
@@ -327,18 +325,13 @@ func tail(s string, lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
-// kill sends SIGKILL to p and records that its exit is expected.
-func (c *faultCluster) kill(p *proc) time.Time {
+// kill sends SIGKILL to p and waits for it to exit; the test replaces it.
+func (c *faultCluster) kill(p *proc) {
 	c.t.Helper()
-	c.mu.Lock()
-	c.killed[p] = true
-	c.mu.Unlock()
-	at := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		c.t.Fatalf("kill %s: %v", p.name, err)
 	}
 	<-p.done
-	return at
 }
 
 // user is a signed-in account of the load.
@@ -583,12 +576,11 @@ func (l *load) signIn(n int) {
 
 func (l *load) upload(n int) {
 	slug := fmt.Sprintf("load-%d", n)
-	var buf bytes.Buffer
-	zw := zipWriter(&buf)
-	zw.add("manifest.json", fmt.Sprintf(`{"schema_version":"2.0","slug":%q,"name":"Load %d","status":"active"}`, slug, n))
-	zw.add("index.html", fmt.Sprintf("<!doctype html><title>Load %d</title><p>%d</p>", n, n))
-	zw.close()
-	r := l.record(kindUpload, l.c.send(l.admin, "POST", "/api/experiments", "application/zip", buf.Bytes(), nil))
+	bundle := zipOf(l.c.t, map[string]string{
+		"manifest.json": fmt.Sprintf(`{"schema_version":"2.0","slug":%q,"name":"Load %d","status":"active"}`, slug, n),
+		"index.html":    fmt.Sprintf("<!doctype html><title>Load %d</title><p>%d</p>", n, n),
+	})
+	r := l.record(kindUpload, l.c.send(l.admin, "POST", "/api/experiments", "application/zip", bundle, nil))
 	if r.status == 201 {
 		l.mu.Lock()
 		l.uploaded = append(l.uploaded, slug)
@@ -831,9 +823,6 @@ func (c *faultCluster) faultAuth(l *load) {
 func (c *faultCluster) faultStore(l *load) {
 	c.t.Helper()
 	f := l.begin("store stopped for 10 s", -1, false)
-	c.mu.Lock()
-	c.killed[c.store] = true
-	c.mu.Unlock()
 	c.store.stop(c.t)
 	// The outage is the fault: its length is what the test is about.
 	time.Sleep(10 * time.Second)
@@ -842,17 +831,6 @@ func (c *faultCluster) faultStore(l *load) {
 	l.waitRecovered(f, loadKinds...)
 	l.finish(f)
 }
-
-type zipw struct{ w *zip.Writer }
-
-func zipWriter(w io.Writer) zipw { return zipw{zip.NewWriter(w)} }
-
-func (z zipw) add(name, content string) {
-	w, _ := z.w.Create(name)
-	_, _ = io.WriteString(w, content)
-}
-
-func (z zipw) close() { _ = z.w.Close() }
 
 func (l *load) summary() string {
 	l.mu.Lock()
