@@ -225,7 +225,27 @@ func (b *tab) open(pathAndQuery string) *network.Response {
 // waitFor polls the JavaScript expression until it is truthy.
 func (b *tab) waitFor(what, expr string) {
 	b.t.Helper()
-	b.do("wait for "+what, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(stepTime)))
+	deadline := time.Now().Add(stepTime)
+	for {
+		ctx, cancel := context.WithDeadline(b.ctx, deadline)
+		err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
+		cancel()
+		// A poll begun as the page's document was being replaced (just
+		// after a navigation) loses its JavaScript context: poll again in
+		// the new document.
+		if err == nil || !contextLost(err) || time.Now().After(deadline) {
+			if err != nil {
+				b.t.Fatalf("wait for %s: %v", what, err)
+			}
+			return
+		}
+	}
+}
+
+// contextLost says whether err is Chromium's refusal to run script in a
+// document that is gone.
+func contextLost(err error) bool {
+	return strings.Contains(err.Error(), "Cannot find context with specified id") || strings.Contains(err.Error(), "Execution context was destroyed")
 }
 
 // text is the visible text of the first element sel matches.
