@@ -33,8 +33,8 @@ import (
 //
 // Every bus user that reads a stream may send both requests (access.go).
 // While a stream has no leader (an election, a few seconds) nobody answers
-// these reads: they fail at ctx's deadline or OpTimeout, an outage
-// (IsUnavailable), where direct gets would answer.
+// these reads: they fail at ctx's deadline or OpTimeout, whichever comes
+// first, an outage (IsUnavailable), where direct gets would answer.
 
 // LastMsg is the last message stored on subject in stream, as the stream's
 // leader has it; jetstream.ErrMsgNotFound when there is none, and
@@ -52,15 +52,15 @@ func LastMsg(ctx context.Context, js jetstream.JetStream, stream, subject string
 	if prefix == "" {
 		prefix = jetstream.DefaultAPIPrefix
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		wait := opts.DefaultTimeout
-		if wait <= 0 {
-			wait = OpTimeout
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
+	// One operation: bounded by the handle's timeout (OpTimeout in the
+	// platform) under ctx's own deadline, so that a request sent while the
+	// leader is lost fails within seconds, not at a long request's end.
+	wait := opts.DefaultTimeout
+	if wait <= 0 {
+		wait = OpTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	reply, err := js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+stream, req)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from the leader: %w", subject, err)
@@ -186,6 +186,12 @@ func (l LeaderKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry,
 	return KVGet(ctx, l.JS, l.KeyValue, key)
 }
 
+// catchUp bounds how long a write waits for a replica to hold what the
+// leader has. A follower that missed the quorum applies the write within
+// milliseconds on a healthy cluster; past the bound something else is
+// wrong and the write fails.
+const catchUp = 5 * time.Second
+
 // Create implements jetstream.KeyValue: the handle's Create, which over a
 // deleted or purged key (a released or expired lease) puts at the
 // revision of the delete, and finds that revision with a direct get. A
@@ -217,19 +223,12 @@ func (l LeaderKV) Create(ctx context.Context, key string, value []byte, opts ...
 // acknowledged is found.
 type Objects struct {
 	JS     jetstream.JetStream
-	Store  jetstream.ObjectStore
 	Bucket string // the store's name (bus.ObjectUploads, ...)
 }
 
 // ErrObjectTooLarge is Objects.Read's refusal of an object over its limit,
 // before any of it is read.
 var ErrObjectTooLarge = errors.New("the object is over its size limit")
-
-// catchUp bounds how long Read waits for a replica to hold an object the
-// leader has. A follower that missed the quorum applies the write within
-// milliseconds on a healthy cluster; past the bound something else is
-// wrong and the read fails.
-const catchUp = 5 * time.Second
 
 // Info is the object's info as the store's leader has it;
 // jetstream.ErrObjectNotFound when it does not exist or was deleted.
@@ -258,85 +257,27 @@ func (o Objects) Info(ctx context.Context, name string) (*jetstream.ObjectInfo, 
 	return &info, nil
 }
 
-// Rewritable is where Read writes an object: a file, which a retry empties.
-type Rewritable interface {
-	io.Writer
-	io.Seeker
-	Truncate(size int64) error
-}
-
 // Read writes the object name to dst from its start and returns its info:
 // jetstream.ErrObjectNotFound only when the leader has no such object, and
-// ErrObjectTooLarge (nothing read) when limit > 0 and it is larger.
-//
-// Its content is read through the store's handle, whose chunks come from
-// whichever replica its consumer sits on: the leader stores an object's
-// chunks before its meta, but a replica that was not in the quorum of those
-// writes may lack the meta (the handle's direct get answers "not found"),
-// or the last chunks (the handle's digest check fails). Read waits for that
-// replica, retrying within catchUp, once the leader says the object exists.
-func (o Objects) Read(ctx context.Context, name string, dst Rewritable, limit int64) (*jetstream.ObjectInfo, error) {
-	want, err := o.Info(ctx, name)
+// ErrObjectTooLarge (nothing read) when limit > 0 and it is larger. It
+// reads through an ObjectReader (Open): a replica that was not in the
+// quorum of the object's writes is waited for, within seconds, and a lost
+// consumer's server is an error, never a wait for ctx's deadline.
+func (o Objects) Read(ctx context.Context, name string, dst io.Writer, limit int64) (*jetstream.ObjectInfo, error) {
+	info, err := o.Info(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	if limit > 0 && want.Size > uint64(limit) {
-		return nil, fmt.Errorf("object %s of %d bytes: %w", name, want.Size, ErrObjectTooLarge)
+	if limit > 0 && info.Size > uint64(limit) {
+		return nil, fmt.Errorf("object %s of %d bytes: %w", name, info.Size, ErrObjectTooLarge)
 	}
-	deadline := time.Now().Add(catchUp)
-	wait := 5 * time.Millisecond
-	for {
-		err := o.readOnce(ctx, name, want, dst)
-		if err == nil {
-			return want, nil
-		}
-		if !errors.Is(err, errBehind) || time.Now().After(deadline) {
-			return nil, fmt.Errorf("read object %s: %w", name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read object %s: %w", name, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 200*time.Millisecond)
-		// The object may have been replaced or deleted meanwhile.
-		if want, err = o.Info(ctx, name); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// errBehind marks a read that met a replica not yet holding the object the
-// leader has.
-var errBehind = errors.New("the replica read is behind the leader")
-
-func (o Objects) readOnce(ctx context.Context, name string, want *jetstream.ObjectInfo, dst Rewritable) error {
-	if _, err := dst.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind: %w", err)
-	}
-	if err := dst.Truncate(0); err != nil {
-		return fmt.Errorf("rewind: %w", err)
-	}
-	obj, err := o.Store.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("%w: no object", errBehind)
-	}
+	r, err := o.open(ctx, info)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer obj.Close()
-	info, err := obj.Info()
-	if err != nil {
-		return err
+	defer r.Close()
+	if _, err := io.Copy(dst, r); err != nil {
+		return nil, err
 	}
-	if info.NUID != want.NUID {
-		return fmt.Errorf("%w: an older object", errBehind)
-	}
-	if _, err := io.Copy(dst, obj); err != nil {
-		if errors.Is(err, jetstream.ErrDigestMismatch) {
-			return fmt.Errorf("%w: %w", errBehind, err)
-		}
-		return err
-	}
-	return nil
+	return info, nil
 }

@@ -173,6 +173,10 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, msgID string,
 	msg := nats.NewMsg(subject)
 	msg.Data = data
 	Inject(ctx, msg.Header, telemetry.RequestID(ctx))
+	// One operation: OpTimeout at most under ctx's deadline, so that a
+	// stream without a leader fails it within seconds.
+	ctx, cancel := context.WithTimeout(ctx, OpTimeout)
+	defer cancel()
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}

@@ -28,7 +28,7 @@ func IsUnavailable(err error) bool {
 		nats.ErrConnectionReconnecting, nats.ErrConnectionDraining, nats.ErrDisconnected, nats.ErrNoServers,
 		nats.ErrStaleConnection, jetstream.ErrNoStreamResponse, jetstream.ErrNoHeartbeat,
 		jetstream.ErrConnectionClosed, jetstream.ErrAsyncPublishTimeout, jetstream.ErrJetStreamPublisherClosed,
-		jetstream.ErrConsumerLeadershipChanged, jetstream.ErrJetStreamNotEnabled, ErrNoResponders,
+		jetstream.ErrConsumerLeadershipChanged, jetstream.ErrJetStreamNotEnabled, ErrNoResponders, ErrReaderLost,
 	} {
 		if errors.Is(err, e) {
 			return true

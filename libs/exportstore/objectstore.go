@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sync"
 	"time"
@@ -47,10 +46,9 @@ import (
 //     then purges the old chunks; a reader of the old object at that
 //     moment fails.
 //
-// Memory: Put holds putWindow chunks (1 MiB); Open fetches readChunks
-// chunks (1 MiB) at a time, as it is read. A reader may pause up to
-// readIdle (5 minutes) between Reads. A NATS server embedded in the same
-// process adds its own buffers: its message block caches (8 MiB blocks, up
+// Memory: Put holds putWindow chunks (1 MiB); Open fetches 8 chunks (1 MiB)
+// at a time, as it is read (bus.ObjectReader). A reader may pause up to 5
+// minutes between Reads. A NATS server embedded in the same process adds its own buffers: its message block caches (8 MiB blocks, up
 // to about 16 MiB while an object is read back).
 type ObjectStore struct {
 	js     jetstream.JetStream
@@ -67,18 +65,11 @@ type bound struct {
 }
 
 const (
-	chunkSize  = 128 << 10
-	putWindow  = 8
-	readChunks = 8
-	// readIdle is how long a reader may pause before the server drops its
-	// consumer (and the next Read fails).
-	readIdle = 5 * time.Minute
+	chunkSize = 128 << 10
+	putWindow = 8
 	// ackWait bounds the wait for one chunk's acknowledgement when ctx
 	// allows longer: past it the storage is taken to be unavailable.
 	ackWait = 30 * time.Second
-	// lagBound is how long a reader waits for a replica that does not
-	// hold an object's chunks yet (chunkReader.lagging).
-	lagBound = 5 * time.Second
 )
 
 // NewObjectStore uses the object store named bucket (bus.ObjectExports in
@@ -143,7 +134,7 @@ type inflight struct {
 // objects reads the store through its leader (bus.Objects): an export is
 // downloaded right after it is ready, when a replica may not hold it yet.
 func (s *ObjectStore) objects(b *bound) bus.Objects {
-	return bus.Objects{JS: s.js, Store: b.obs, Bucket: s.bucket}
+	return bus.Objects{JS: s.js, Bucket: s.bucket}
 }
 
 // Put implements Store.
@@ -282,151 +273,20 @@ func (s *ObjectStore) Stat(ctx context.Context, key string) (Object, error) {
 	return Object{Key: key, Size: int64(info.Size), ModTime: info.ModTime}, nil
 }
 
-// Open implements Store. The reader checks the chunk count, the size and
-// the SHA-256 recorded in the meta, and fails its last Read on a mismatch.
+// Open implements Store: the object read through its leader, a few chunks
+// at a time (bus.Objects.Open). The reader checks the chunk count, the size
+// and the SHA-256 recorded in the meta, and fails its last Read on a
+// mismatch.
 func (s *ObjectStore) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
 	b, err := s.bind(ctx)
 	if err != nil {
 		return nil, Object{}, err
 	}
-	objs := s.objects(b)
-	info, err := objs.Info(ctx, key)
+	r, info, err := s.objects(b).Open(ctx, key)
 	if err != nil {
 		return nil, Object{}, s.err("open", key, err)
 	}
-	if info.Opts != nil && info.Opts.Link != nil {
-		return nil, Object{}, fmt.Errorf("exportstore: open %q: object store links are not supported", key)
-	}
-	r := &chunkReader{ctx: ctx, info: info, h: sha256.New(), stream: b.stream, objs: objs}
-	if info.Chunks > 0 {
-		// A plain pull consumer, fetched exactly the chunks still due, a
-		// few at a time: nothing is sent ahead of the reader.
-		cons, err := b.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-			FilterSubject: s.chunkSubject(info.NUID), DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: readIdle, MemoryStorage: true, Replicas: 1,
-		})
-		if err != nil {
-			return nil, Object{}, s.err("open", key, err)
-		}
-		r.cons = cons
-	}
 	return r, Object{Key: key, Size: int64(info.Size), ModTime: info.ModTime}, nil
-}
-
-type chunkReader struct {
-	ctx    context.Context
-	info   *jetstream.ObjectInfo
-	stream jetstream.Stream
-	objs   bus.Objects
-	behind time.Time // since when the consumer's replica has had no chunk due
-	cons   jetstream.Consumer
-	batch  *countedBatch
-	h      hash.Hash
-	cur    []byte
-	got    uint32
-	size   uint64
-	err    error
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	for len(r.cur) == 0 && r.err == nil {
-		r.err = r.next()
-	}
-	if len(r.cur) == 0 {
-		return 0, r.err
-	}
-	n := copy(p, r.cur)
-	r.cur = r.cur[n:]
-	return n, nil
-}
-
-func (r *chunkReader) next() error {
-	if r.got == r.info.Chunks {
-		if r.size != r.info.Size || jetstream.GetObjectDigestValue(r.h) != r.info.Digest {
-			return fmt.Errorf("exportstore: read %q: content does not match its size and digest", r.info.Name)
-		}
-		return io.EOF
-	}
-	if r.batch == nil {
-		// The chunks are stored already: ask for those there now rather
-		// than wait for more, so that chunks deleted under the reader are
-		// an error at once rather than a wait.
-		if err := r.ctx.Err(); err != nil {
-			return fmt.Errorf("exportstore: read %q: %w", r.info.Name, err)
-		}
-		batch, err := r.cons.FetchNoWait(int(min(readChunks, r.info.Chunks-r.got)))
-		if err != nil {
-			return fmt.Errorf("exportstore: read %q: %w", r.info.Name, err)
-		}
-		r.batch = &countedBatch{MessageBatch: batch}
-	}
-	cb := r.batch
-	m, ok := <-cb.Messages()
-	if !ok {
-		err := cb.Error()
-		r.batch = nil
-		if err == nil && cb.n > 0 {
-			return nil // the batch is done; fetch the next
-		}
-		// Right after the consumer is made, its server's interest may not
-		// have reached this one yet (no responders): the same wait.
-		if (err == nil || errors.Is(err, nats.ErrNoResponders)) && r.lagging() {
-			return nil // fetch again
-		}
-		if err == nil {
-			// Chunks were due and none came: they are gone, the object
-			// deleted or replaced while it was read.
-			return fmt.Errorf("exportstore: read %q: chunk %d of %d is missing: the object was deleted or replaced while read", r.info.Name, r.got+1, r.info.Chunks)
-		}
-		return fmt.Errorf("exportstore: read %q: chunk %d of %d: %w", r.info.Name, r.got+1, r.info.Chunks, err)
-	}
-	cb.n++
-	r.behind = time.Time{}
-	r.cur = m.Data()
-	r.got++
-	r.size += uint64(len(r.cur))
-	r.h.Write(r.cur)
-	return nil
-}
-
-// lagging reports, after a fetch that found none of the chunks due,
-// whether the object is still the one being read, as the store's leader
-// has it: then the consumer's replica (any replica of the stream) has not
-// applied its chunks yet, which on a cluster happens right after a put,
-// and they are worth waiting for, for a few seconds at most (lagBound).
-func (r *chunkReader) lagging() bool {
-	if r.behind.IsZero() {
-		r.behind = time.Now()
-	} else if time.Since(r.behind) > lagBound {
-		return false
-	}
-	info, err := r.objs.Info(r.ctx, r.info.Name)
-	if err != nil || info.NUID != r.info.NUID {
-		return false
-	}
-	select {
-	case <-r.ctx.Done():
-		return false
-	case <-time.After(20 * time.Millisecond):
-		return true
-	}
-}
-
-type countedBatch struct {
-	jetstream.MessageBatch
-	n int // messages received
-}
-
-func (r *chunkReader) Close() error {
-	r.batch = nil
-	if r.cons != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
-		defer cancel()
-		// Best effort: an idle consumer is removed by the server anyway.
-		_ = r.stream.DeleteConsumer(ctx, r.cons.CachedInfo().Name)
-		r.cons = nil
-	}
-	return nil
 }
 
 // Delete implements Store.

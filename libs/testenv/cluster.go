@@ -19,6 +19,18 @@ import (
 // services meet. They stop when the test ends.
 func StartCluster(t testing.TB) []string {
 	t.Helper()
+	srvs := StartClusterServers(t)
+	urls := make([]string, len(srvs))
+	for i, s := range srvs {
+		urls[i] = s.ClientURL()
+	}
+	return urls
+}
+
+// StartClusterServers is StartCluster with the servers themselves (named
+// n1, n2, n3), for tests that stop one.
+func StartClusterServers(t testing.TB) []*server.Server {
+	t.Helper()
 	routes := make([]*url.URL, 3)
 	ports := make([]int, 3)
 	for i := range routes {
@@ -48,12 +60,10 @@ func StartCluster(t testing.TB) []string {
 		go func() { defer wg.Done(); s.Start() }()
 	}
 	wg.Wait()
-	urls := make([]string, 3)
 	for i, s := range srvs {
 		if !s.ReadyForConnections(10 * time.Second) {
 			t.Fatalf("server %d did not accept connections", i+1)
 		}
-		urls[i] = s.ClientURL()
 	}
-	return urls
+	return srvs
 }

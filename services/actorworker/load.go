@@ -114,7 +114,7 @@ func (s *Service) fetchModule(ctx context.Context, sp *spec) ([]byte, error) {
 	// The version's event may arrive before a replica holds its bundle:
 	// read through the store's leader, or a missing bundle would fail the
 	// actor for good.
-	_, err = bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Read(ctx, experiments.BundleObject(sp.slug, sp.checksum), f, 0)
+	_, err = bus.Objects{JS: s.d.JS, Bucket: bus.ObjectBundles}.Read(ctx, experiments.BundleObject(sp.slug, sp.checksum), f, 0)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, permanent("the bundle of version %d is not in the object store", sp.version)
 	}

@@ -224,12 +224,13 @@ func (s *Service) startExperiments(ctx context.Context) error {
 		return fmt.Errorf("open uploads store: %w", err)
 	}
 	s.upload.Staging = bus.ObjectStaging{Store: uploads}
-	bundles, err := d.Topology.Objects(ctx, bus.ObjectBundles)
-	if err != nil {
+	// The bundles are read through the store's leader (bus.Objects); the
+	// handle is looked up only to wait for the store to be provisioned.
+	if _, err := d.Topology.Objects(ctx, bus.ObjectBundles); err != nil {
 		return fmt.Errorf("open bundles store: %w", err)
 	}
 	s.cacheDir = filepath.Join(d.Config.DataDir, "cache", "edge-"+d.InstanceID)
-	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bus.Objects{JS: d.JS, Store: bundles, Bucket: bus.ObjectBundles}, d.Log); err != nil {
+	if s.bundles, err = newBundleCache(filepath.Join(s.cacheDir, "bundles"), bus.Objects{JS: d.JS, Bucket: bus.ObjectBundles}, d.Log); err != nil {
 		return err
 	}
 	s.catalog = newCatalog(d.Store.Experiments(), d.JS, d.Log)

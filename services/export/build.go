@@ -192,7 +192,7 @@ func (s *Service) copyBundle(ctx context.Context, cfg *experiments.Config) (f *o
 	// Through the store's leader: an export asked for right after an
 	// upload may reach a replica that does not hold the bundle yet, and a
 	// missing bundle fails the export for good.
-	info, err := bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Read(ctx, name, f, 0)
+	info, err := bus.Objects{JS: s.d.JS, Bucket: bus.ObjectBundles}.Read(ctx, name, f, 0)
 	if err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())

@@ -83,7 +83,7 @@ func (s *Service) processStaged(ctx context.Context, req uploadapi.ProcessUpload
 	object := experiments.BundleObject(slug, sum.Checksum)
 	// Through the leader: a replica's direct get could still show a bundle
 	// an eviction just deleted, and the version would name a missing one.
-	if _, err := (bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}).Info(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
+	if _, err := (bus.Objects{JS: s.d.JS, Bucket: bus.ObjectBundles}).Info(ctx, object); errors.Is(err, jetstream.ErrObjectNotFound) {
 		if _, err := bus.PutObject(ctx, s.bundles, jetstream.ObjectMeta{Name: object, Description: "bundle of " + slug}, norm); err != nil {
 			return uploadapi.Result{}, fmt.Errorf("store bundle: %w", err)
 		}
@@ -224,7 +224,7 @@ func (s *Service) stage(ctx context.Context, id string, limit int64) (*os.File, 
 	if err != nil {
 		return nil, fmt.Errorf("create work file: %w", err)
 	}
-	_, err = bus.Objects{JS: s.d.JS, Store: s.uploads, Bucket: bus.ObjectUploads}.Read(ctx, id, f, limit)
+	_, err = bus.Objects{JS: s.d.JS, Bucket: bus.ObjectUploads}.Read(ctx, id, f, limit)
 	switch {
 	case err == nil:
 		return f, nil

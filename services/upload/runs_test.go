@@ -35,11 +35,7 @@ func (w *world) stage(body []byte, caller uploadapi.Caller) uploadapi.ProcessUpl
 // staged reports whether the staged ZIP of id is still in the uploads store.
 func (w *world) staged(id string) bool {
 	w.t.Helper()
-	uploads, err := w.d.JS.ObjectStore(ctxT(w.t), bus.ObjectUploads)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	_, err = (bus.Objects{JS: w.d.JS, Store: uploads, Bucket: bus.ObjectUploads}).Info(ctxT(w.t), id)
+	_, err := (bus.Objects{JS: w.d.JS, Bucket: bus.ObjectUploads}).Info(ctxT(w.t), id)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return false
 	}

@@ -166,7 +166,7 @@ func notKept(cfg *experiments.Config, version int) error {
 // object store, as its leader has it (bus.Objects): a version rolled back
 // to must not name a bundle just deleted.
 func (s *Service) bundleStored(ctx context.Context, slug, checksum string) (bool, error) {
-	_, err := bus.Objects{JS: s.d.JS, Store: s.bundles, Bucket: bus.ObjectBundles}.Info(ctx, experiments.BundleObject(slug, checksum))
+	_, err := bus.Objects{JS: s.d.JS, Bucket: bus.ObjectBundles}.Info(ctx, experiments.BundleObject(slug, checksum))
 	switch {
 	case err == nil:
 		return true, nil

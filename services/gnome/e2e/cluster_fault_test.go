@@ -137,6 +137,8 @@ type natsNode struct {
 // faultCluster is the running platform and what the test knows of it.
 type faultCluster struct {
 	t          *testing.T
+	failMu     sync.Mutex
+	failures   []string // what errorf and fatalf reported
 	dir        string
 	natsServer string
 	nodes      []*natsNode
@@ -175,6 +177,9 @@ func startFaultCluster(t *testing.T, natsServer string) *faultCluster {
 			return tr
 		}()},
 	}
+	// Registered before any process starts, so it runs after their
+	// outputs are logged: a CI log shows its tail.
+	t.Cleanup(c.sayFailuresAgain)
 	for _, u := range bus.Users {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
@@ -261,7 +266,7 @@ func (c *faultCluster) waitReady(s string, slot int) {
 	waitFor(c.t, 2*time.Minute, p.name+" to be ready", func() bool {
 		select {
 		case <-p.done:
-			c.t.Fatalf("%s exited before it was ready (a restart would have been needed): %v\n%s", p.name, p.err, tail(p.Output(), 40))
+			c.fatalf("%s exited before it was ready (a restart would have been needed): %v\n%s", p.name, p.err, tail(p.Output(), 40))
 		default:
 		}
 		return strings.Contains(p.Output(), "msg=ready service="+s+" ")
@@ -312,12 +317,51 @@ func (c *faultCluster) waitNodeHealthy(n *natsNode) {
 	waitFor(c.t, 2*time.Minute, "nats "+n.name+" to be healthy", func() bool {
 		select {
 		case <-n.p.done:
-			c.t.Fatalf("nats %s exited: %v\n%s", n.name, n.p.err, tail(n.p.Output(), 40))
+			c.fatalf("nats %s exited: %v\n%s", n.name, n.p.err, tail(n.p.Output(), 40))
 		default:
 		}
 		code, _ := get(c.t, "http://"+n.monitor+"/healthz")
 		return code == http.StatusOK
 	})
+}
+
+// errorf and fatalf fail the test as t.Errorf and t.Fatalf do, and keep
+// what they say for sayFailuresAgain.
+func (c *faultCluster) errorf(format string, args ...any) {
+	c.t.Helper()
+	c.noteFailure(format, args...)
+	c.t.Errorf(format, args...)
+}
+
+func (c *faultCluster) fatalf(format string, args ...any) {
+	c.t.Helper()
+	c.noteFailure(format, args...)
+	c.t.Fatalf(format, args...)
+}
+
+func (c *faultCluster) noteFailure(format string, args ...any) {
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	msg := fmt.Sprintf(format, args...)
+	if lines := strings.SplitN(msg, "\n", 4); len(lines) > 3 {
+		msg = strings.Join(lines[:3], "\n") + "\n..."
+	}
+	c.failures = append(c.failures, msg)
+}
+
+// sayFailuresAgain repeats, at the very end of a failed test's output,
+// after the outputs of its processes, what failed it.
+func (c *faultCluster) sayFailuresAgain() {
+	if !c.t.Failed() {
+		return
+	}
+	c.failMu.Lock()
+	defer c.failMu.Unlock()
+	if len(c.failures) == 0 {
+		c.t.Log("failed: see the first lines of this test's output")
+		return
+	}
+	c.t.Logf("failed (said above, before the processes' outputs):\n%s", strings.Join(c.failures, "\n"))
 }
 
 func tail(s string, lines int) string {
@@ -329,7 +373,7 @@ func tail(s string, lines int) string {
 func (c *faultCluster) kill(p *proc) {
 	c.t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		c.t.Fatalf("kill %s: %v", p.name, err)
+		c.fatalf("kill %s: %v", p.name, err)
 	}
 	<-p.done
 }
@@ -436,7 +480,7 @@ func (c *faultCluster) makeUsers(admin *user, n int) []*user {
 		email := fmt.Sprintf("load-%d@example.com", i+1)
 		body, _ := json.Marshal(map[string]any{"email": email, "password": userPassword, "roles": []string{"user"}})
 		if r := c.send(admin, "POST", "/admin/api/users", "application/json", body, nil); r.status != 201 {
-			c.t.Fatalf("create %s: %d %s %v", email, r.status, r.body, r.err)
+			c.fatalf("create %s: %d %s %v", email, r.status, r.body, r.err)
 		}
 		out = append(out, c.signIn(email, userPassword))
 	}
@@ -627,7 +671,7 @@ func (l *load) accepted(r result, slug string) {
 	}
 	var v exportView
 	if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.ID == "" {
-		l.c.t.Errorf("export of %s answered %d without an id: %s", slug, r.status, r.body)
+		l.c.errorf("export of %s answered %d without an id: %s", slug, r.status, r.body)
 		return
 	}
 	l.mu.Lock()
@@ -705,11 +749,11 @@ func (c *faultCluster) faultNATSLeader(l *load) {
 	ctx := ctxT(c.t)
 	info, err := c.js.Stream(ctx, "OBJ_uploads")
 	if err != nil {
-		c.t.Fatalf("the uploads store: %v", err)
+		c.fatalf("the uploads store: %v", err)
 	}
 	si, err := info.Info(ctx)
 	if err != nil || si.Cluster == nil || si.Cluster.Leader == "" {
-		c.t.Fatalf("the uploads store's leader: %v %+v", err, si)
+		c.fatalf("the uploads store's leader: %v %+v", err, si)
 	}
 	var victim *natsNode
 	for _, n := range c.nodes {
@@ -718,7 +762,7 @@ func (c *faultCluster) faultNATSLeader(l *load) {
 		}
 	}
 	if victim == nil {
-		c.t.Fatalf("the uploads store's leader %q is none of the nodes", si.Cluster.Leader)
+		c.fatalf("the uploads store's leader %q is none of the nodes", si.Cluster.Leader)
 	}
 	f := l.begin("NATS node "+victim.name+" (leader of the uploads store)", -1, false)
 	c.kill(victim.p)
@@ -748,7 +792,7 @@ func (c *faultCluster) faultActorWorker(l *load, admin *user) {
 		return strings.Contains(holder, "-"+strconv.Itoa(p.cmd.Process.Pid)+"-")
 	})
 	if slot < 0 {
-		c.t.Fatalf("the clicks actor runs on %q, none of the actor-workers", holder)
+		c.fatalf("the clicks actor runs on %q, none of the actor-workers", holder)
 	}
 	f := l.begin("actor-worker holding clicks", -1, true)
 	c.kill(c.svcs["actorworker"][slot])
@@ -757,7 +801,7 @@ func (c *faultCluster) faultActorWorker(l *load, admin *user) {
 	// bench (failover) on a quiet machine; here, with the machine shared,
 	// the bound only tells a takeover from none (the lease lapses in 3 s).
 	if f.recovery > 15*time.Second {
-		c.t.Errorf("the clicks actor answered again %v after its worker's kill", f.recovery)
+		c.errorf("the clicks actor answered again %v after its worker's kill", f.recovery)
 	}
 	c.replace("actorworker", slot)
 	l.finish(f)
@@ -769,7 +813,7 @@ func (c *faultCluster) faultExportWorker(l *load, admin *user) {
 	c.t.Helper()
 	r := l.record(kindExport, c.send(admin, "POST", "/api/experiments/big/exports", "application/json", []byte(`{"type":"standalone"}`), nil))
 	if r.status != 202 {
-		c.t.Fatalf("POST the big export: %d %s %v", r.status, r.body, r.err)
+		c.fatalf("POST the big export: %d %s %v", r.status, r.body, r.err)
 	}
 	l.accepted(r, "big")
 	var id string
@@ -780,7 +824,7 @@ func (c *faultCluster) faultExportWorker(l *load, admin *user) {
 	waitFor(c.t, 2*time.Minute, "the big export to be under way", func() bool {
 		running = c.export(admin, id)
 		if running.Status == "ready" || running.Status == "failed" {
-			c.t.Fatalf("the big export ended %s before it could be interrupted: %+v", running.Status, running)
+			c.fatalf("the big export ended %s before it could be interrupted: %+v", running.Status, running)
 		}
 		return running.Status == "running" && running.Progress > 0 && running.Worker != ""
 	})
@@ -788,7 +832,7 @@ func (c *faultCluster) faultExportWorker(l *load, admin *user) {
 		return strings.Contains(running.Worker, "-"+strconv.Itoa(p.cmd.Process.Pid)+"-")
 	})
 	if slot < 0 {
-		c.t.Fatalf("the big export runs on %q, none of the export workers", running.Worker)
+		c.fatalf("the big export runs on %q, none of the export workers", running.Worker)
 	}
 	f := l.begin(fmt.Sprintf("export worker mid-build (%.0f%%)", running.Progress*100), -1, true)
 	c.kill(c.svcs["export"][slot])
@@ -796,13 +840,13 @@ func (c *faultCluster) faultExportWorker(l *load, admin *user) {
 	waitFor(c.t, 3*time.Minute, "the big export to be finished by the other worker", func() bool {
 		done = c.export(admin, id)
 		if done.Status == "failed" || done.Status == "invalidated" {
-			c.t.Fatalf("the big export ended %s: %+v", done.Status, done)
+			c.fatalf("the big export ended %s: %+v", done.Status, done)
 		}
 		return done.Status == "ready"
 	})
 	f.recovery, f.recoveryDetail = time.Since(f.at), "the package ready"
 	if done.Attempts < 2 {
-		c.t.Errorf("the big export was ready after %d attempts; the killed one should have been followed by another", done.Attempts)
+		c.errorf("the big export was ready after %d attempts; the killed one should have been followed by another", done.Attempts)
 	}
 	c.replace("export", slot)
 	l.finish(f)
@@ -902,7 +946,7 @@ func (c *faultCluster) checkRequests(l *load) {
 	bad := 0
 	report := func(format string, args ...any) {
 		if bad++; bad <= 20 {
-			c.t.Errorf(format, args...)
+			c.errorf(format, args...)
 		}
 	}
 	var failed []string
@@ -943,7 +987,7 @@ func (c *faultCluster) checkRequests(l *load) {
 		}
 	}
 	if bad > 20 {
-		c.t.Errorf("... and %d more failed requests", bad-20)
+		c.errorf("... and %d more failed requests", bad-20)
 	}
 }
 
@@ -1002,7 +1046,7 @@ func (c *faultCluster) checkUploadsListed(l *load, admin *user) {
 		} `json:"experiments"`
 	}
 	if r.status != 200 || json.Unmarshal([]byte(r.body), &list) != nil {
-		c.t.Fatalf("list experiments: %d %s %v", r.status, r.body, r.err)
+		c.fatalf("list experiments: %d %s %v", r.status, r.body, r.err)
 	}
 	listed := map[string]bool{}
 	for _, e := range list.Experiments {
@@ -1015,7 +1059,7 @@ func (c *faultCluster) checkUploadsListed(l *load, admin *user) {
 		}
 	}
 	if len(missing) > 0 || len(l.uploaded) == 0 {
-		c.t.Errorf("%d uploads answered 201; not listed: %v", len(l.uploaded), missing)
+		c.errorf("%d uploads answered 201; not listed: %v", len(l.uploaded), missing)
 	}
 }
 
@@ -1031,7 +1075,7 @@ func (c *faultCluster) checkExportsReadyOnce(l *load, admin *user) {
 		waitFor(c.t, 3*time.Minute, "export "+ex.id+" of "+ex.slug+" to be ready", func() bool {
 			v = c.export(admin, ex.id)
 			if v.Status == "failed" || v.Status == "invalidated" {
-				c.t.Fatalf("export %s of %s ended %s: %+v", ex.id, ex.slug, v.Status, v)
+				c.fatalf("export %s of %s ended %s: %+v", ex.id, ex.slug, v.Status, v)
 			}
 			return v.Status == "ready"
 		})
@@ -1040,7 +1084,7 @@ func (c *faultCluster) checkExportsReadyOnce(l *load, admin *user) {
 			Exports []exportView `json:"exports"`
 		}
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &list) != nil {
-			c.t.Fatalf("list exports of %s: %d %s", ex.slug, r.status, r.body)
+			c.fatalf("list exports of %s: %d %s", ex.slug, r.status, r.body)
 		}
 		n := 0
 		for _, e := range list.Exports {
@@ -1049,7 +1093,7 @@ func (c *faultCluster) checkExportsReadyOnce(l *load, admin *user) {
 			}
 		}
 		if n != 1 {
-			c.t.Errorf("export %s of %s is listed %d times: %+v", ex.id, ex.slug, n, list.Exports)
+			c.errorf("export %s of %s is listed %d times: %+v", ex.id, ex.slug, n, list.Exports)
 		}
 	}
 	ctx := ctxT(c.t)
@@ -1067,7 +1111,7 @@ func (c *faultCluster) checkExportsReadyOnce(l *load, admin *user) {
 	}
 	for _, ex := range l.exports {
 		if n := stored["exports/"+ex.id+".zip"]; n != 1 {
-			c.t.Errorf("export %s of %s: %d stored packages, want 1", ex.id, ex.slug, n)
+			c.errorf("export %s of %s: %d stored packages, want 1", ex.id, ex.slug, n)
 		}
 	}
 }
@@ -1088,7 +1132,7 @@ func (c *faultCluster) checkClicksStored(l *load) {
 			c.t.Fatal(err)
 		}
 		if acked, sent := l.acked[u.email], l.sent[u.email]; n < int64(acked) || n > int64(sent) || acked == 0 {
-			c.t.Errorf("clicks of %s: %d stored, %d acknowledged, %d sent", u.email, n, acked, sent)
+			c.errorf("clicks of %s: %d stored, %d acknowledged, %d sent", u.email, n, acked, sent)
 		}
 	}
 }
@@ -1130,7 +1174,7 @@ func (c *faultCluster) checkStreamsAgree() {
 		time.Sleep(500 * time.Millisecond)
 	}
 	if len(problems) > 0 {
-		c.t.Errorf("streams not back at three current replicas that agree within 90 s:\n%s", strings.Join(problems, "\n"))
+		c.errorf("streams not back at three current replicas that agree within 90 s:\n%s", strings.Join(problems, "\n"))
 	}
 }
 
@@ -1201,7 +1245,7 @@ func (c *faultCluster) checkNoUnexpectedExit() {
 	for _, p := range all {
 		select {
 		case <-p.done:
-			c.t.Errorf("%s exited: %v\n%s", p.name, p.err, tail(p.Output(), 30))
+			c.errorf("%s exited: %v\n%s", p.name, p.err, tail(p.Output(), 30))
 		default:
 		}
 	}
