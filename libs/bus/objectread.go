@@ -248,11 +248,17 @@ type countedBatch struct {
 	n int // messages received
 }
 
-// Close removes the reader's consumer.
+// Close removes the reader's consumer; after a failed read in the
+// background, so that the failure (maybe an outage, where the removal
+// waits for its bound) is answered at once.
 func (r *ObjectReader) Close() error {
 	r.batch = nil
 	if r.cons != nil {
-		r.drop(r.cons)
+		if r.err != nil && !errors.Is(r.err, io.EOF) {
+			go r.drop(r.cons)
+		} else {
+			r.drop(r.cons)
+		}
 		r.cons = nil
 	}
 	return nil
