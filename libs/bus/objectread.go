@@ -9,7 +9,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -105,12 +104,14 @@ type ObjectReader struct {
 	opened time.Time // when the consumer was last made again
 	cons   jetstream.Consumer
 	seq    uint64 // the stream sequence of the last chunk read
-	batch  *countedBatch
-	h      hash.Hash
-	cur    []byte
-	got    uint32
-	size   uint64
-	err    error
+	// fetchErr is the last fetch's error, said when the reader gives up.
+	fetchErr error
+	batch    *countedBatch
+	h        hash.Hash
+	cur      []byte
+	got      uint32
+	size     uint64
+	err      error
 }
 
 func (r *ObjectReader) Read(p []byte) (int, error) {
@@ -141,25 +142,29 @@ func (r *ObjectReader) next() error {
 		}
 		batch, err := r.cons.FetchNoWait(int(min(readChunks, r.info.Chunks-r.got)))
 		if err != nil {
-			return fmt.Errorf("read object %s: %w", r.info.Name, err)
+			r.fetchErr = err
+			return r.lagging()
 		}
 		r.batch = &countedBatch{MessageBatch: batch}
 	}
 	cb := r.batch
 	m, ok := <-cb.Messages()
 	if !ok {
-		err := cb.Error()
 		r.batch = nil
-		if err == nil && cb.n > 0 {
-			return nil // the batch is done; fetch the next
+		if err := cb.Error(); err != nil {
+			r.fetchErr = err
+		}
+		if cb.n > 0 {
+			// The batch is done, or ended early (its server shutting
+			// down, the consumer's leader changing): fetch the next. A
+			// consumer lost meanwhile shows as a fetch without chunks.
+			return nil
 		}
 		// None of the chunks due came. Right after the consumer is made,
 		// its server's interest may not have reached this one yet (no
 		// responders); on a cluster its replica may not hold the chunks
-		// yet: both are worth a short wait.
-		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("read object %s: chunk %d of %d: %w", r.info.Name, r.got+1, r.info.Chunks, err)
-		}
+		// yet; the consumer may be gone with its server, or the fetch
+		// failed on the way: all worth a short wait and a new consumer.
 		return r.lagging()
 	}
 	md, err := m.Metadata()
@@ -209,6 +214,9 @@ func (r *ObjectReader) lagging() error {
 	if now.Sub(r.behind) > lagBound {
 		if err == nil {
 			err = ErrReaderLost
+		}
+		if r.fetchErr != nil {
+			return fmt.Errorf("%s: none came for %v (the last fetch: %v): %w", missing, lagBound, r.fetchErr, err)
 		}
 		return fmt.Errorf("%s: none came for %v: %w", missing, lagBound, err)
 	}
