@@ -35,8 +35,8 @@ func TestCommandLineLogs(t *testing.T) {
 	admin.must("", "push", work)
 	// A call brings the actor up; its start writes "clicks started".
 	waitFor(t, 2*time.Minute, "the actor to answer", func() bool {
-		status, _ := postActor(t, httpAddr, "clicks-js", "/click", `{"button":"a"}`)
-		return status < 500
+		status, _, err := tryPostActor(httpAddr, "clicks-js", "/click", `{"button":"a"}`)
+		return err == nil && status < 500
 	})
 
 	type listed struct {

@@ -20,13 +20,25 @@ import (
 // anonymous visitor, on the experiment's origin.
 func postActor(t *testing.T, httpAddr, slug, path, body string) (int, string) {
 	t.Helper()
-	resp, err := client.Post(testenv.ExperimentURL(httpAddr, slug, "/experiments/"+slug+"/api"+path), "application/json", strings.NewReader(body))
+	status, b, err := tryPostActor(httpAddr, slug, path, body)
 	if err != nil {
 		t.Fatalf("POST %s%s: %v", slug, path, err)
 	}
+	return status, b
+}
+
+// tryPostActor is postActor with the client's error returned: while an
+// actor starts (the first call compiles its module, seconds on a busy
+// machine), a call may outlast the client's timeout, and the caller waits
+// for the actor by calling again.
+func tryPostActor(httpAddr, slug, path, body string) (int, string, error) {
+	resp, err := client.Post(testenv.ExperimentURL(httpAddr, slug, "/experiments/"+slug+"/api"+path), "application/json", strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.StatusCode, string(b), nil
 }
 
 // copyDir copies the regular files of src under dst.
@@ -148,8 +160,8 @@ func TestCommandLineVersionsDataNew(t *testing.T) {
 		admin.t = t
 		clicked := []string{"red", "blue", "red", "green", "red"}
 		waitFor(t, 30*time.Second, "the actor of clicks-js to answer", func() bool {
-			code, _ := postActor(t, httpAddr, "clicks-js", "/click", `{"button":"nope"}`)
-			return code == http.StatusUnprocessableEntity
+			code, _, err := tryPostActor(httpAddr, "clicks-js", "/click", `{"button":"nope"}`)
+			return err == nil && code == http.StatusUnprocessableEntity
 		})
 		for _, b := range clicked {
 			if code, body := postActor(t, httpAddr, "clicks-js", "/click", `{"button":"`+b+`"}`); code != http.StatusCreated {
