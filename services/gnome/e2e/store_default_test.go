@@ -67,8 +67,8 @@ func TestDefaultStoreEndToEnd(t *testing.T) {
 	// The actor writes (a click inserted, a counter upserted by _id) and
 	// reads (the counters) on the chosen engine.
 	waitFor(t, 2*time.Minute, "the actor to take a click", func() bool {
-		status, _ := postActor(t, httpAddr, "clicks-js", "/click", `{"button":"red"}`)
-		return status == http.StatusCreated
+		status, _, err := tryPostActor(httpAddr, "clicks-js", "/click", `{"button":"red"}`)
+		return err == nil && status == http.StatusCreated
 	})
 	before := countersOf(t, httpAddr)
 	for _, b := range []string{"red", "green", "red"} {
