@@ -237,7 +237,7 @@ func (o Objects) Info(ctx context.Context, name string) (*jetstream.ObjectInfo, 
 		return nil, jetstream.ErrNameRequired
 	}
 	// The meta subject of nats.go's layout: $O.<bucket>.M.<base64url name>.
-	m, err := LastMsg(ctx, o.JS, "OBJ_"+o.Bucket, "$O."+o.Bucket+".M."+base64.URLEncoding.EncodeToString([]byte(name)))
+	m, err := LastMsg(ctx, o.JS, o.stream(), "$O."+o.Bucket+".M."+base64.URLEncoding.EncodeToString([]byte(name)))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return nil, jetstream.ErrObjectNotFound

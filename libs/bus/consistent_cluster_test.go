@@ -32,15 +32,7 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 	// busy machine the cluster is many times slower, and what is asserted
 	// is what the reads return, not how fast.
 	ctx := timeout(t, 4*time.Minute)
-	writer, err := bus.Connect(urls[0], "writer", quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(writer.Close)
-	jsW, err := jetstream.New(writer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	jsW := jsAt(t, urls[0], "writer")
 	top := bus.Topology{JS: jsW, Replicas: 3, Bound: time.Minute}
 	if err := top.EnsureObjectStores(ctx, bus.ObjectUploads); err != nil {
 		t.Fatal(err)
@@ -64,15 +56,7 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 	}
 	var readers []reader
 	for _, u := range urls[1:] {
-		nc, err := bus.Connect(u, "reader", quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jsAt(t, u, "reader")
 		obs, err := js.ObjectStore(ctx, bus.ObjectUploads)
 		if err != nil {
 			t.Fatal(err)
@@ -225,6 +209,22 @@ func TestReadsThroughTheLeaderSeeEveryAcknowledgedWrite(t *testing.T) {
 	op50, op99 := lat(func(i int) error { _, err := r.objs.Info(ctx, fmt.Sprintf("u%d", i)); return notFoundIsAnError(err) })
 	t.Logf("key read on a 3-node cluster (%d samples): direct get p50 %v p99 %v; through the leader p50 %v p99 %v (%.1fx at p50); object info through the leader p50 %v p99 %v",
 		samples, dp50, dp99, lp50, lp99, float64(lp50)/float64(dp50), op50, op99)
+}
+
+// jsAt is a JetStream handle on a connection to url (one server's, or
+// several comma-separated), closed at cleanup.
+func jsAt(t *testing.T, url, name string) jetstream.JetStream {
+	t.Helper()
+	nc, err := bus.Connect(url, name, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func notFoundIsAnError(err error) error {

@@ -45,8 +45,9 @@ const (
 // Open is a reader of the object name's content from its start, with the
 // object's info as the store's leader has it (Info). The reader checks the
 // chunk count, the size and the SHA-256 recorded in the info, and fails
-// its last Read on a mismatch; it fails, rather than waits, when its
-// consumer's server is lost. Close it.
+// its last Read on a mismatch; when its consumer's server is lost it reads
+// on through a new consumer, or fails within lagBound, never waiting for
+// ctx's deadline. Close it.
 func (o Objects) Open(ctx context.Context, name string) (*ObjectReader, *jetstream.ObjectInfo, error) {
 	info, err := o.Info(ctx, name)
 	if err != nil {

@@ -34,19 +34,8 @@ func TestObjectReadGoesOnWhenItsConsumersServerDies(t *testing.T) {
 	ctx := timeout(t, 4*time.Minute)
 	// Connected as services are, to every node, so that either client
 	// outlives the loss of any one.
-	js := func(name string) jetstream.JetStream {
-		nc, err := bus.Connect(strings.Join(urls, ","), name, quiet)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return js
-	}
-	jsW, jsR := js("writer"), js("reader")
+	all := strings.Join(urls, ",")
+	jsW, jsR := jsAt(t, all, "writer"), jsAt(t, all, "reader")
 	if err := (bus.Topology{JS: jsW, Replicas: 3, Bound: time.Minute}).EnsureObjectStores(ctx, bus.ObjectUploads); err != nil {
 		t.Fatal(err)
 	}

@@ -279,12 +279,13 @@ func (s *Service) execute(ctx context.Context, r *run, req uploadapi.ProcessUplo
 	}
 	out := runOutcome{By: req.Caller.Email, At: time.Now().UTC()}
 	if err != nil {
-		if code := apierr.From(err).Code; code == apierr.CodeInternal || code == apierr.CodeUnavailable {
+		ae := apierr.From(err)
+		if ae.Code == apierr.CodeInternal || ae.Code == apierr.CodeUnavailable {
 			// A refusal of the upload is its caller's to read; a fault or
 			// an outage is the operator's too.
 			s.d.Log.WarnContext(ctx, "upload processing failed", "upload_id", id, "err", err)
 		}
-		be := apierr.From(err).ToBody("").Error
+		be := ae.ToBody("").Error
 		out.Error = &be
 	} else {
 		out.Result = &res
